@@ -1,0 +1,190 @@
+# tind — build, test, install.
+#
+#   make                      build/libtind.a, build/libtind.so
+#   make test                 build and run the test suite (Criterion)
+#   make SAN=address,undefined test / make SAN=thread test
+#                             the same under sanitizers, in build/san-<list>/
+#   make bench                the quick benchmark on a fresh database
+#   make crash-test KILLS=N   the SIGKILL crash test with N kills
+#   make install PREFIX=/usr/local DESTDIR=
+#   make deps                 apt-get what the build and tests need
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+PKGDIR  ?= $(LIBDIR)/pkgconfig
+SAN     ?=
+KILLS   ?= 60
+BENCH_ARGS ?=
+comma := ,
+
+# One source for the version: the macros in include/tind.h.
+VERSION_MAJOR := $(shell sed -n 's/^\#define TIND_VERSION_MAJOR \([0-9]*\).*/\1/p' include/tind.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define TIND_VERSION_MINOR \([0-9]*\).*/\1/p' include/tind.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define TIND_VERSION_PATCH \([0-9]*\).*/\1/p' include/tind.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SONAME  := libtind.so.$(VERSION_MAJOR)
+
+ifeq ($(SAN),)
+BUILD   := build
+OPT     ?= -O2 -g
+SANFLAGS :=
+else
+BUILD   := build/san-$(subst $(comma),-,$(SAN))
+OPT     ?= -O1 -g
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+# Packages the library needs, with the Debian package that provides each.
+LIB_PKGS  := liblz4 libzstd libxxhash
+DEB_PKGS  := liblz4-dev libzstd-dev libxxhash-dev libcriterion-dev pkg-config
+
+HAVE_PKGCONFIG := $(shell command -v pkg-config >/dev/null 2>&1 && echo yes)
+ifeq ($(HAVE_PKGCONFIG),yes)
+PKG_CFLAGS := $(shell pkg-config --cflags $(LIB_PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs criterion 2>/dev/null)
+endif
+
+# Criterion cannot start under ThreadSanitizer (Criterion issue #274), so the
+# SAN=thread build runs the same tests on tests/support/tsan's runner.
+ifneq ($(findstring thread,$(SAN)),)
+TEST_CFLAGS := -Itests/support/tsan
+TEST_LIBS   :=
+TSAN_RUNNER_SRCS := $(wildcard tests/support/tsan/*.c)
+else
+TSAN_RUNNER_SRCS :=
+endif
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wvla
+CFLAGS  ?=
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
+              -pthread -MMD -MP -I. -Iinclude $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS  := $(PKG_LIBS) -pthread
+LDFLAGS ?=
+
+LIB_SRCS := $(wildcard src/*.c src/util/*.c journal/*.c lsm/*.c compaction/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(wildcard tests/*_test.c)
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+TSAN_RUNNER_OBJS := $(TSAN_RUNNER_SRCS:%.c=$(BUILD)/obj/%.o)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOLS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+
+STATIC := $(BUILD)/libtind.a
+SHARED := $(BUILD)/libtind.so
+TESTBIN := $(BUILD)/tests/tind-tests
+BENCHBIN := $(BUILD)/tind-bench
+
+.PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test \
+        install uninstall clean
+
+all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
+
+# Fails loudly, naming the Debian package, when a library the build needs is absent.
+check-pkgs:
+	@command -v pkg-config >/dev/null 2>&1 || { \
+	  echo "error: pkg-config not found (Debian package: pkg-config); run 'make deps'" >&2; exit 1; }
+	@for p in liblz4:liblz4-dev libzstd:libzstd-dev libxxhash:libxxhash-dev; do \
+	  pc=$${p%%:*}; deb=$${p##*:}; \
+	  pkg-config --exists $$pc || { \
+	    echo "error: $$pc not found by pkg-config (Debian package: $$deb); run 'make deps'" >&2; exit 1; }; \
+	done
+
+# Installs whatever of the needed Debian packages is missing.
+deps:
+	@missing=""; \
+	for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	if [ -z "$$missing" ]; then echo "deps: all present"; exit 0; fi; \
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	echo "deps: installing$$missing"; \
+	$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $$missing
+
+# Calls 'make deps' only when pkg-config cannot find a package.
+ensure-deps:
+	@if command -v pkg-config >/dev/null 2>&1 && \
+	    pkg-config --exists $(LIB_PKGS) criterion 2>/dev/null; then :; \
+	 else $(MAKE) --no-print-directory deps; fi
+
+test: ensure-deps
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: check-pkgs $(TESTBIN) $(TOOLS)
+	TIND_TOOLS=$(BUILD)/tests $(TESTBIN) $(TEST_ARGS)
+
+bench: ensure-deps
+	@$(MAKE) --no-print-directory run-bench
+
+run-bench: check-pkgs $(BENCHBIN)
+	$(BENCHBIN) $(BENCH_ARGS)
+
+crash-test: ensure-deps
+	@$(MAKE) --no-print-directory run-crash-test
+
+run-crash-test: check-pkgs $(BUILD)/tests/crash-writer $(BUILD)/tests/crash-check
+	$(BUILD)/tests/crash-check --kills=$(KILLS) --writer=$(BUILD)/tests/crash-writer
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(STATIC): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(SANFLAGS) $(LDFLAGS) -o $@.$(VERSION) $^ $(LDLIBS)
+	ln -sf libtind.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf libtind.so.$(VERSION) $@
+
+$(BUILD)/tind.pc: tind.pc.in include/tind.h
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+$(TESTBIN): $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_SUPPORT_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
+
+$(BENCHBIN): $(BENCH_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(STATIC) $(LDLIBS) -lm
+
+install: all
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGDIR)
+	install -m 644 include/tind.h $(DESTDIR)$(INCDIR)/tind.h
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libtind.a
+	install -m 755 $(SHARED).$(VERSION) $(DESTDIR)$(LIBDIR)/libtind.so.$(VERSION)
+	ln -sf libtind.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf libtind.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtind.so
+	install -m 644 $(BUILD)/tind.pc $(DESTDIR)$(PKGDIR)/tind.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/tind.h $(DESTDIR)$(LIBDIR)/libtind.a \
+	      $(DESTDIR)$(LIBDIR)/libtind.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libtind.so $(DESTDIR)$(PKGDIR)/tind.pc
+
+clean:
+	rm -rf build
+
+# Keep intermediate objects (tools' .o) so that nothing rebuilds needlessly.
+.SECONDARY:
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,269 @@
+/*
+ * tind — an embeddable LSM-tree key-value engine.
+ *
+ * This header is the whole public API. Every handle is opaque. Every function
+ * that can fail returns an int status: TIND_OK (0) or one of the negative
+ * TIND_* codes below; tind_strerror() names a code and tind_last_error()
+ * gives the detailed message (file, offset, cause) of the last failure in the
+ * calling thread.
+ *
+ * Keys are byte strings of 1 to 65,535 bytes, ordered by memcmp with the
+ * shorter key first on a tie. Values are 0 to 2^32-1 bytes. Bad arguments
+ * (NULL handles, empty or oversized keys, bad names) return TIND_INVALID.
+ *
+ * Threads: a tind_db and its keyspaces may be used from any number of threads
+ * at once unless a function says otherwise. A tind_batch, a tind_iter and a
+ * tind_snapshot are each used by one thread at a time (a snapshot may be read
+ * from several threads at once, but not closed while in use).
+ */
+#ifndef TIND_H
+#define TIND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TIND_API __attribute__((visibility("default")))
+#else
+#define TIND_API
+#endif
+
+/* The version of this header; tind_version() reports the library's. */
+#define TIND_VERSION_MAJOR 0
+#define TIND_VERSION_MINOR 1
+#define TIND_VERSION_PATCH 0
+#define TIND_VERSION_NUMBER (TIND_VERSION_MAJOR * 10000 + TIND_VERSION_MINOR * 100 + TIND_VERSION_PATCH)
+
+/* Status codes. */
+#define TIND_OK          0
+#define TIND_NOT_FOUND  (-1)  /* the key has no live value */
+#define TIND_CORRUPTION (-2)  /* a checksum or format check failed; the message names file and offset */
+#define TIND_IO_ERROR   (-3)  /* the operating system reported an I/O error */
+#define TIND_INVALID    (-4)  /* a bad argument, or a handle used wrongly */
+#define TIND_CONFLICT   (-5)  /* a transaction lost to a concurrent one */
+#define TIND_BUSY       (-6)  /* the database is locked by another opener, or still in use */
+#define TIND_NO_SPACE   (-7)  /* the disk is full */
+#define TIND_NO_MEMORY  (-8)  /* an allocation failed */
+#define TIND_POISONED   (-9)  /* an earlier journal failure stopped writes until reopen */
+
+/* Durability of a write, from weakest to strongest. */
+#define TIND_DURABILITY_DEFAULT   (-1) /* keyspace option only: use the database's */
+#define TIND_DURABILITY_BUFFERED    0  /* written to the OS before returning: survives a process crash */
+#define TIND_DURABILITY_SYNC_DATA   1  /* and fdatasync'd: survives power loss */
+#define TIND_DURABILITY_SYNC_ALL    2  /* and fsync'd, metadata included: survives power loss */
+
+#define TIND_MAX_KEY_BYTES 65535u
+#define TIND_MAX_VALUE_BYTES 4294967295u
+#define TIND_MAX_KEYSPACE_NAME 255u
+
+typedef struct tind_db tind_db;
+typedef struct tind_keyspace tind_keyspace;
+typedef struct tind_batch tind_batch;
+typedef struct tind_snapshot tind_snapshot;
+typedef struct tind_iter tind_iter;
+
+/* Returns the library's version as "MAJOR.MINOR.PATCH"; a static string. Thread-safe. */
+TIND_API const char *tind_version(void);
+
+/* Returns a static, human-readable name for a status code (unknown codes
+ * included). Thread-safe. */
+TIND_API const char *tind_strerror(int rc);
+
+/* Returns the detailed message of the last failing tind call made by this
+ * thread ("" if none yet): for a corruption, the file and the offset. The
+ * string is owned by the library and valid until this thread's next tind call. */
+TIND_API const char *tind_last_error(void);
+
+/* Database options. Fill with tind_options_init(), then adjust. */
+typedef struct tind_options {
+    int create_if_missing;      /* create the directory and database if absent; default 1 */
+    int error_if_exists;        /* fail with TIND_INVALID if a database exists; default 0 */
+    int durability;             /* durability of tind_put/tind_delete (a keyspace may override);
+                                   default TIND_DURABILITY_BUFFERED */
+    uint64_t journal_max_bytes; /* a journal file past this size is closed (synced) and a new
+                                   one started; default 64 MiB, at least 64 KiB */
+} tind_options;
+
+/* Fills *o with the defaults documented in tind_options. Thread-safe. */
+TIND_API void tind_options_init(tind_options *o);
+
+/* Keyspace options. Fill with tind_keyspace_options_init(), then adjust.
+ * They are stored with the keyspace and persist across reopens. */
+typedef struct tind_keyspace_options {
+    int durability;             /* durability of tind_put/tind_delete on this keyspace;
+                                   default TIND_DURABILITY_DEFAULT (the database's) */
+} tind_keyspace_options;
+
+/* Fills *o with the defaults documented in tind_keyspace_options. Thread-safe. */
+TIND_API void tind_keyspace_options_init(tind_keyspace_options *o);
+
+/* Opens (or, with create_if_missing, creates) the database in directory
+ * `path`. NULL options mean the defaults. On success *db is a handle to
+ * release with tind_close(). A database is opened by one handle at a time:
+ * a second open of the same directory, from this process or another, returns
+ * TIND_BUSY. Opening replays the journals; a torn tail of the newest journal
+ * is cut off, any other damage returns TIND_CORRUPTION naming file and offset.
+ * Thread-safe. */
+TIND_API int tind_open(const char *path, const tind_options *o, tind_db **db);
+
+/* Closes the database and frees *db and every keyspace handle of it. Returns
+ * TIND_BUSY (and closes nothing) while snapshots or iterators of it are open.
+ * Must not run concurrently with any other call on the same database. */
+TIND_API int tind_close(tind_db *db);
+
+/* Makes every write acknowledged so far as durable as `durability` says:
+ * BUFFERED hands it to the OS (already true of every acknowledged write),
+ * SYNC_DATA fdatasyncs and SYNC_ALL fsyncs the journal. Thread-safe. */
+TIND_API int tind_persist(tind_db *db, int durability);
+
+/* Opens keyspace `name` (1-255 bytes of [A-Za-z0-9_.-]), creating it if
+ * absent. NULL options open an existing keyspace with its stored options and
+ * create a new one with the defaults; non-NULL options are stored (replacing
+ * what was stored). *ks is owned by the database: valid until tind_close() or
+ * until the keyspace is dropped; opening the same name again returns the same
+ * handle. Thread-safe. */
+TIND_API int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_options *o,
+                                tind_keyspace **ks);
+
+/* Drops keyspace `name` and all its data; the drop is synced to the journal
+ * before this returns, so it stays dropped after a crash. Handles to it then
+ * return TIND_INVALID; iterators already open on it keep reading what they
+ * saw. TIND_NOT_FOUND if no such keyspace. Thread-safe. */
+TIND_API int tind_keyspace_drop(tind_db *db, const char *name);
+
+/* Lists the keyspaces' names, sorted. *names is one allocation holding the
+ * array and the strings; release it with a single tind_free(). Thread-safe. */
+TIND_API int tind_keyspace_list(tind_db *db, char ***names, size_t *count);
+
+/* Writes key -> value with the keyspace's durability. Thread-safe. */
+TIND_API int tind_put(tind_keyspace *ks, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Deletes key (writes a tombstone; deleting an absent key is TIND_OK). Thread-safe. */
+TIND_API int tind_delete(tind_keyspace *ks, const void *key, size_t klen);
+
+/* Reads the latest value of key. On TIND_OK, *val is a copy the caller owns
+ * and frees with tind_free() (never NULL, even for an empty value) and *vlen
+ * its length. TIND_NOT_FOUND if absent or deleted. Thread-safe. */
+TIND_API int tind_get(tind_keyspace *ks, const void *key, size_t klen, void **val, size_t *vlen);
+
+/* Frees memory returned by tind (values, keyspace lists). NULL is a no-op. */
+TIND_API void tind_free(void *p);
+
+/* Creates an empty write batch; free it with tind_batch_free(). */
+TIND_API int tind_batch_new(tind_batch **b);
+
+/* Adds a put to the batch; the key and value are copied. */
+TIND_API int tind_batch_put(tind_batch *b, tind_keyspace *ks, const void *key, size_t klen,
+                            const void *val, size_t vlen);
+
+/* Adds a delete to the batch; the key is copied. */
+TIND_API int tind_batch_delete(tind_batch *b, tind_keyspace *ks, const void *key, size_t klen);
+
+/* Number of operations in the batch (0 for NULL). */
+TIND_API size_t tind_batch_count(const tind_batch *b);
+
+/* Empties the batch so that it can be filled again. */
+TIND_API void tind_batch_clear(tind_batch *b);
+
+/* Commits every operation of the batch atomically, across keyspaces: they
+ * become visible together, and after a crash either all or none of them are
+ * present. Later operations on the same key win. The batch is not consumed:
+ * free or clear it afterwards. An empty batch commits as TIND_OK. Thread-safe
+ * with respect to other writers; the batch itself must not change meanwhile. */
+TIND_API int tind_batch_commit(tind_db *db, tind_batch *b, int durability);
+
+/* Frees the batch. NULL is a no-op. */
+TIND_API void tind_batch_free(tind_batch *b);
+
+/* Opens a snapshot of the whole database as of now: reads through it see
+ * exactly the writes committed before it. Close with tind_snapshot_close()
+ * before tind_close(). Thread-safe. */
+TIND_API int tind_snapshot_open(tind_db *db, tind_snapshot **s);
+
+/* Like tind_get(), reading as of the snapshot. */
+TIND_API int tind_snapshot_get(tind_snapshot *s, tind_keyspace *ks, const void *key, size_t klen,
+                               void **val, size_t *vlen);
+
+/* Returns the snapshot's sequence number: the number of the last write it sees. */
+TIND_API uint64_t tind_snapshot_sequence(const tind_snapshot *s);
+
+/* Closes the snapshot. NULL is a no-op. */
+TIND_API void tind_snapshot_close(tind_snapshot *s);
+
+/* Iteration bounds: keys k with lower <= k < upper. A NULL pointer means no
+ * bound on that side. */
+typedef struct tind_bounds {
+    const void *lower; size_t lower_len; /* inclusive; NULL: none */
+    const void *upper; size_t upper_len; /* exclusive; NULL: none */
+} tind_bounds;
+
+/* Opens an iterator over the keyspace's live keys within the bounds (NULL:
+ * all keys), as of the snapshot (NULL: as of now; the iterator then sees a
+ * fixed view taken at open). The bounds are copied. The iterator starts
+ * unpositioned: call a seek. Close it with tind_iter_close() before
+ * tind_close(). One thread at a time. */
+TIND_API int tind_iter_open(tind_keyspace *ks, tind_snapshot *s, const tind_bounds *b, tind_iter **it);
+
+/* Like tind_iter_open() over the keys that start with prefix (len >= 1). */
+TIND_API int tind_iter_open_prefix(tind_keyspace *ks, tind_snapshot *s, const void *prefix, size_t len,
+                                   tind_iter **it);
+
+/* Positions at the first / last key within the bounds. */
+TIND_API void tind_iter_seek_first(tind_iter *it);
+TIND_API void tind_iter_seek_last(tind_iter *it);
+/* Positions at the first key >= key (within the bounds). */
+TIND_API void tind_iter_seek(tind_iter *it, const void *key, size_t klen);
+/* Positions at the last key <= key (within the bounds). */
+TIND_API void tind_iter_seek_for_prev(tind_iter *it, const void *key, size_t klen);
+/* Returns 1 when positioned at a key, 0 when exhausted, unpositioned or failed. */
+TIND_API int tind_iter_valid(const tind_iter *it);
+/* Moves to the next / previous key; no-ops unless valid. */
+TIND_API void tind_iter_next(tind_iter *it);
+TIND_API void tind_iter_prev(tind_iter *it);
+/* The current key and value; owned by the iterator and valid until it next
+ * moves or closes. NULL (and *len 0) unless valid. len may be NULL. */
+TIND_API const void *tind_iter_key(const tind_iter *it, size_t *len);
+TIND_API const void *tind_iter_value(const tind_iter *it, size_t *len);
+/* TIND_OK, or the error that ended the iteration (TIND_INVALID for a seek
+ * with a bad key). */
+TIND_API int tind_iter_status(const tind_iter *it);
+/* Closes the iterator. NULL is a no-op. */
+TIND_API void tind_iter_close(tind_iter *it);
+
+/* Statistics of one keyspace, filled by tind_keyspace_stats(). (A struct tag,
+ * not a typedef: C gives the type and the function separate name spaces.) */
+struct tind_keyspace_stats {
+    uint64_t id;                 /* the keyspace's number, never reused */
+    uint64_t memtable_bytes;     /* bytes its memtables' entries take */
+    uint64_t memtable_entries;   /* entries (puts and tombstones, all versions) in them */
+    int durability;              /* the durability tind_put/tind_delete use on it */
+};
+
+/* Fills *st. Thread-safe. */
+TIND_API int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st);
+
+/* Statistics of the database, filled by tind_db_stats(). */
+struct tind_db_stats {
+    uint64_t keyspaces;          /* live keyspaces */
+    uint64_t last_sequence;      /* sequence number of the newest visible write */
+    uint64_t journal_files;      /* journal files on disk */
+    uint64_t journal_bytes;      /* their total size */
+    uint64_t writes;             /* write requests committed since open (batches, puts, deletes) */
+    uint64_t write_groups;       /* group-commit writes that carried them */
+    uint64_t journal_syncs;      /* fsync/fdatasync calls on journals */
+    uint64_t snapshots;          /* open snapshots */
+    uint64_t iterators;          /* open iterators */
+};
+
+/* Fills *st. Thread-safe. */
+TIND_API int tind_db_stats(tind_db *db, struct tind_db_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TIND_H */

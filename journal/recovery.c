@@ -1,0 +1,143 @@
+/* Replaying the journals at open.
+ *
+ * Rules (journal/README.md has the reasoning):
+ *  - journals are replayed oldest first, by the number in their names;
+ *  - a header's number must equal its name's;
+ *  - every journal but the newest must read cleanly to its end, since it was
+ *    synced before its successor was started;
+ *  - in the newest, a bad record with no valid record anywhere after it is a
+ *    torn tail of an interrupted append: the file is cut at the bad record;
+ *    a bad record with a valid one after it is damage, not a torn append;
+ *  - a newest journal no longer than a header whose header is bad was torn
+ *    while being created, before any record could be written: it is removed;
+ *  - the newest journal that remains is fsynced (after any cut) before
+ *    recovery returns, so that it may become an older journal safely. */
+#include "journal/journal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/err.h"
+#include "src/util/file.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Makes the newest journal durable as recovery leaves it: cut at `cut` when
+ * it ends in a torn tail, then fsynced. Even a clean newest journal is
+ * synced: its last records may have reached only the page cache before a
+ * process crash, and the journal the database starts next would make it an
+ * older journal, which must read cleanly to its end after a power loss. */
+static int recovery_settle(const char *path, int truncate, uint64_t cut)
+{
+    tfile *f;
+    int rc = file_open(path, FILE_WRITE, &f);
+    if (rc) return rc;
+    if ((truncate && (rc = file_truncate(f, cut)) != TIND_OK) || (rc = file_sync(f, 0)) != TIND_OK) {
+        file_close(f);
+        return rc;
+    }
+    return file_close(f);
+}
+
+/* Replays one journal. */
+static int recovery_replay_file(const char *dir, const char *path, uint64_t number, int newest,
+                                journal_replay_fn fn, void *ctx, struct journal_recovery *out)
+{
+    journal_reader *r;
+    int rc = journal_reader_open(path, &r);
+    if (rc == TIND_CORRUPTION && newest) {
+        uint64_t size;
+        int src = file_stat_size(path, &size);
+        if (src) return src;
+        if (size > JOURNAL_HEADER_SIZE) return rc;
+        /* Torn at creation, before any record could be written to it. */
+        if ((rc = file_unlink(path)) != TIND_OK || (rc = file_sync_dir(dir)) != TIND_OK) return rc;
+        out->removed_torn_newest = 1;
+        return TIND_OK;
+    }
+    if (rc) return rc;
+    const struct journal_header *h = journal_reader_header(r);
+    if (h->number != number) {
+        rc = err_set(TIND_CORRUPTION, "journal %s offset 0: header number %llu does not match the file name",
+                     path, (unsigned long long)h->number);
+        goto done;
+    }
+    if (h->base_seq > out->max_base_seq) out->max_base_seq = h->base_seq;
+
+    int settled = 0; /* the torn-tail path has cut and synced the file */
+    for (;;) {
+        const uint8_t *p;
+        size_t len;
+        uint64_t off;
+        rc = journal_reader_next(r, &p, &len, &off);
+        if (rc == TIND_NOT_FOUND) {
+            rc = TIND_OK;
+            break;
+        }
+        if (rc == TIND_CORRUPTION && newest) {
+            /* Keep the reader's message: valid_after may overwrite it. */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", err_msg());
+            uint64_t bad = journal_reader_offset(r), size = journal_reader_file_size(r);
+            int v = journal_reader_valid_after(r, bad);
+            if (v < 0) {
+                rc = v;
+            } else if (v > 0) {
+                rc = err_set(TIND_CORRUPTION, "%s; valid records follow it, so it is not a torn tail", msg);
+            } else if ((rc = recovery_settle(path, 1, bad)) == TIND_OK) {
+                out->truncated_bytes += size - bad;
+                settled = 1;
+            }
+            break;
+        }
+        if (rc) break;
+        out->records++;
+        if ((rc = fn(ctx, path, off, p, len)) != TIND_OK) goto done;
+    }
+    if (rc == TIND_OK && newest && !settled) rc = recovery_settle(path, 0, 0);
+done:
+    journal_reader_close(r);
+    return rc;
+}
+
+int journal_recover(const char *dir, journal_replay_fn fn, void *ctx, struct journal_recovery *out)
+{
+    memset(out, 0, sizeof *out);
+    char **names = NULL;
+    size_t count = 0, n = 0;
+    uint64_t *numbers = NULL;
+    int rc = file_list_dir(dir, &names, &count);
+    if (rc) return rc;
+    numbers = malloc((count ? count : 1) * sizeof *numbers);
+    if (!numbers) {
+        rc = err_nomem();
+        goto done;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (journal_parse_name(names[i], &numbers[n])) n++;
+    qsort(numbers, n, sizeof *numbers, cmp_u64);
+    out->files = n;
+    /* A removed torn newest journal still counts as found: its number is
+     * not handed out again. */
+    out->max_number = n ? numbers[n - 1] : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char name[JOURNAL_NAME_LEN + 1], path[PATH_MAX];
+        journal_file_name(name, numbers[i]);
+        if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
+            rc = err_set(TIND_INVALID, "path too long: %s/%s", dir, name);
+            goto done;
+        }
+        if ((rc = recovery_replay_file(dir, path, numbers[i], i + 1 == n, fn, ctx, out)) != TIND_OK) goto done;
+    }
+done:
+    free(numbers);
+    free(names);
+    return rc;
+}

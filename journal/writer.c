@@ -1,0 +1,291 @@
+/* The journal writer with group commit (see journal.h for the protocol). */
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal/journal.h"
+#include "journal/payload.h"
+#include "src/util/err.h"
+#include "src/util/file.h"
+
+/* At most this many requests per group: two iovecs each stay under IOV_MAX. */
+#define GROUP_MAX_REQS 500
+
+struct journal {
+    char *dir;
+    uint64_t max_bytes;
+    size_t group_max_bytes;
+    struct journal_callbacks cb;
+
+    /* mu guards the queue (head/tail), poisoned and the counters. It is never
+     * held across I/O or the apply callback. */
+    pthread_mutex_t mu;
+    struct journal_req *head, *tail;
+    int poisoned;
+    char errmsg[512]; /* the message of the failure that poisoned it */
+    uint64_t writes, groups, syncs;
+
+    /* Leader-only state: touched by the current leader alone, and handed
+     * from leader to leader through mu. */
+    tfile *file;
+    uint64_t number;
+    uint64_t assigned_seq;      /* last sequence number given out */
+    struct journal_req *group[GROUP_MAX_REQS];
+    uint8_t headers[GROUP_MAX_REQS][JOURNAL_RECORD_HEADER];
+    struct iovec iov[2 * GROUP_MAX_REQS];
+
+    /* Published for readers: everything up to it is applied. */
+    _Atomic uint64_t last_seq;
+    /* Size of the current file, readable by stats without the leader. */
+    _Atomic uint64_t file_bytes;
+};
+
+static int journal_path(const journal *j, uint64_t number, char *out, size_t cap)
+{
+    char name[JOURNAL_NAME_LEN + 1];
+    journal_file_name(name, number);
+    if (snprintf(out, cap, "%s/%s", j->dir, name) >= (int)cap)
+        return err_set(TIND_INVALID, "journal path too long in %s", j->dir);
+    return TIND_OK;
+}
+
+/* Creates journal `number` after base_seq: header written and synced, then
+ * the directory synced, so that the file exists durably before any record. */
+static int journal_start_file(journal *j, uint64_t number, uint64_t base_seq)
+{
+    char path[PATH_MAX];
+    int rc = journal_path(j, number, path, sizeof path);
+    if (rc) return rc;
+    tfile *f;
+    if ((rc = file_open(path, FILE_WRITE | FILE_CREATE | FILE_EXCL, &f)) != TIND_OK) return rc;
+    uint8_t hdr[JOURNAL_HEADER_SIZE];
+    struct journal_header h = {.number = number, .base_seq = base_seq};
+    journal_header_encode(hdr, &h);
+    if ((rc = file_append(f, hdr, sizeof hdr)) != TIND_OK || (rc = file_sync(f, 1)) != TIND_OK ||
+        (rc = file_sync_dir(j->dir)) != TIND_OK) {
+        file_close(f);
+        return rc;
+    }
+    j->file = f;
+    j->number = number;
+    atomic_store(&j->file_bytes, file_size(f));
+    return TIND_OK;
+}
+
+int journal_open(const struct journal_config *cfg, uint64_t number, uint64_t last_seq,
+                 const struct journal_callbacks *cb, journal **out)
+{
+    *out = NULL;
+    journal *j = calloc(1, sizeof *j);
+    if (!j) return err_nomem();
+    j->dir = strdup(cfg->dir);
+    if (!j->dir) {
+        free(j);
+        return err_nomem();
+    }
+    j->max_bytes = cfg->max_bytes;
+    j->group_max_bytes = cfg->group_max_bytes ? cfg->group_max_bytes : (1u << 20);
+    j->cb = *cb;
+    j->assigned_seq = last_seq;
+    atomic_init(&j->last_seq, last_seq);
+    pthread_mutex_init(&j->mu, NULL);
+    int rc = journal_start_file(j, number, last_seq);
+    if (rc) {
+        pthread_mutex_destroy(&j->mu);
+        free(j->dir);
+        free(j);
+        return rc;
+    }
+    *out = j;
+    return TIND_OK;
+}
+
+int journal_close(journal *j)
+{
+    if (!j) return TIND_OK;
+    int rc = file_close(j->file);
+    pthread_mutex_destroy(&j->mu);
+    free(j->dir);
+    free(j);
+    return rc;
+}
+
+uint64_t journal_last_seq(const journal *j)
+{
+    return atomic_load_explicit(&j->last_seq, memory_order_acquire);
+}
+
+int journal_poisoned(const journal *j)
+{
+    journal *mj = (journal *)j;
+    pthread_mutex_lock(&mj->mu);
+    int p = mj->poisoned;
+    pthread_mutex_unlock(&mj->mu);
+    return p;
+}
+
+void journal_get_stats(journal *j, struct journal_stats *st)
+{
+    pthread_mutex_lock(&j->mu);
+    st->writes = j->writes;
+    st->groups = j->groups;
+    st->syncs = j->syncs;
+    pthread_mutex_unlock(&j->mu);
+    /* number changes only under the leader; a torn read is impossible for an
+     * aligned u64 on the platforms tind targets, and stats are advisory. */
+    st->number = __atomic_load_n(&j->number, __ATOMIC_RELAXED);
+    st->current_bytes = atomic_load(&j->file_bytes);
+}
+
+/* Closes the full journal (synced first, so that a later journal never
+ * survives a power loss that an earlier one did not) and starts the next. */
+static int journal_rotate(journal *j)
+{
+    int rc = file_sync(j->file, 1);
+    if (rc) return rc;
+    j->syncs++;
+    if ((rc = file_close(j->file)) != TIND_OK) {
+        j->file = NULL;
+        return rc;
+    }
+    j->file = NULL;
+    return journal_start_file(j, j->number + 1, j->assigned_seq);
+}
+
+/* Leader: writes the group's records with one write and at most one sync.
+ * Called without mu. Returns the status every member of the group gets. */
+static int journal_write_group(journal *j, struct journal_req **grp, size_t n, int *synced)
+{
+    int need_sync = TIND_DURABILITY_BUFFERED;
+    size_t bytes = 0;
+    int iovcnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct journal_req *r = grp[i];
+        if (r->durability > need_sync) need_sync = r->durability;
+        if (r->len == 0) continue;
+        journal_record_header_encode(j->headers[i], r->payload, r->len);
+        j->iov[iovcnt++] = (struct iovec){j->headers[i], JOURNAL_RECORD_HEADER};
+        j->iov[iovcnt++] = (struct iovec){r->payload, r->len};
+        bytes += JOURNAL_RECORD_HEADER + r->len;
+    }
+    int rc;
+    if (!j->file) return err_set(TIND_IO_ERROR, "journal in %s has no open file", j->dir);
+    if (bytes > 0 && file_size(j->file) > JOURNAL_HEADER_SIZE &&
+        file_size(j->file) + bytes > j->max_bytes) {
+        if ((rc = journal_rotate(j)) != TIND_OK) return rc;
+    }
+    if (iovcnt > 0 && (rc = file_appendv(j->file, j->iov, iovcnt)) != TIND_OK) return rc;
+    atomic_store(&j->file_bytes, file_size(j->file));
+    *synced = 0;
+    if (need_sync >= TIND_DURABILITY_SYNC_DATA) {
+        if ((rc = file_sync(j->file, need_sync == TIND_DURABILITY_SYNC_DATA)) != TIND_OK) return rc;
+        *synced = 1;
+    }
+    return TIND_OK;
+}
+
+int journal_write(journal *j, struct journal_req *r)
+{
+    r->status = TIND_OK;
+    r->done = 0;
+    r->next = NULL;
+    r->first_seq = 0;
+    r->why = NULL;
+    pthread_cond_init(&r->cond, NULL);
+
+    pthread_mutex_lock(&j->mu);
+    if (j->poisoned) {
+        err_set(TIND_POISONED, "journal failed earlier (%s); reopen the database", j->errmsg);
+        pthread_mutex_unlock(&j->mu);
+        pthread_cond_destroy(&r->cond);
+        return TIND_POISONED;
+    }
+    if (j->tail) j->tail->next = r;
+    else j->head = r;
+    j->tail = r;
+    while (!r->done && j->head != r) pthread_cond_wait(&r->cond, &j->mu);
+    if (r->done) {
+        if (r->status == TIND_POISONED)
+            err_set(TIND_POISONED, "journal failed earlier (%s); reopen the database", j->errmsg);
+        else if (r->status && r->why)
+            err_set(r->status, "%s", r->why);
+        else if (r->status)
+            err_set(r->status, "%s", j->errmsg);
+        pthread_mutex_unlock(&j->mu);
+        pthread_cond_destroy(&r->cond);
+        return r->status;
+    }
+
+    /* r leads: gather the group. A request with seq_count 0 and a payload (a
+     * keyspace drop) goes alone, so that the requests after it are prepared
+     * against its effect. */
+    size_t n = 0, bytes = 0;
+    size_t limit = r->len <= (128u << 10) ? r->len + (128u << 10) : j->group_max_bytes;
+    int poisoned = j->poisoned;
+    struct journal_req *last = r;
+    for (struct journal_req *q = r; q && n < GROUP_MAX_REQS; q = q->next) {
+        int alone = q->len > 0 && q->seq_count == 0;
+        if (n > 0 && (alone || bytes + q->len > limit)) break;
+        j->group[n++] = q;
+        bytes += q->len;
+        last = q;
+        if (alone) break;
+    }
+    pthread_mutex_unlock(&j->mu);
+
+    int rc = poisoned ? TIND_POISONED : TIND_OK;
+    size_t kept = 0, writes = 0;
+    int synced = 0;
+    if (rc == TIND_OK) {
+        /* Prepare, drop the refused, give out sequence numbers. */
+        for (size_t i = 0; i < n; i++) {
+            struct journal_req *q = j->group[i];
+            int prc = j->cb.prepare ? j->cb.prepare(j->cb.ctx, q) : TIND_OK;
+            if (prc != TIND_OK) {
+                q->status = prc;
+                continue;
+            }
+            if (q->seq_count > 0) {
+                q->first_seq = j->assigned_seq + 1;
+                j->assigned_seq += q->seq_count;
+                payload_stamp_seq(q->payload, q->first_seq);
+            }
+            j->group[kept++] = q;
+            if (q->len > 0) writes++;
+        }
+        rc = journal_write_group(j, j->group, kept, &synced);
+        if (rc == TIND_OK && j->cb.apply && kept > 0) rc = j->cb.apply(j->cb.ctx, j->group, kept);
+        if (rc == TIND_OK) atomic_store_explicit(&j->last_seq, j->assigned_seq, memory_order_release);
+    }
+
+    pthread_mutex_lock(&j->mu);
+    if (rc != TIND_OK && rc != TIND_POISONED) {
+        j->poisoned = rc;
+        snprintf(j->errmsg, sizeof j->errmsg, "%s", err_msg());
+    }
+    if (rc == TIND_OK) {
+        j->writes += writes;
+        j->groups += writes > 0;
+        j->syncs += (uint64_t)synced;
+    }
+    /* Every member gets its status: its own refusal, or the group's. */
+    for (struct journal_req *q = r;; q = q->next) {
+        if (q->status == TIND_OK) q->status = rc;
+        q->done = 1;
+        if (q != r) pthread_cond_signal(&q->cond);
+        if (q == last) break;
+    }
+    j->head = last->next;
+    if (!j->head) j->tail = NULL;
+    else pthread_cond_signal(&j->head->cond);
+    pthread_mutex_unlock(&j->mu);
+
+    pthread_cond_destroy(&r->cond);
+    if (r->status == TIND_POISONED && poisoned)
+        err_set(TIND_POISONED, "journal failed earlier; reopen the database");
+    else if (r->status && r->why)
+        err_set(r->status, "%s", r->why);
+    return r->status;
+}

@@ -1,0 +1,47 @@
+/* The memtable: a skiplist of internal entries in an arena.
+ *
+ * Concurrency: one writer at a time inserts (the caller serializes writers:
+ * the journal's group-commit leader applies each group alone); any number of
+ * readers and iterators run at the same time without locks. A node is fully
+ * written before it is linked (release stores), and readers follow links with
+ * acquire loads, so a reader sees either the whole node or none of it.
+ * Readers filter entries newer than their sequence number themselves.
+ *
+ * Lifetime: reference counted; the last memtable_unref frees it and its arena. */
+#ifndef TIND_LSM_MEMTABLE_H
+#define TIND_LSM_MEMTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lsm/iter.h"
+
+typedef struct memtable memtable;
+
+/* A new, empty memtable with one reference; NULL when out of memory. */
+memtable *memtable_new(void);
+void memtable_ref(memtable *m);
+void memtable_unref(memtable *m);
+
+/* Inserts (key, seq, kind) -> val. Key and value are copied. One writer at a
+ * time; (key, seq) pairs are unique (the caller's sequence numbers are).
+ * TIND_NO_MEMORY when the arena cannot grow (nothing is inserted). */
+int memtable_add(memtable *m, uint64_t seq, unsigned kind, const void *key, size_t klen,
+                 const void *val, size_t vlen);
+
+/* Looks up the newest version of key with seq <= `seq`.
+ * Returns 1 and sets *kind, *val, *vlen (pointing into the memtable, valid
+ * while the caller holds a reference) when found, else 0. */
+int memtable_get(memtable *m, const void *key, size_t klen, uint64_t seq, unsigned *kind,
+                 const uint8_t **val, size_t *vlen);
+
+/* Bytes its entries take in the arena (nodes, keys, values). Any thread. */
+size_t memtable_bytes(const memtable *m);
+/* Entries inserted. Any thread. */
+uint64_t memtable_count(const memtable *m);
+
+/* An iterator over every entry (all versions); it holds a reference on the
+ * memtable until destroyed. NULL when out of memory. */
+iiter *memtable_iter(memtable *m);
+
+#endif

@@ -1,0 +1,335 @@
+/* Public iterators: a view of live keys over the internal merging iterator.
+ *
+ * The internal iterator yields every version of every key, newest first per
+ * key. This layer hides versions newer than the iterator's sequence number,
+ * collapses each key to its newest visible version, skips keys whose newest
+ * visible version is a tombstone, and applies the bounds.
+ *
+ * Direction: going forward, `src` sits on the entry being returned. Going
+ * backward, `src` sits just before every entry of the current key (on an
+ * older key, or invalid), and the key and value returned are copies in
+ * saved_key / saved_val, since src has moved past them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsm/ikey.h"
+#include "lsm/merge.h"
+#include "src/db.h"
+#include "src/util/err.h"
+
+enum { DIR_FORWARD, DIR_REVERSE };
+
+struct tind_iter {
+    tind_db *db;
+    iiter *src;
+    uint64_t seq;
+    buf lower, upper;
+    int has_lower, has_upper;
+    int valid, dir, status;
+    buf saved_key, saved_val;
+};
+
+static int below_upper(const tind_iter *it, const uint8_t *k, size_t kl)
+{
+    return !it->has_upper || ukey_cmp(k, kl, it->upper.p, it->upper.len) < 0;
+}
+
+static int above_lower(const tind_iter *it, const uint8_t *k, size_t kl)
+{
+    return !it->has_lower || ukey_cmp(k, kl, it->lower.p, it->lower.len) >= 0;
+}
+
+static int save(buf *b, const uint8_t *p, size_t n)
+{
+    buf_clear(b);
+    return buf_append(b, p, n);
+}
+
+static void fail(tind_iter *it, int rc)
+{
+    it->valid = 0;
+    if (it->status == TIND_OK) it->status = rc;
+}
+
+/* Forward from src's position: the first key with a visible live version.
+ * With `skipping`, entries of keys <= saved_key are passed over first. */
+static void find_next(tind_iter *it, int skipping)
+{
+    iiter *s = it->src;
+    while (s->valid) {
+        if (tag_seq(s->tag) <= it->seq) {
+            if (skipping && ukey_cmp(s->key, s->klen, it->saved_key.p, it->saved_key.len) <= 0) {
+                /* an older version of a key already returned or deleted */
+            } else if (!below_upper(it, s->key, s->klen)) {
+                break;
+            } else if (tag_kind(s->tag) == KIND_DELETE) {
+                if (save(&it->saved_key, s->key, s->klen)) {
+                    fail(it, TIND_NO_MEMORY);
+                    return;
+                }
+                skipping = 1;
+            } else {
+                it->valid = 1;
+                return;
+            }
+        }
+        iiter_next(s);
+    }
+    it->valid = 0;
+    if (iiter_status(s)) fail(it, iiter_status(s));
+}
+
+/* Backward from src's position: the last key with a visible live version,
+ * copied into saved_key / saved_val; src ends before all its entries. */
+static void find_prev(tind_iter *it)
+{
+    iiter *s = it->src;
+    unsigned kind = KIND_DELETE;
+    while (s->valid) {
+        if (tag_seq(s->tag) <= it->seq) {
+            if (kind != KIND_DELETE && ukey_cmp(s->key, s->klen, it->saved_key.p, it->saved_key.len) < 0) break;
+            if (!above_lower(it, s->key, s->klen)) break;
+            kind = tag_kind(s->tag);
+            if (kind == KIND_DELETE) {
+                buf_clear(&it->saved_key);
+                buf_clear(&it->saved_val);
+            } else if (save(&it->saved_key, s->key, s->klen) || save(&it->saved_val, s->val, s->vlen)) {
+                fail(it, TIND_NO_MEMORY);
+                return;
+            }
+        }
+        iiter_prev(s);
+    }
+    if (iiter_status(s)) {
+        fail(it, iiter_status(s));
+        return;
+    }
+    it->valid = kind != KIND_DELETE;
+}
+
+void tind_iter_seek_first(tind_iter *it)
+{
+    if (!it || it->status) return;
+    it->dir = DIR_FORWARD;
+    if (it->has_lower) iiter_seek(it->src, it->lower.p, it->lower.len, tag_pack(it->seq, KIND_MAX));
+    else iiter_seek_first(it->src);
+    find_next(it, 0);
+}
+
+void tind_iter_seek_last(tind_iter *it)
+{
+    if (!it || it->status) return;
+    it->dir = DIR_REVERSE;
+    /* (upper, max tag) sorts before every real entry of upper itself. */
+    if (it->has_upper) iiter_seek_for_prev(it->src, it->upper.p, it->upper.len, UINT64_MAX);
+    else iiter_seek_last(it->src);
+    find_prev(it);
+}
+
+void tind_iter_seek(tind_iter *it, const void *key, size_t klen)
+{
+    if (!it || it->status) return;
+    if (db_check_key(key, klen)) {
+        fail(it, TIND_INVALID);
+        return;
+    }
+    if (it->has_lower && ukey_cmp(key, klen, it->lower.p, it->lower.len) < 0) {
+        tind_iter_seek_first(it);
+        return;
+    }
+    it->dir = DIR_FORWARD;
+    iiter_seek(it->src, key, klen, tag_pack(it->seq, KIND_MAX));
+    find_next(it, 0);
+}
+
+void tind_iter_seek_for_prev(tind_iter *it, const void *key, size_t klen)
+{
+    if (!it || it->status) return;
+    if (db_check_key(key, klen)) {
+        fail(it, TIND_INVALID);
+        return;
+    }
+    if (it->has_upper && ukey_cmp(key, klen, it->upper.p, it->upper.len) >= 0) {
+        tind_iter_seek_last(it);
+        return;
+    }
+    it->dir = DIR_REVERSE;
+    /* (key, tag 0) sorts after every entry of key: all its versions count. */
+    iiter_seek_for_prev(it->src, key, klen, 0);
+    find_prev(it);
+}
+
+int tind_iter_valid(const tind_iter *it) { return it && it->valid; }
+
+void tind_iter_next(tind_iter *it)
+{
+    if (!it || !it->valid) return;
+    iiter *s = it->src;
+    if (it->dir == DIR_REVERSE) {
+        /* src is before the current key's entries: step into them, then skip
+         * them with saved_key, which holds the current key. */
+        it->dir = DIR_FORWARD;
+        if (!s->valid) iiter_seek_first(s);
+        else iiter_next(s);
+    } else {
+        if (save(&it->saved_key, s->key, s->klen)) {
+            fail(it, TIND_NO_MEMORY);
+            return;
+        }
+        iiter_next(s);
+    }
+    find_next(it, 1);
+}
+
+void tind_iter_prev(tind_iter *it)
+{
+    if (!it || !it->valid) return;
+    iiter *s = it->src;
+    if (it->dir == DIR_FORWARD) {
+        /* Step back past every entry of the current key. */
+        if (save(&it->saved_key, s->key, s->klen)) {
+            fail(it, TIND_NO_MEMORY);
+            return;
+        }
+        do {
+            iiter_prev(s);
+        } while (s->valid && ukey_cmp(s->key, s->klen, it->saved_key.p, it->saved_key.len) >= 0);
+        it->dir = DIR_REVERSE;
+        if (iiter_status(s)) {
+            fail(it, iiter_status(s));
+            return;
+        }
+    }
+    find_prev(it);
+}
+
+const void *tind_iter_key(const tind_iter *it, size_t *len)
+{
+    if (!it || !it->valid) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (it->dir == DIR_FORWARD) {
+        if (len) *len = it->src->klen;
+        return it->src->key;
+    }
+    if (len) *len = it->saved_key.len;
+    return it->saved_key.p;
+}
+
+const void *tind_iter_value(const tind_iter *it, size_t *len)
+{
+    if (!it || !it->valid) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    /* A zero-length value still gets a non-NULL pointer. */
+    static const uint8_t empty[1];
+    if (it->dir == DIR_FORWARD) {
+        if (len) *len = it->src->vlen;
+        return it->src->vlen ? it->src->val : empty;
+    }
+    if (len) *len = it->saved_val.len;
+    return it->saved_val.len ? it->saved_val.p : empty;
+}
+
+int tind_iter_status(const tind_iter *it)
+{
+    if (!it) return TIND_INVALID;
+    return it->status;
+}
+
+void tind_iter_close(tind_iter *it)
+{
+    if (!it) return;
+    iiter_destroy(it->src);
+    buf_free(&it->lower);
+    buf_free(&it->upper);
+    buf_free(&it->saved_key);
+    buf_free(&it->saved_val);
+    atomic_fetch_sub(&it->db->niters, 1);
+    free(it);
+}
+
+static int iter_open(tind_keyspace *ks, tind_snapshot *snap, const void *lo, size_t lolen, int has_lo,
+                     const void *hi, size_t hilen, int has_hi, tind_iter **out)
+{
+    tind_iter *it = calloc(1, sizeof *it);
+    if (!it) return err_nomem();
+    it->db = ks->db;
+    buf_init(&it->lower);
+    buf_init(&it->upper);
+    buf_init(&it->saved_key);
+    buf_init(&it->saved_val);
+    int rc = TIND_OK;
+    if (has_lo && (rc = buf_append(&it->lower, lo, lolen)) != TIND_OK) goto fail;
+    if (has_hi && (rc = buf_append(&it->upper, hi, hilen)) != TIND_OK) goto fail;
+    it->has_lower = has_lo;
+    it->has_upper = has_hi;
+    it->seq = snap ? snap->seq : db_last_seq(ks->db);
+
+    memtable *m;
+    if ((rc = ks_acquire_mem(ks, &m)) != TIND_OK) goto fail;
+    iiter *mi = memtable_iter(m);
+    memtable_unref(m); /* the memtable iterator holds its own reference */
+    if (!mi) {
+        rc = err_nomem();
+        goto fail;
+    }
+    iiter *children[1] = {mi};
+    it->src = merge_iter_new(children, 1);
+    if (!it->src) {
+        rc = err_nomem();
+        goto fail;
+    }
+    atomic_fetch_add(&ks->db->niters, 1);
+    *out = it;
+    return TIND_OK;
+fail:
+    buf_free(&it->lower);
+    buf_free(&it->upper);
+    free(it);
+    return rc;
+}
+
+int tind_iter_open(tind_keyspace *ks, tind_snapshot *s, const tind_bounds *b, tind_iter **out)
+{
+    err_clear();
+    if (!out) return err_set(TIND_INVALID, "tind_iter_open: NULL argument");
+    *out = NULL;
+    int rc = db_check_keyspace(ks);
+    if (rc) return rc;
+    if (s && s->db != ks->db) return err_set(TIND_INVALID, "the snapshot belongs to another database");
+    const void *lo = NULL, *hi = NULL;
+    size_t lol = 0, hil = 0;
+    if (b) {
+        lo = b->lower;
+        lol = b->lower_len;
+        hi = b->upper;
+        hil = b->upper_len;
+        if (lo && (rc = db_check_key(lo, lol)) != TIND_OK) return rc;
+        if (hi && (rc = db_check_key(hi, hil)) != TIND_OK) return rc;
+    }
+    return iter_open(ks, s, lo, lol, lo != NULL, hi, hil, hi != NULL, out);
+}
+
+int tind_iter_open_prefix(tind_keyspace *ks, tind_snapshot *s, const void *prefix, size_t len, tind_iter **out)
+{
+    err_clear();
+    if (!out) return err_set(TIND_INVALID, "tind_iter_open_prefix: NULL argument");
+    *out = NULL;
+    int rc = db_check_keyspace(ks);
+    if (rc || (rc = db_check_key(prefix, len)) != TIND_OK) return rc;
+    if (s && s->db != ks->db) return err_set(TIND_INVALID, "the snapshot belongs to another database");
+    /* The upper bound is the prefix with trailing 0xff bytes dropped and the
+     * last remaining byte incremented; a prefix of all 0xff has none. */
+    uint8_t *hi = malloc(len);
+    if (!hi) return err_nomem();
+    memcpy(hi, prefix, len);
+    size_t hl = len;
+    while (hl > 0 && hi[hl - 1] == 0xff) hl--;
+    if (hl > 0) hi[hl - 1]++;
+    rc = iter_open(ks, s, prefix, len, 1, hi, hl, hl > 0, out);
+    free(hi);
+    return rc;
+}

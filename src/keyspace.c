@@ -1,0 +1,464 @@
+/* Keyspaces: names, stored options, create / open / drop / list, and the
+ * database meta file that numbers them. Formats are in src/README.md. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal/payload.h"
+#include "src/db.h"
+#include "src/util/checksum.h"
+#include "src/util/coding.h"
+#include "src/util/err.h"
+#include "src/util/file.h"
+
+/* Frozen on-disk constants. */
+#define META_MAGIC UINT64_C(0x4154454d444e4954)    /* "TINDMETA" */
+#define META_VERSION 1u
+#define META_SIZE 24u
+#define OPTIONS_MAGIC UINT64_C(0x504f534b444e4954) /* "TINDKSOP" */
+#define OPTIONS_VERSION 1u
+enum ks_option_tag {
+    KSOPT_DURABILITY = 1, /* frozen; zigzag-coded int */
+};
+
+static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static int64_t unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+
+/* ---- the meta file -------------------------------------------------------- */
+
+int db_write_meta(tind_db *db)
+{
+    uint8_t m[META_SIZE];
+    put_u64(m, META_MAGIC);
+    put_u32(m + 8, META_VERSION);
+    put_u32(m + 12, db->next_ks_id);
+    put_u64(m + 16, checksum64(m, 16));
+    return file_write_atomic(db->path, DB_META_FILE, m, sizeof m);
+}
+
+int db_read_meta(tind_db *db)
+{
+    char p[PATH_MAX];
+    int rc = file_join(p, sizeof p, db->path, DB_META_FILE);
+    if (rc) return rc;
+    uint8_t *m;
+    size_t n;
+    rc = file_read_all(p, &m, &n);
+    if (rc) return rc;
+    if (n != META_SIZE || get_u64(m) != META_MAGIC) rc = err_set(TIND_CORRUPTION, "%s offset 0: not a tind meta file", p);
+    else if (get_u64(m + 16) != checksum64(m, 16)) rc = err_set(TIND_CORRUPTION, "%s offset 16: checksum mismatch", p);
+    else if (get_u32(m + 8) != META_VERSION)
+        rc = err_set(TIND_CORRUPTION, "%s offset 8: unsupported format version %u", p, get_u32(m + 8));
+    else db->next_ks_id = get_u32(m + 12);
+    free(m);
+    return rc;
+}
+
+/* ---- names and options ------------------------------------------------------ */
+
+static int ks_check_name(const char *name)
+{
+    if (!name) return err_set(TIND_INVALID, "keyspace name is NULL");
+    size_t n = strlen(name);
+    if (n == 0 || n > TIND_MAX_KEYSPACE_NAME)
+        return err_set(TIND_INVALID, "keyspace name must be 1-%u bytes", TIND_MAX_KEYSPACE_NAME);
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '.' || c == '-'))
+            return err_set(TIND_INVALID, "keyspace name has a byte outside [A-Za-z0-9_.-] at %zu", i);
+    }
+    return TIND_OK;
+}
+
+static int ks_check_options(const tind_keyspace_options *o)
+{
+    if (o->durability != TIND_DURABILITY_DEFAULT && db_check_durability(o->durability))
+        return err_set(TIND_INVALID, "keyspace option durability %d is not a TIND_DURABILITY_* value",
+                       o->durability);
+    return TIND_OK;
+}
+
+void tind_keyspace_options_init(tind_keyspace_options *o)
+{
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->durability = TIND_DURABILITY_DEFAULT;
+}
+
+static void ks_resolve(tind_keyspace *ks)
+{
+    int d = ks->opts.durability == TIND_DURABILITY_DEFAULT ? ks->db->opts.durability : ks->opts.durability;
+    atomic_store(&ks->durability, d);
+}
+
+static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
+{
+    if (snprintf(out, cap, "%s/%u", db->ks_dir, id) >= (int)cap)
+        return err_set(TIND_INVALID, "keyspace path too long in %s", db->ks_dir);
+    return TIND_OK;
+}
+
+static int ks_write_options(const tind_keyspace *ks)
+{
+    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + 2 * (VARINT32_MAX + VARINT64_MAX) + 8];
+    uint8_t *p = b;
+    size_t nl = strlen(ks->name);
+    put_u64(p, OPTIONS_MAGIC);
+    put_u32(p + 8, OPTIONS_VERSION);
+    put_u32(p + 12, ks->id);
+    p[16] = (uint8_t)nl;
+    memcpy(p + 17, ks->name, nl);
+    p += 17 + nl;
+    p = put_varint32(p, 1);
+    p = put_varint32(p, KSOPT_DURABILITY);
+    p = put_varint64(p, zigzag(ks->opts.durability));
+    put_u64(p, checksum64(b, (size_t)(p - b)));
+    p += 8;
+    char dir[PATH_MAX];
+    int rc = ks_dir_path(ks->db, ks->id, dir, sizeof dir);
+    if (rc) return rc;
+    return file_write_atomic(dir, KS_OPTIONS_FILE, b, (size_t)(p - b));
+}
+
+/* Decodes an OPTIONS file into ks (id, name, opts). */
+static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_keyspace *ks)
+{
+    if (n < 17 + 8 || get_u64(b) != OPTIONS_MAGIC)
+        return err_set(TIND_CORRUPTION, "%s offset 0: not a keyspace options file", path);
+    if (get_u64(b + n - 8) != checksum64(b, n - 8))
+        return err_set(TIND_CORRUPTION, "%s offset %zu: checksum mismatch", path, n - 8);
+    if (get_u32(b + 8) != OPTIONS_VERSION)
+        return err_set(TIND_CORRUPTION, "%s offset 8: unsupported options version %u", path, get_u32(b + 8));
+    ks->id = get_u32(b + 12);
+    size_t nl = b[16];
+    const uint8_t *p = b + 17, *end = b + n - 8;
+    if (nl == 0 || (size_t)(end - p) < nl) return err_set(TIND_CORRUPTION, "%s offset 16: bad name length", path);
+    memcpy(ks->name, p, nl);
+    ks->name[nl] = 0;
+    p += nl;
+    if (ks_check_name(ks->name)) return err_set(TIND_CORRUPTION, "%s offset 17: bad keyspace name", path);
+    tind_keyspace_options_init(&ks->opts);
+    uint32_t nf;
+    if (!(p = get_varint32(p, end, &nf))) return err_set(TIND_CORRUPTION, "%s: truncated field count", path);
+    for (uint32_t i = 0; i < nf; i++) {
+        uint32_t tag;
+        uint64_t v;
+        size_t off = (size_t)(p - b);
+        if (!(p = get_varint32(p, end, &tag)) || !(p = get_varint64(p, end, &v)))
+            return err_set(TIND_CORRUPTION, "%s offset %zu: truncated option", path, off);
+        switch (tag) {
+        case KSOPT_DURABILITY: ks->opts.durability = (int)unzigzag(v); break;
+        default: return err_set(TIND_CORRUPTION, "%s offset %zu: unknown option tag %u", path, off, tag);
+        }
+    }
+    if (p != end) return err_set(TIND_CORRUPTION, "%s offset %zu: trailing bytes", path, (size_t)(p - b));
+    if (ks_check_options(&ks->opts))
+        return err_set(TIND_CORRUPTION, "%s: option value out of range", path);
+    return TIND_OK;
+}
+
+/* ---- the keyspace table ---------------------------------------------------------- */
+
+static tind_keyspace *ks_alloc(tind_db *db)
+{
+    tind_keyspace *ks = calloc(1, sizeof *ks);
+    if (!ks) return NULL;
+    ks->db = db;
+    pthread_mutex_init(&ks->mu, NULL);
+    ks->mem = memtable_new();
+    if (!ks->mem) {
+        pthread_mutex_destroy(&ks->mu);
+        free(ks);
+        return NULL;
+    }
+    return ks;
+}
+
+void ks_free(tind_keyspace *ks)
+{
+    if (!ks) return;
+    if (ks->mem) memtable_unref(ks->mem);
+    pthread_mutex_destroy(&ks->mu);
+    free(ks);
+}
+
+static int ptr_push(tind_keyspace ***arr, size_t *n, size_t *cap, tind_keyspace *ks)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        tind_keyspace **a = realloc(*arr, nc * sizeof *a);
+        if (!a) return err_nomem();
+        *arr = a;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = ks;
+    return TIND_OK;
+}
+
+tind_keyspace *ks_find_id(tind_db *db, uint32_t id)
+{
+    for (size_t i = 0; i < db->nks; i++)
+        if (db->ks[i]->id == id) return db->ks[i];
+    return NULL;
+}
+
+static tind_keyspace *ks_find_name(tind_db *db, const char *name)
+{
+    for (size_t i = 0; i < db->nks; i++)
+        if (!strcmp(db->ks[i]->name, name)) return db->ks[i];
+    return NULL;
+}
+
+int ks_acquire_mem(tind_keyspace *ks, memtable **m)
+{
+    pthread_mutex_lock(&ks->mu);
+    if (ks->dropped) {
+        pthread_mutex_unlock(&ks->mu);
+        return err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
+    }
+    memtable_ref(ks->mem);
+    *m = ks->mem;
+    pthread_mutex_unlock(&ks->mu);
+    return TIND_OK;
+}
+
+void ks_mark_dropped(tind_keyspace *ks)
+{
+    pthread_mutex_lock(&ks->mu);
+    memtable *m = ks->mem;
+    ks->mem = NULL;
+    atomic_store(&ks->dropped, 1);
+    pthread_mutex_unlock(&ks->mu);
+    if (m) memtable_unref(m);
+}
+
+int ks_retire(tind_db *db, tind_keyspace *ks)
+{
+    for (size_t i = 0; i < db->nks; i++) {
+        if (db->ks[i] != ks) continue;
+        memmove(db->ks + i, db->ks + i + 1, (db->nks - i - 1) * sizeof *db->ks);
+        db->nks--;
+        break;
+    }
+    int rc = ptr_push(&db->dropped, &db->ndropped, &db->capdropped, ks);
+    if (rc) {
+        ks_free(ks); /* no handle survives; better than a leak */
+        return rc;
+    }
+    /* OPTIONS goes first: a folder without it is an unfinished keyspace that
+     * the next open removes, so a crash in the middle of this is harmless. */
+    char dir[PATH_MAX], opt[PATH_MAX];
+    if ((rc = ks_dir_path(db, ks->id, dir, sizeof dir)) != TIND_OK) return rc;
+    if ((rc = file_join(opt, sizeof opt, dir, KS_OPTIONS_FILE)) != TIND_OK) return rc;
+    if (file_exists(opt) == 1 && (rc = file_unlink(opt)) != TIND_OK) return rc;
+    if ((rc = file_remove_tree(dir)) != TIND_OK) return rc;
+    return file_sync_dir(db->ks_dir);
+}
+
+static int is_number(const char *s, uint32_t *v)
+{
+    uint64_t r = 0;
+    if (!*s) return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return 0;
+        r = r * 10 + (uint64_t)(*s - '0');
+        if (r > UINT32_MAX) return 0;
+    }
+    *v = (uint32_t)r;
+    return 1;
+}
+
+/* Loads every keyspace folder at open (single-threaded). Folders without an
+ * OPTIONS file are unfinished creations or drops: removed. */
+int ks_load_all(tind_db *db)
+{
+    char **names;
+    size_t count;
+    int rc = file_list_dir(db->ks_dir, &names, &count);
+    if (rc) return rc;
+    char dir[PATH_MAX], opt[PATH_MAX];
+    for (size_t i = 0; i < count && rc == TIND_OK; i++) {
+        uint32_t id;
+        if ((rc = file_join(dir, sizeof dir, db->ks_dir, names[i])) != TIND_OK) break;
+        if (!is_number(names[i], &id)) {
+            rc = err_set(TIND_CORRUPTION, "%s: unexpected entry in the keyspace directory", dir);
+            break;
+        }
+        if ((rc = file_join(opt, sizeof opt, dir, KS_OPTIONS_FILE)) != TIND_OK) break;
+        int ex = file_exists(opt);
+        if (ex < 0) {
+            rc = ex;
+            break;
+        }
+        if (ex == 0) {
+            if ((rc = file_remove_tree(dir)) == TIND_OK) rc = file_sync_dir(db->ks_dir);
+            continue;
+        }
+        uint8_t *b;
+        size_t n;
+        if ((rc = file_read_all(opt, &b, &n)) != TIND_OK) break;
+        tind_keyspace *ks = ks_alloc(db);
+        if (!ks) {
+            free(b);
+            rc = err_nomem();
+            break;
+        }
+        rc = ks_decode_options(opt, b, n, ks);
+        free(b);
+        if (rc == TIND_OK && ks->id != id)
+            rc = err_set(TIND_CORRUPTION, "%s: keyspace number %u does not match its folder", opt, ks->id);
+        if (rc == TIND_OK && id >= db->next_ks_id)
+            rc = err_set(TIND_CORRUPTION, "%s: keyspace number %u not below the meta file's next %u", opt, id,
+                         db->next_ks_id);
+        if (rc == TIND_OK) rc = ptr_push(&db->ks, &db->nks, &db->capks, ks);
+        if (rc) {
+            ks_free(ks);
+            break;
+        }
+        ks_resolve(ks);
+    }
+    free(names);
+    return rc;
+}
+
+/* After replay: two live keyspaces may not share a name. */
+int ks_check_unique(tind_db *db)
+{
+    for (size_t i = 0; i < db->nks; i++)
+        for (size_t k = i + 1; k < db->nks; k++)
+            if (!strcmp(db->ks[i]->name, db->ks[k]->name))
+                return err_set(TIND_CORRUPTION, "%s: keyspaces %u and %u are both named %s", db->ks_dir,
+                               db->ks[i]->id, db->ks[k]->id, db->ks[i]->name);
+    return TIND_OK;
+}
+
+/* Creates a keyspace durably. Caller holds ks_mu. The meta file's counter
+ * moves first, so that a number is never given twice even if a crash leaves
+ * the folder unfinished. */
+static int ks_create(tind_db *db, const char *name, const tind_keyspace_options *o, tind_keyspace **out)
+{
+    if (db->next_ks_id == UINT32_MAX) return err_set(TIND_INVALID, "no keyspace numbers left");
+    tind_keyspace *ks = ks_alloc(db);
+    if (!ks) return err_nomem();
+    ks->id = db->next_ks_id;
+    snprintf(ks->name, sizeof ks->name, "%s", name);
+    if (o) ks->opts = *o;
+    else tind_keyspace_options_init(&ks->opts);
+    ks_resolve(ks);
+    db->next_ks_id++;
+    int rc = db_write_meta(db);
+    char dir[PATH_MAX];
+    if (rc == TIND_OK) rc = ks_dir_path(db, ks->id, dir, sizeof dir);
+    if (rc == TIND_OK) rc = file_mkdir(dir);
+    if (rc == TIND_OK) rc = file_sync_dir(db->ks_dir);
+    if (rc == TIND_OK) rc = ks_write_options(ks);
+    if (rc == TIND_OK) rc = ptr_push(&db->ks, &db->nks, &db->capks, ks);
+    if (rc) {
+        ks_free(ks);
+        return rc;
+    }
+    *out = ks;
+    return TIND_OK;
+}
+
+int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_options *o, tind_keyspace **out)
+{
+    err_clear();
+    if (out) *out = NULL;
+    if (!db || !out) return err_set(TIND_INVALID, "tind_keyspace_open: NULL argument");
+    int rc = ks_check_name(name);
+    if (rc) return rc;
+    if (o && (rc = ks_check_options(o)) != TIND_OK) return rc;
+    pthread_mutex_lock(&db->ks_mu);
+    tind_keyspace *ks = ks_find_name(db, name);
+    if (!ks) {
+        rc = journal_poisoned(db->jnl) ? err_set(TIND_POISONED, "database poisoned; reopen it")
+                                       : ks_create(db, name, o, &ks);
+    } else if (o && memcmp(&ks->opts, o, sizeof *o) != 0) {
+        tind_keyspace_options old = ks->opts;
+        ks->opts = *o;
+        if ((rc = ks_write_options(ks)) != TIND_OK) ks->opts = old;
+        ks_resolve(ks);
+    }
+    pthread_mutex_unlock(&db->ks_mu);
+    if (rc == TIND_OK) *out = ks;
+    return rc;
+}
+
+int tind_keyspace_drop(tind_db *db, const char *name)
+{
+    err_clear();
+    if (!db) return err_set(TIND_INVALID, "tind_keyspace_drop: NULL database");
+    int rc = ks_check_name(name);
+    if (rc) return rc;
+    pthread_mutex_lock(&db->ks_mu);
+    tind_keyspace *ks = ks_find_name(db, name);
+    if (!ks) {
+        pthread_mutex_unlock(&db->ks_mu);
+        return err_set(TIND_NOT_FOUND, "no keyspace named %s", name);
+    }
+    buf b;
+    buf_init(&b);
+    rc = payload_drop_init(&b, ks->id);
+    if (rc == TIND_OK) {
+        struct write_target t = {&ks, 1};
+        struct journal_req r = {.payload = b.p, .len = b.len, .durability = TIND_DURABILITY_SYNC_DATA,
+                                .seq_count = 0, .user = &t};
+        rc = journal_write(db->jnl, &r);
+    }
+    buf_free(&b);
+    /* Once the drop record is durable the keyspace is gone whatever happens
+     * to its folder: a failure below only leaves files the next open removes. */
+    if (rc == TIND_OK) rc = ks_retire(db, ks);
+    pthread_mutex_unlock(&db->ks_mu);
+    return rc;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int tind_keyspace_list(tind_db *db, char ***names, size_t *count)
+{
+    err_clear();
+    if (names) *names = NULL;
+    if (count) *count = 0;
+    if (!db || !names || !count) return err_set(TIND_INVALID, "tind_keyspace_list: NULL argument");
+    pthread_mutex_lock(&db->ks_mu);
+    size_t bytes = 0, n = db->nks;
+    for (size_t i = 0; i < n; i++) bytes += strlen(db->ks[i]->name) + 1;
+    char **arr = malloc(n * sizeof *arr + bytes + 1);
+    if (!arr) {
+        pthread_mutex_unlock(&db->ks_mu);
+        return err_nomem();
+    }
+    char *sp = (char *)(arr + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(db->ks[i]->name) + 1;
+        memcpy(sp, db->ks[i]->name, l);
+        arr[i] = sp;
+        sp += l;
+    }
+    pthread_mutex_unlock(&db->ks_mu);
+    qsort(arr, n, sizeof *arr, cmp_name);
+    *names = arr;
+    *count = n;
+    return TIND_OK;
+}
+
+int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
+{
+    err_clear();
+    if (!st) return err_set(TIND_INVALID, "tind_keyspace_stats: NULL stats");
+    int rc = db_check_keyspace(ks);
+    if (rc) return rc;
+    memtable *m;
+    if ((rc = ks_acquire_mem(ks, &m)) != TIND_OK) return rc;
+    memset(st, 0, sizeof *st);
+    st->id = ks->id;
+    st->memtable_bytes = memtable_bytes(m);
+    st->memtable_entries = memtable_count(m);
+    st->durability = atomic_load(&ks->durability);
+    memtable_unref(m);
+    return TIND_OK;
+}

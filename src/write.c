@@ -1,0 +1,305 @@
+/* The write path: puts, deletes, batches, tind_persist, the journal's
+ * prepare/apply callbacks, and replay of journal records at open. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal/payload.h"
+#include "lsm/ikey.h"
+#include "src/db.h"
+#include "src/util/err.h"
+
+struct tind_batch {
+    buf payload;      /* the journal payload, encoded as ops are added */
+    tind_db *db;      /* set by the first op: a batch belongs to one database */
+    tind_keyspace **ks; /* the distinct keyspaces it writes */
+    size_t nks, capks;
+};
+
+int db_check_key(const void *key, size_t klen)
+{
+    if (!key) return err_set(TIND_INVALID, "key is NULL");
+    if (klen == 0) return err_set(TIND_INVALID, "key is empty");
+    if (klen > TIND_MAX_KEY_BYTES) return err_set(TIND_INVALID, "key of %zu bytes exceeds %u", klen, TIND_MAX_KEY_BYTES);
+    return TIND_OK;
+}
+
+int db_check_value(const void *val, size_t vlen)
+{
+    if (!val && vlen > 0) return err_set(TIND_INVALID, "value is NULL");
+    if (vlen > TIND_MAX_VALUE_BYTES) return err_set(TIND_INVALID, "value of %zu bytes exceeds %u", vlen, TIND_MAX_VALUE_BYTES);
+    return TIND_OK;
+}
+
+int db_check_durability(int d)
+{
+    if (d < TIND_DURABILITY_BUFFERED || d > TIND_DURABILITY_SYNC_ALL)
+        return err_set(TIND_INVALID, "durability %d is not a TIND_DURABILITY_* value", d);
+    return TIND_OK;
+}
+
+int db_check_keyspace(const tind_keyspace *ks)
+{
+    if (!ks) return err_set(TIND_INVALID, "keyspace is NULL");
+    if (atomic_load(&ks->dropped)) return err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
+    return TIND_OK;
+}
+
+/* ---- journal callbacks (run by the group-commit leader) ------------------------ */
+
+int db_write_prepare(void *ctx, struct journal_req *r)
+{
+    (void)ctx;
+    const struct write_target *t = r->user;
+    if (r->len == 0 || r->payload[0] != JPAYLOAD_BATCH) return TIND_OK;
+    for (size_t i = 0; i < t->n; i++) {
+        if (atomic_load(&t->ks[i]->dropped)) {
+            r->why = "a keyspace of the write was dropped";
+            return TIND_INVALID;
+        }
+    }
+    return TIND_OK;
+}
+
+static tind_keyspace *target_find(const struct write_target *t, uint32_t id)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ks[i]->id == id) return t->ks[i];
+    return NULL;
+}
+
+/* Inserts a batch payload's ops into memtables; `find` maps a keyspace number
+ * to its keyspace (NULL: skip the op, its keyspace was dropped). */
+static int apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *, uint32_t), void *fctx,
+                       uint64_t *seq_out, uint32_t *count_out)
+{
+    uint64_t seq;
+    uint32_t count;
+    struct payload_reader rd;
+    int rc = payload_batch_open(p, n, &seq, &count, &rd);
+    if (rc) return rc;
+    struct payload_op op;
+    uint64_t s = seq;
+    while ((rc = payload_batch_next(&rd, &op)) == TIND_OK) {
+        tind_keyspace *ks = find(fctx, op.keyspace);
+        /* The leader alone changes ks->mem (drops are applied by a leader too),
+         * so reading it here without ks->mu is safe. */
+        if (ks && ks->mem) {
+            rc = memtable_add(ks->mem, s, op.kind, op.key, op.klen, op.val, op.vlen);
+            if (rc) return rc;
+        }
+        s++;
+    }
+    if (rc != TIND_NOT_FOUND) return rc;
+    *seq_out = seq;
+    *count_out = count;
+    return TIND_OK;
+}
+
+static tind_keyspace *find_in_target(void *ctx, uint32_t id) { return target_find(ctx, id); }
+
+int db_write_apply(void *ctx, struct journal_req **reqs, size_t n)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        struct journal_req *r = reqs[i];
+        if (r->len == 0) continue;
+        const struct write_target *t = r->user;
+        if (r->payload[0] == JPAYLOAD_BATCH) {
+            uint64_t seq;
+            uint32_t count;
+            int rc = apply_batch(r->payload, r->len, find_in_target, (void *)t, &seq, &count);
+            if (rc) return rc;
+        } else if (r->payload[0] == JPAYLOAD_DROP_KEYSPACE) {
+            ks_mark_dropped(t->ks[0]);
+        }
+    }
+    return TIND_OK;
+}
+
+/* ---- replay at open (single-threaded) ------------------------------------------ */
+
+static tind_keyspace *find_live(void *ctx, uint32_t id) { return ks_find_id(ctx, id); }
+
+int db_replay_record(tind_db *db, const char *path, uint64_t offset, const uint8_t *p, size_t n,
+                     uint64_t *last_seq)
+{
+    unsigned type;
+    int rc = payload_type(p, n, &type);
+    if (rc) return err_set(rc, "journal %s offset %llu: %s", path, (unsigned long long)offset, err_msg());
+    if (type == JPAYLOAD_BATCH) {
+        uint64_t seq;
+        uint32_t count;
+        struct payload_reader rd;
+        if ((rc = payload_batch_open(p, n, &seq, &count, &rd)) != TIND_OK)
+            return err_set(rc, "journal %s offset %llu: %s", path, (unsigned long long)offset, err_msg());
+        if (seq <= *last_seq || count == 0 || seq + count - 1 > SEQ_MAX)
+            return err_set(TIND_CORRUPTION, "journal %s offset %llu: sequence %llu+%u does not follow %llu", path,
+                           (unsigned long long)offset, (unsigned long long)seq, count,
+                           (unsigned long long)*last_seq);
+        /* Ops of keyspaces dropped later are skipped; a number never given out is damage. */
+        struct payload_op op;
+        while ((rc = payload_batch_next(&rd, &op)) == TIND_OK) {
+            if (op.keyspace >= db->next_ks_id)
+                return err_set(TIND_CORRUPTION, "journal %s offset %llu: unknown keyspace %u", path,
+                               (unsigned long long)offset, op.keyspace);
+        }
+        if (rc != TIND_NOT_FOUND)
+            return err_set(rc, "journal %s offset %llu: %s", path, (unsigned long long)offset, err_msg());
+        if ((rc = apply_batch(p, n, find_live, db, &seq, &count)) != TIND_OK) return rc;
+        *last_seq = seq + count - 1;
+        return TIND_OK;
+    }
+    if (type == JPAYLOAD_DROP_KEYSPACE) {
+        uint32_t id;
+        if ((rc = payload_drop_decode(p, n, &id)) != TIND_OK)
+            return err_set(rc, "journal %s offset %llu: %s", path, (unsigned long long)offset, err_msg());
+        tind_keyspace *ks = ks_find_id(db, id);
+        if (ks) {
+            ks_mark_dropped(ks);
+            return ks_retire(db, ks);
+        }
+        return TIND_OK;
+    }
+    return err_set(TIND_CORRUPTION, "journal %s offset %llu: unknown payload type %u", path,
+                   (unsigned long long)offset, type);
+}
+
+/* ---- the public write API ------------------------------------------------------------ */
+
+static int write_single(tind_keyspace *ks, unsigned kind, const void *key, size_t klen, const void *val,
+                        size_t vlen)
+{
+    buf b;
+    buf_init(&b);
+    int rc = payload_batch_init(&b);
+    if (rc == TIND_OK) rc = payload_batch_add(&b, kind, ks->id, key, klen, val, vlen);
+    if (rc == TIND_OK) {
+        tind_keyspace *one = ks;
+        struct write_target t = {&one, 1};
+        struct journal_req r = {.payload = b.p, .len = b.len, .durability = atomic_load(&ks->durability),
+                                .seq_count = 1, .user = &t};
+        rc = journal_write(ks->db->jnl, &r);
+    }
+    buf_free(&b);
+    return rc;
+}
+
+int tind_put(tind_keyspace *ks, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    err_clear();
+    int rc;
+    if ((rc = db_check_keyspace(ks)) || (rc = db_check_key(key, klen)) || (rc = db_check_value(val, vlen)))
+        return rc;
+    return write_single(ks, KIND_PUT, key, klen, val, vlen);
+}
+
+int tind_delete(tind_keyspace *ks, const void *key, size_t klen)
+{
+    err_clear();
+    int rc;
+    if ((rc = db_check_keyspace(ks)) || (rc = db_check_key(key, klen))) return rc;
+    return write_single(ks, KIND_DELETE, key, klen, NULL, 0);
+}
+
+int tind_persist(tind_db *db, int durability)
+{
+    err_clear();
+    if (!db) return err_set(TIND_INVALID, "tind_persist: NULL database");
+    int rc = db_check_durability(durability);
+    if (rc) return rc;
+    struct write_target t = {NULL, 0};
+    struct journal_req r = {.payload = NULL, .len = 0, .durability = durability, .seq_count = 0, .user = &t};
+    return journal_write(db->jnl, &r);
+}
+
+int tind_batch_new(tind_batch **out)
+{
+    err_clear();
+    if (!out) return err_set(TIND_INVALID, "tind_batch_new: NULL argument");
+    *out = NULL;
+    tind_batch *b = calloc(1, sizeof *b);
+    if (!b) return err_nomem();
+    buf_init(&b->payload);
+    int rc = payload_batch_init(&b->payload);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    *out = b;
+    return TIND_OK;
+}
+
+static int batch_add(tind_batch *b, tind_keyspace *ks, unsigned kind, const void *key, size_t klen,
+                     const void *val, size_t vlen)
+{
+    if (b->db && b->db != ks->db) return err_set(TIND_INVALID, "a batch cannot span databases");
+    if (payload_batch_count(b->payload.p) == UINT32_MAX) return err_set(TIND_INVALID, "batch is full");
+    int found = 0;
+    for (size_t i = 0; i < b->nks && !found; i++) found = b->ks[i] == ks;
+    if (!found) {
+        if (b->nks == b->capks) {
+            size_t nc = b->capks ? b->capks * 2 : 4;
+            tind_keyspace **a = realloc(b->ks, nc * sizeof *a);
+            if (!a) return err_nomem();
+            b->ks = a;
+            b->capks = nc;
+        }
+        b->ks[b->nks++] = ks;
+    }
+    int rc = payload_batch_add(&b->payload, kind, ks->id, key, klen, val, vlen);
+    if (rc) return rc;
+    b->db = ks->db;
+    return TIND_OK;
+}
+
+int tind_batch_put(tind_batch *b, tind_keyspace *ks, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    err_clear();
+    int rc;
+    if (!b) return err_set(TIND_INVALID, "batch is NULL");
+    if ((rc = db_check_keyspace(ks)) || (rc = db_check_key(key, klen)) || (rc = db_check_value(val, vlen)))
+        return rc;
+    return batch_add(b, ks, KIND_PUT, key, klen, val, vlen);
+}
+
+int tind_batch_delete(tind_batch *b, tind_keyspace *ks, const void *key, size_t klen)
+{
+    err_clear();
+    int rc;
+    if (!b) return err_set(TIND_INVALID, "batch is NULL");
+    if ((rc = db_check_keyspace(ks)) || (rc = db_check_key(key, klen))) return rc;
+    return batch_add(b, ks, KIND_DELETE, key, klen, NULL, 0);
+}
+
+size_t tind_batch_count(const tind_batch *b) { return b ? payload_batch_count(b->payload.p) : 0; }
+
+void tind_batch_clear(tind_batch *b)
+{
+    if (!b) return;
+    payload_batch_init(&b->payload); /* keeps the buffer: cannot fail */
+    b->nks = 0;
+    b->db = NULL;
+}
+
+int tind_batch_commit(tind_db *db, tind_batch *b, int durability)
+{
+    err_clear();
+    if (!db || !b) return err_set(TIND_INVALID, "tind_batch_commit: NULL argument");
+    int rc = db_check_durability(durability);
+    if (rc) return rc;
+    uint32_t count = payload_batch_count(b->payload.p);
+    if (count == 0) return TIND_OK;
+    if (b->db != db) return err_set(TIND_INVALID, "the batch belongs to another database");
+    struct write_target t = {b->ks, b->nks};
+    struct journal_req r = {.payload = b->payload.p, .len = b->payload.len, .durability = durability,
+                            .seq_count = count, .user = &t};
+    return journal_write(db->jnl, &r);
+}
+
+void tind_batch_free(tind_batch *b)
+{
+    if (!b) return;
+    buf_free(&b->payload);
+    free(b->ks);
+    free(b);
+}

@@ -1,0 +1,611 @@
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsm/ikey.h"
+#include "lsm/memtable.h"
+#include "tests/support/testutil.h"
+#include "tind.h"
+
+/* ---- helpers ---- */
+
+static void put(memtable *m, uint64_t seq, unsigned kind, const char *k, size_t kl, const char *v)
+{
+    int rc = memtable_add(m, seq, kind, k, kl, v, v ? strlen(v) : 0);
+    cr_assert_eq(rc, TIND_OK, "memtable_add seq %llu: %d", (unsigned long long)seq, rc);
+}
+
+/* Asserts the iterator is at (key, seq, kind) with value val (NULL: not checked). */
+static void at(const iiter *it, const char *k, size_t kl, uint64_t seq, unsigned kind, const char *val)
+{
+    cr_assert(it->valid, "expected (%s, %llu), iterator invalid", tu_hex(k, kl), (unsigned long long)seq);
+    cr_assert(it->klen == kl && memcmp(it->key, k, kl) == 0, "expected key %s, got %s", tu_hex(k, kl),
+              tu_hex(it->key, it->klen));
+    cr_assert_eq(it->tag, tag_pack(seq, kind), "key %s: expected seq %llu kind %u, got seq %llu kind %u",
+                 tu_hex(k, kl), (unsigned long long)seq, kind, (unsigned long long)tag_seq(it->tag),
+                 tag_kind(it->tag));
+    if (val)
+        cr_assert(it->vlen == strlen(val) && memcmp(it->val, val, it->vlen) == 0,
+                  "key %s: expected value %s, got %s", tu_hex(k, kl), tu_hex(val, strlen(val)),
+                  tu_hex(it->val, it->vlen));
+}
+
+static void invalid(const iiter *it)
+{
+    cr_assert(!it->valid, "expected an invalid iterator, at key len %zu seq %llu", it->klen,
+              (unsigned long long)tag_seq(it->tag));
+}
+
+/* ---- basics ---- */
+
+Test(memtable, empty)
+{
+    memtable *m = memtable_new();
+    cr_assert_not_null(m);
+    cr_assert_eq(memtable_count(m), 0);
+    cr_assert_gt(memtable_bytes(m), 0);
+    unsigned kind;
+    const uint8_t *v;
+    size_t vl;
+    cr_assert_eq(memtable_get(m, "a", 1, SEQ_MAX, &kind, &v, &vl), 0);
+    cr_assert_eq(memtable_get(m, "", 0, SEQ_MAX, &kind, &v, &vl), 0);
+
+    iiter *it = memtable_iter(m);
+    cr_assert_not_null(it);
+    invalid(it);
+    iiter_seek_first(it);
+    invalid(it);
+    iiter_seek_last(it);
+    invalid(it);
+    iiter_seek(it, (const uint8_t *)"a", 1, tag_pack(SEQ_MAX, KIND_MAX));
+    invalid(it);
+    iiter_seek_for_prev(it, (const uint8_t *)"a", 1, 0);
+    invalid(it);
+    cr_assert_eq(iiter_status(it), TIND_OK);
+    iiter_destroy(it);
+    memtable_unref(m);
+}
+
+Test(memtable, order_by_internal_key)
+{
+    memtable *m = memtable_new();
+    /* Inserted out of order; expected order below. */
+    put(m, 5, KIND_PUT, "b", 1, "b5");
+    put(m, 1, KIND_PUT, "a\0", 2, "a0");
+    put(m, 2, KIND_PUT, "a", 1, "a2");
+    put(m, 9, KIND_DELETE, "a", 1, NULL);
+    put(m, 3, KIND_PUT, "\xff", 1, "ff");
+    put(m, 4, KIND_PUT, "\xff\xff", 2, "ffff");
+    put(m, 6, KIND_PUT, "\0", 1, "00");
+    put(m, 7, KIND_PUT, "ab", 2, "ab");
+    put(m, 8, KIND_PUT, "a", 1, "a8");
+    put(m, 10, KIND_PUT, "\0\0", 2, "0000");
+    cr_assert_eq(memtable_count(m), 10);
+
+    struct { const char *k; size_t kl; uint64_t seq; unsigned kind; const char *v; } want[] = {
+        {"\0", 1, 6, KIND_PUT, "00"},
+        {"\0\0", 2, 10, KIND_PUT, "0000"},
+        {"a", 1, 9, KIND_DELETE, ""},
+        {"a", 1, 8, KIND_PUT, "a8"},
+        {"a", 1, 2, KIND_PUT, "a2"},
+        {"a\0", 2, 1, KIND_PUT, "a0"},
+        {"ab", 2, 7, KIND_PUT, "ab"},
+        {"b", 1, 5, KIND_PUT, "b5"},
+        {"\xff", 1, 3, KIND_PUT, "ff"},
+        {"\xff\xff", 2, 4, KIND_PUT, "ffff"},
+    };
+    size_t n = sizeof want / sizeof want[0];
+
+    iiter *it = memtable_iter(m);
+    iiter_seek_first(it);
+    for (size_t i = 0; i < n; i++) {
+        at(it, want[i].k, want[i].kl, want[i].seq, want[i].kind, want[i].v);
+        iiter_next(it);
+    }
+    invalid(it);
+
+    iiter_seek_last(it);
+    for (size_t i = n; i-- > 0;) {
+        at(it, want[i].k, want[i].kl, want[i].seq, want[i].kind, want[i].v);
+        iiter_prev(it);
+    }
+    invalid(it);
+    iiter_destroy(it);
+    memtable_unref(m);
+}
+
+Test(memtable, get_at_snapshots)
+{
+    memtable *m = memtable_new();
+    put(m, 10, KIND_PUT, "k", 1, "v10");
+    put(m, 20, KIND_PUT, "k", 1, "v20");
+    put(m, 30, KIND_DELETE, "k", 1, NULL);
+    put(m, 40, KIND_PUT, "k", 1, "v40");
+    put(m, 15, KIND_PUT, "j", 1, "j15");
+    put(m, 25, KIND_PUT, "kk", 2, "kk25");
+    put(m, 5, KIND_PUT, "l", 1, "");
+
+    struct { uint64_t seq; int found; unsigned kind; const char *v; } want[] = {
+        {0, 0, 0, NULL}, {9, 0, 0, NULL}, {10, 1, KIND_PUT, "v10"}, {19, 1, KIND_PUT, "v10"},
+        {20, 1, KIND_PUT, "v20"}, {29, 1, KIND_PUT, "v20"}, {30, 1, KIND_DELETE, ""},
+        {39, 1, KIND_DELETE, ""}, {40, 1, KIND_PUT, "v40"}, {SEQ_MAX, 1, KIND_PUT, "v40"},
+        {UINT64_MAX, 1, KIND_PUT, "v40"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        unsigned kind = 99;
+        const uint8_t *v = NULL;
+        size_t vl = 99;
+        int found = memtable_get(m, "k", 1, want[i].seq, &kind, &v, &vl);
+        cr_assert_eq(found, want[i].found, "get k at %llu: found %d", (unsigned long long)want[i].seq, found);
+        if (!found) continue;
+        cr_assert_eq(kind, want[i].kind, "get k at %llu: kind %u", (unsigned long long)want[i].seq, kind);
+        cr_assert(vl == strlen(want[i].v) && memcmp(v, want[i].v, vl) == 0, "get k at %llu: value %.*s",
+                  (unsigned long long)want[i].seq, (int)vl, (const char *)v);
+    }
+
+    unsigned kind;
+    const uint8_t *v;
+    size_t vl;
+    /* Neighbours never answer for each other. */
+    cr_assert_eq(memtable_get(m, "", 0, SEQ_MAX, &kind, &v, &vl), 0);
+    cr_assert_eq(memtable_get(m, "i", 1, SEQ_MAX, &kind, &v, &vl), 0);
+    cr_assert_eq(memtable_get(m, "j", 1, 14, &kind, &v, &vl), 0);
+    cr_assert_eq(memtable_get(m, "kk", 2, 24, &kind, &v, &vl), 0);
+    cr_assert_eq(memtable_get(m, "kk", 2, 25, &kind, &v, &vl), 1);
+    cr_assert_eq(memtable_get(m, "k\0", 2, SEQ_MAX, &kind, &v, &vl), 0);
+    cr_assert_eq(memtable_get(m, "l", 1, 5, &kind, &v, &vl), 1);
+    cr_assert_eq(vl, 0, "empty value");
+    cr_assert_eq(memtable_get(m, "z", 1, SEQ_MAX, &kind, &v, &vl), 0);
+    memtable_unref(m);
+}
+
+Test(memtable, many_versions_newest_first)
+{
+    memtable *m = memtable_new();
+    enum { V = 3000 };
+    uint64_t s = 42;
+    /* Versions of one key inserted in a shuffled order of sequence numbers. */
+    static uint64_t seqs[V];
+    for (size_t i = 0; i < V; i++) seqs[i] = 2 * i + 1;
+    for (size_t i = V - 1; i > 0; i--) {
+        size_t j = tu_rand(&s) % (i + 1);
+        uint64_t t = seqs[i];
+        seqs[i] = seqs[j];
+        seqs[j] = t;
+    }
+    char v[32];
+    for (size_t i = 0; i < V; i++) {
+        snprintf(v, sizeof v, "v%llu", (unsigned long long)seqs[i]);
+        put(m, seqs[i], seqs[i] % 7 == 0 ? KIND_DELETE : KIND_PUT, "key", 3, v);
+    }
+    put(m, 100000, KIND_PUT, "kez", 3, "other");
+    put(m, 100001, KIND_PUT, "kex", 3, "other");
+
+    iiter *it = memtable_iter(m);
+    iiter_seek(it, (const uint8_t *)"key", 3, tag_pack(SEQ_MAX, KIND_MAX));
+    for (uint64_t q = 2 * V - 1;; q -= 2) {
+        snprintf(v, sizeof v, "v%llu", (unsigned long long)q);
+        at(it, "key", 3, q, q % 7 == 0 ? KIND_DELETE : KIND_PUT, v);
+        iiter_next(it);
+        if (q == 1) break;
+    }
+    at(it, "kez", 3, 100000, KIND_PUT, "other");
+    iiter_destroy(it);
+
+    for (uint64_t q = 0; q <= 2 * V + 1; q++) {
+        unsigned kind;
+        const uint8_t *val;
+        size_t vl;
+        int found = memtable_get(m, "key", 3, q, &kind, &val, &vl);
+        if (q == 0) {
+            cr_assert_eq(found, 0);
+            continue;
+        }
+        uint64_t want = (q % 2) ? q : q - 1;
+        if (want > 2 * V - 1) want = 2 * V - 1;
+        snprintf(v, sizeof v, "v%llu", (unsigned long long)want);
+        cr_assert_eq(found, 1, "get at %llu", (unsigned long long)q);
+        cr_assert_eq(kind, want % 7 == 0 ? (unsigned)KIND_DELETE : (unsigned)KIND_PUT);
+        cr_assert(vl == strlen(v) && memcmp(val, v, vl) == 0, "get at %llu: %.*s, want %s",
+                  (unsigned long long)q, (int)vl, (const char *)val, v);
+    }
+    memtable_unref(m);
+}
+
+Test(memtable, seek_and_seek_for_prev)
+{
+    memtable *m = memtable_new();
+    put(m, 3, KIND_PUT, "b", 1, "b3");
+    put(m, 7, KIND_PUT, "b", 1, "b7");
+    put(m, 5, KIND_PUT, "d", 1, "d5");
+    const uint8_t *b = (const uint8_t *)"b", *c = (const uint8_t *)"c", *d = (const uint8_t *)"d";
+
+    iiter *it = memtable_iter(m);
+    /* seek: first >= target. */
+    iiter_seek(it, (const uint8_t *)"a", 1, 0);
+    at(it, "b", 1, 7, KIND_PUT, "b7");
+    iiter_seek(it, b, 1, tag_pack(7, KIND_PUT));
+    at(it, "b", 1, 7, KIND_PUT, "b7");
+    iiter_seek(it, b, 1, tag_pack(7, KIND_DELETE)); /* just after (b,7,PUT) */
+    at(it, "b", 1, 3, KIND_PUT, "b3");
+    iiter_seek(it, b, 1, tag_pack(5, KIND_MAX));
+    at(it, "b", 1, 3, KIND_PUT, "b3");
+    iiter_seek(it, b, 1, 0);
+    at(it, "d", 1, 5, KIND_PUT, "d5");
+    iiter_seek(it, c, 1, tag_pack(SEQ_MAX, KIND_MAX));
+    at(it, "d", 1, 5, KIND_PUT, "d5");
+    iiter_seek(it, d, 1, 0);
+    invalid(it);
+    iiter_seek(it, (const uint8_t *)"", 0, 0);
+    at(it, "b", 1, 7, KIND_PUT, "b7");
+
+    /* seek_for_prev: last <= target. */
+    iiter_seek_for_prev(it, (const uint8_t *)"a", 1, 0);
+    invalid(it);
+    iiter_seek_for_prev(it, b, 1, tag_pack(SEQ_MAX, KIND_MAX));
+    invalid(it);
+    iiter_seek_for_prev(it, b, 1, tag_pack(7, KIND_PUT));
+    at(it, "b", 1, 7, KIND_PUT, "b7");
+    iiter_seek_for_prev(it, b, 1, tag_pack(5, KIND_MAX));
+    at(it, "b", 1, 7, KIND_PUT, "b7");
+    iiter_seek_for_prev(it, b, 1, tag_pack(3, KIND_PUT));
+    at(it, "b", 1, 3, KIND_PUT, "b3");
+    iiter_seek_for_prev(it, c, 1, 0);
+    at(it, "b", 1, 3, KIND_PUT, "b3");
+    iiter_seek_for_prev(it, d, 1, tag_pack(6, 0));
+    at(it, "b", 1, 3, KIND_PUT, "b3");
+    iiter_seek_for_prev(it, d, 1, tag_pack(5, KIND_PUT));
+    at(it, "d", 1, 5, KIND_PUT, "d5");
+    iiter_seek_for_prev(it, (const uint8_t *)"\xff", 1, 0);
+    at(it, "d", 1, 5, KIND_PUT, "d5");
+
+    /* Direction changes. */
+    iiter_seek(it, b, 1, tag_pack(3, KIND_PUT));
+    at(it, "b", 1, 3, KIND_PUT, NULL);
+    iiter_prev(it);
+    at(it, "b", 1, 7, KIND_PUT, NULL);
+    iiter_next(it);
+    at(it, "b", 1, 3, KIND_PUT, NULL);
+    iiter_next(it);
+    at(it, "d", 1, 5, KIND_PUT, NULL);
+    iiter_prev(it);
+    at(it, "b", 1, 3, KIND_PUT, NULL);
+    iiter_prev(it);
+    at(it, "b", 1, 7, KIND_PUT, NULL);
+    iiter_prev(it);
+    invalid(it);
+    iiter_prev(it); /* no-op while invalid */
+    invalid(it);
+    iiter_next(it);
+    invalid(it);
+    iiter_seek_last(it);
+    at(it, "d", 1, 5, KIND_PUT, NULL);
+    iiter_next(it);
+    invalid(it);
+    iiter_destroy(it);
+    memtable_unref(m);
+}
+
+Test(memtable, iterator_keeps_memtable_alive)
+{
+    memtable *m = memtable_new();
+    put(m, 1, KIND_PUT, "x", 1, "y");
+    iiter *it = memtable_iter(m);
+    memtable_unref(m); /* the iterator's reference is the last */
+    iiter_seek_first(it);
+    at(it, "x", 1, 1, KIND_PUT, "y");
+    iiter_destroy(it);
+}
+
+Test(memtable, rejects_oversized_key)
+{
+    memtable *m = memtable_new();
+    static char k[TIND_MAX_KEY_BYTES + 1];
+    cr_assert_eq(memtable_add(m, 1, KIND_PUT, k, sizeof k, "v", 1), TIND_INVALID);
+    cr_assert_eq(memtable_add(m, SEQ_MAX + 1, KIND_PUT, "k", 1, "v", 1), TIND_INVALID);
+    cr_assert_eq(memtable_count(m), 0);
+    memtable_unref(m);
+}
+
+Test(memtable, large_value_and_longest_key)
+{
+    memtable *m = memtable_new();
+    size_t vl = (size_t)16 << 20, kl = TIND_MAX_KEY_BYTES;
+    uint8_t *val = malloc(vl), *key = malloc(kl);
+    cr_assert(val && key);
+    for (size_t i = 0; i < vl; i++) val[i] = (uint8_t)(i * 131 + (i >> 9));
+    for (size_t i = 0; i < kl; i++) key[i] = (uint8_t)(i * 7 + 1);
+    key[0] = 'a'; /* between "a" and "b" */
+    put(m, 1, KIND_PUT, "a", 1, "small");
+    size_t before = memtable_bytes(m);
+    cr_assert_eq(memtable_add(m, 2, KIND_PUT, key, kl, val, vl), TIND_OK);
+    cr_assert_geq(memtable_bytes(m) - before, vl + kl);
+    cr_assert_eq(memtable_add(m, 3, KIND_PUT, key, kl, "short", 5), TIND_OK);
+    put(m, 4, KIND_PUT, "b", 1, "small");
+    /* The small entries still share a block: the large one took its own. */
+    cr_assert_lt(memtable_bytes(m), before + vl + kl + 2 * 65536 + (1u << 20) + 4096);
+
+    unsigned kind;
+    const uint8_t *v;
+    size_t got;
+    cr_assert_eq(memtable_get(m, key, kl, 2, &kind, &v, &got), 1);
+    cr_assert_eq(got, vl);
+    cr_assert(memcmp(v, val, vl) == 0, "16 MiB value differs");
+    cr_assert_eq(memtable_get(m, key, kl, 3, &kind, &v, &got), 1);
+    cr_assert(got == 5 && memcmp(v, "short", 5) == 0);
+    cr_assert_eq(memtable_get(m, key, kl - 1, SEQ_MAX, &kind, &v, &got), 0);
+
+    iiter *it = memtable_iter(m);
+    iiter_seek_first(it);
+    at(it, "a", 1, 1, KIND_PUT, "small");
+    iiter_next(it);
+    cr_assert(it->valid && it->klen == kl && memcmp(it->key, key, kl) == 0);
+    cr_assert_eq(it->tag, tag_pack(3, KIND_PUT));
+    iiter_next(it);
+    cr_assert(it->valid && it->klen == kl && it->vlen == vl && memcmp(it->val, val, vl) == 0);
+    iiter_next(it);
+    at(it, "b", 1, 4, KIND_PUT, "small");
+    iiter_prev(it);
+    cr_assert(it->valid && it->vlen == vl);
+    iiter_destroy(it);
+    free(val);
+    free(key);
+    memtable_unref(m);
+}
+
+/* ---- randomized, against a sorted array ---- */
+
+typedef struct mt_ent {
+    uint8_t key[6];
+    size_t klen;
+    uint64_t tag;
+} mt_ent;
+
+static int mt_ent_cmp(const void *a, const void *b)
+{
+    const mt_ent *x = a, *y = b;
+    return ikey_cmp(x->key, x->klen, x->tag, y->key, y->klen, y->tag);
+}
+
+/* Index of the first entry >= target (n when none). */
+static size_t mt_lower(const mt_ent *e, size_t n, const uint8_t *k, size_t kl, uint64_t tag)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ikey_cmp(e[mid].key, e[mid].klen, e[mid].tag, k, kl, tag) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void mt_check(const iiter *it, const mt_ent *e, size_t n, size_t i, const char *what)
+{
+    if (i >= n) {
+        cr_assert(!it->valid, "%s: expected the end, got a valid entry", what);
+        return;
+    }
+    cr_assert(it->valid, "%s: expected entry %zu, iterator invalid", what, i);
+    cr_assert(it->klen == e[i].klen && memcmp(it->key, e[i].key, e[i].klen) == 0 && it->tag == e[i].tag,
+              "%s: entry %zu: expected %s seq %llu, got %s seq %llu", what, i, tu_hex(e[i].key, e[i].klen),
+              (unsigned long long)tag_seq(e[i].tag), tu_hex(it->key, it->klen), (unsigned long long)tag_seq(it->tag));
+    cr_assert(it->vlen == 8 && memcmp(it->val, &e[i].tag, 8) == 0, "%s: value of entry %zu differs", what, i);
+}
+
+Test(memtable, random_against_sorted_array)
+{
+    uint64_t s = tu_seed("memtable::random_against_sorted_array");
+    enum { N = 6000 };
+    mt_ent *e = calloc(N, sizeof *e);
+    memtable *m = memtable_new();
+    for (size_t i = 0; i < N; i++) {
+        /* A small alphabet with 0x00 and 0xff makes prefixes and ties common. */
+        static const uint8_t alpha[] = {0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff};
+        e[i].klen = 1 + tu_rand(&s) % 4;
+        for (size_t j = 0; j < e[i].klen; j++) e[i].key[j] = alpha[tu_rand(&s) % sizeof alpha];
+        e[i].tag = tag_pack(i + 1, (unsigned)(tu_rand(&s) % 2));
+        cr_assert_eq(memtable_add(m, i + 1, tag_kind(e[i].tag), e[i].key, e[i].klen, &e[i].tag, 8), TIND_OK);
+    }
+    qsort(e, N, sizeof *e, mt_ent_cmp);
+
+    iiter *it = memtable_iter(m);
+    iiter_seek_first(it);
+    for (size_t i = 0; i <= N; i++) {
+        mt_check(it, e, N, i, "forward");
+        if (i < N) iiter_next(it);
+    }
+    iiter_seek_last(it);
+    for (size_t i = N; i-- > 0;) {
+        mt_check(it, e, N, i, "backward");
+        iiter_prev(it);
+    }
+    cr_assert(!it->valid);
+
+    for (int round = 0; round < 2000; round++) {
+        uint8_t k[6];
+        size_t kl = tu_rand(&s) % 5;
+        for (size_t j = 0; j < kl; j++) k[j] = (uint8_t)(tu_rand(&s) % 3 ? e[tu_rand(&s) % N].key[0] : tu_rand(&s));
+        uint64_t tag = tag_pack(tu_rand(&s) % (N + 2), (unsigned)(tu_rand(&s) % 3 == 0 ? KIND_MAX : tu_rand(&s) % 2));
+        size_t pos; /* N: invalid */
+        if (tu_rand(&s) % 2) {
+            iiter_seek(it, k, kl, tag);
+            pos = mt_lower(e, N, k, kl, tag);
+        } else {
+            iiter_seek_for_prev(it, k, kl, tag);
+            size_t up = mt_lower(e, N, k, kl, tag);
+            if (up < N && ikey_cmp(e[up].key, e[up].klen, e[up].tag, k, kl, tag) == 0) up++;
+            pos = up == 0 ? N : up - 1;
+        }
+        mt_check(it, e, N, pos, "seek");
+        for (int step = 0; step < 8 && pos < N; step++) {
+            if (tu_rand(&s) % 2) {
+                iiter_next(it);
+                pos = pos + 1;
+            } else {
+                iiter_prev(it);
+                pos = pos == 0 ? N : pos - 1;
+            }
+            mt_check(it, e, N, pos, "step");
+        }
+
+        unsigned kind;
+        const uint8_t *v;
+        size_t vl;
+        uint64_t seq = tag_seq(tag);
+        size_t g = mt_lower(e, N, k, kl, tag_pack(seq, KIND_MAX));
+        int want = g < N && ukey_cmp(e[g].key, e[g].klen, k, kl) == 0;
+        int found = memtable_get(m, k, kl, seq, &kind, &v, &vl);
+        cr_assert_eq(found, want, "get at %llu", (unsigned long long)seq);
+        if (found) cr_assert(vl == 8 && memcmp(v, &e[g].tag, 8) == 0 && kind == tag_kind(e[g].tag));
+    }
+    iiter_destroy(it);
+    memtable_unref(m);
+    free(e);
+}
+
+/* ---- one writer, concurrent readers ---- */
+
+/* Entry i: key = be32(perm(i)) followed by (i % 5) bytes of 0xa5; seq = i + 1;
+ * value = (perm(i) % 40) bytes, each the low byte of seq. A reader can so
+ * tell from a key and tag whether the entry it sees is whole. */
+enum { MT_CONC_N = 200000, MT_CONC_READERS = 2 };
+
+typedef struct mt_conc {
+    memtable *m;
+    atomic_size_t published; /* entries 0..published-1 are inserted */
+    atomic_int done;
+    atomic_size_t reads;
+    uint64_t seed;
+} mt_conc;
+
+static uint32_t mt_perm(size_t i) { return (uint32_t)(i * 2654435761u); }
+
+static size_t mt_conc_key(size_t i, uint8_t *k)
+{
+    uint32_t p = mt_perm(i);
+    k[0] = (uint8_t)(p >> 24);
+    k[1] = (uint8_t)(p >> 16);
+    k[2] = (uint8_t)(p >> 8);
+    k[3] = (uint8_t)p;
+    size_t extra = i % 5;
+    memset(k + 4, 0xa5, extra);
+    return 4 + extra;
+}
+
+/* Returns 0 when the entry under the iterator is not whole. */
+static int mt_conc_whole(const iiter *it)
+{
+    if (it->klen < 4 || it->klen > 8) return 0;
+    uint64_t seq = tag_seq(it->tag);
+    if (seq == 0 || seq > MT_CONC_N || tag_kind(it->tag) != KIND_PUT) return 0;
+    uint8_t k[8];
+    size_t kl = mt_conc_key((size_t)(seq - 1), k);
+    if (kl != it->klen || memcmp(k, it->key, kl) != 0) return 0;
+    if (it->vlen != mt_perm((size_t)(seq - 1)) % 40) return 0;
+    for (size_t j = 0; j < it->vlen; j++)
+        if (it->val[j] != (uint8_t)seq) return 0;
+    return 1;
+}
+
+static void *mt_conc_reader(void *arg)
+{
+    mt_conc *c = arg;
+    uint64_t s = c->seed ^ (uint64_t)(uintptr_t)&s;
+    iiter *it = memtable_iter(c->m);
+    size_t reads = 0;
+    int bad = 0;
+    while (!atomic_load_explicit(&c->done, memory_order_acquire) && !bad) {
+        size_t pub = atomic_load_explicit(&c->published, memory_order_acquire);
+        if (pub == 0) continue;
+        /* An entry published before this read must be found. */
+        size_t i = tu_rand(&s) % pub;
+        uint8_t k[8];
+        size_t kl = mt_conc_key(i, k);
+        unsigned kind;
+        const uint8_t *v;
+        size_t vl;
+        if (!memtable_get(c->m, k, kl, SEQ_MAX, &kind, &v, &vl) || vl != mt_perm(i) % 40) {
+            bad = 1;
+            break;
+        }
+        /* A short walk in either direction: whole entries, in order. */
+        int back = (int)(tu_rand(&s) % 2);
+        if (back)
+            iiter_seek_for_prev(it, k, kl, tag_pack(SEQ_MAX, KIND_MAX) - 1);
+        else
+            iiter_seek(it, k, kl, tag_pack(SEQ_MAX, KIND_MAX));
+        uint8_t last[8];
+        size_t lastl = 0;
+        uint64_t lastt = 0;
+        for (int step = 0; step < 16 && it->valid; step++) {
+            if (!mt_conc_whole(it)) {
+                bad = 2;
+                break;
+            }
+            if (step) {
+                int cmp = ikey_cmp(last, lastl, lastt, it->key, it->klen, it->tag);
+                if (back ? cmp <= 0 : cmp >= 0) {
+                    bad = 3;
+                    break;
+                }
+            }
+            memcpy(last, it->key, it->klen);
+            lastl = it->klen;
+            lastt = it->tag;
+            if (back)
+                iiter_prev(it);
+            else
+                iiter_next(it);
+        }
+        reads++;
+    }
+    iiter_destroy(it);
+    atomic_fetch_add(&c->reads, reads);
+    return (void *)(intptr_t)bad;
+}
+
+Test(memtable, concurrent_readers_one_writer, .timeout = 60)
+{
+    mt_conc c;
+    c.m = memtable_new();
+    atomic_init(&c.published, 0);
+    atomic_init(&c.done, 0);
+    atomic_init(&c.reads, 0);
+    c.seed = tu_seed("memtable::concurrent_readers_one_writer");
+    pthread_t th[MT_CONC_READERS];
+    for (int r = 0; r < MT_CONC_READERS; r++) cr_assert_eq(pthread_create(&th[r], NULL, mt_conc_reader, &c), 0);
+
+    uint8_t val[40];
+    for (size_t i = 0; i < MT_CONC_N; i++) {
+        uint8_t k[8];
+        size_t kl = mt_conc_key(i, k);
+        memset(val, (uint8_t)(i + 1), sizeof val);
+        cr_assert_eq(memtable_add(c.m, i + 1, KIND_PUT, k, kl, val, mt_perm(i) % 40), TIND_OK);
+        atomic_store_explicit(&c.published, i + 1, memory_order_release);
+    }
+    atomic_store_explicit(&c.done, 1, memory_order_release);
+    for (int r = 0; r < MT_CONC_READERS; r++) {
+        void *res;
+        pthread_join(th[r], &res);
+        cr_assert_eq((intptr_t)res, 0, "reader %d saw %s", r,
+                     (intptr_t)res == 1 ? "a published key missing" :
+                     (intptr_t)res == 2 ? "a torn entry" : "entries out of order");
+    }
+    cr_assert_gt(atomic_load(&c.reads), 0);
+    cr_assert_eq(memtable_count(c.m), MT_CONC_N);
+
+    /* And the final state is complete and ordered. */
+    iiter *it = memtable_iter(c.m);
+    size_t n = 0;
+    for (iiter_seek_first(it); it->valid; iiter_next(it), n++) cr_assert(mt_conc_whole(it));
+    cr_assert_eq(n, MT_CONC_N);
+    iiter_destroy(it);
+    memtable_unref(c.m);
+}
