@@ -28,8 +28,6 @@ enum journal_payload_type {
 #define JOURNAL_SUFFIX ".jnl"
 #define JOURNAL_NAME_LEN 20
 
-#endif
-
 #include <stddef.h>
 
 struct journal_header {
@@ -50,3 +48,5 @@ void journal_record_header_encode(uint8_t *out, const uint8_t *p, size_t n);
 void journal_file_name(char *out, uint64_t number);
 /* Parses a journal file name; 1 and *number when it is one, else 0. */
 int journal_parse_name(const char *name, uint64_t *number);
+
+#endif

@@ -205,7 +205,22 @@ uint64_t journal_reader_file_size(const journal_reader *r) { return r->size; }
 int journal_reader_valid_after(journal_reader *r, uint64_t off)
 {
     char what[160];
-    for (uint64_t o = off + 1; o < r->size && r->size - o >= JOURNAL_RECORD_HEADER; o++) {
+    uint64_t start = off + 1;
+    /* When the bad record's header is intact, its length is trustworthy: the
+     * search starts after its payload, so that bytes inside a torn payload
+     * (a value that happens to hold a journal image) are never taken for a
+     * record. An intact header whose payload runs past the end is a torn tail. */
+    if (r->size - off >= JOURNAL_RECORD_HEADER) {
+        const uint8_t *bh = NULL;
+        int brc = reader_view(r, off, JOURNAL_RECORD_HEADER, &bh);
+        if (brc) return brc;
+        if (bh && get_u32(bh + 16) == (uint32_t)checksum64(bh, 16)) {
+            uint64_t bn = get_u64(bh);
+            if (bn > r->size - off - JOURNAL_RECORD_HEADER) return 0;
+            start = off + JOURNAL_RECORD_HEADER + bn;
+        }
+    }
+    for (uint64_t o = start; o < r->size && r->size - o >= JOURNAL_RECORD_HEADER; o++) {
         const uint8_t *h = NULL;
         int rc = reader_view(r, o, JOURNAL_RECORD_HEADER, &h);
         if (rc) return rc;

@@ -141,7 +141,7 @@ void journal_get_stats(journal *j, struct journal_stats *st)
 
 /* Closes the full journal (synced first, so that a later journal never
  * survives a power loss that an earlier one did not) and starts the next. */
-static int journal_rotate(journal *j)
+static int journal_rotate(journal *j, uint64_t base_seq)
 {
     int rc = file_sync(j->file, 1);
     if (rc) return rc;
@@ -151,12 +151,12 @@ static int journal_rotate(journal *j)
         return rc;
     }
     j->file = NULL;
-    return journal_start_file(j, j->number + 1, j->assigned_seq);
+    return journal_start_file(j, j->number + 1, base_seq);
 }
 
 /* Leader: writes the group's records with one write and at most one sync.
  * Called without mu. Returns the status every member of the group gets. */
-static int journal_write_group(journal *j, struct journal_req **grp, size_t n, int *synced)
+static int journal_write_group(journal *j, struct journal_req **grp, size_t n, uint64_t base_seq, int *synced)
 {
     int need_sync = TIND_DURABILITY_BUFFERED;
     size_t bytes = 0;
@@ -174,7 +174,7 @@ static int journal_write_group(journal *j, struct journal_req **grp, size_t n, i
     if (!j->file) return err_set(TIND_IO_ERROR, "journal in %s has no open file", j->dir);
     if (bytes > 0 && file_size(j->file) > JOURNAL_HEADER_SIZE &&
         file_size(j->file) + bytes > j->max_bytes) {
-        if ((rc = journal_rotate(j)) != TIND_OK) return rc;
+        if ((rc = journal_rotate(j, base_seq)) != TIND_OK) return rc;
     }
     if (iovcnt > 0 && (rc = file_appendv(j->file, j->iov, iovcnt)) != TIND_OK) return rc;
     atomic_store(&j->file_bytes, file_size(j->file));
@@ -238,6 +238,7 @@ int journal_write(journal *j, struct journal_req *r)
     int rc = poisoned ? TIND_POISONED : TIND_OK;
     size_t kept = 0, writes = 0;
     int synced = 0;
+    uint64_t base_seq = j->assigned_seq; /* before this group: a new journal's base */
     if (rc == TIND_OK) {
         /* Prepare, drop the refused, give out sequence numbers. */
         for (size_t i = 0; i < n; i++) {
@@ -255,7 +256,7 @@ int journal_write(journal *j, struct journal_req *r)
             j->group[kept++] = q;
             if (q->len > 0) writes++;
         }
-        rc = journal_write_group(j, j->group, kept, &synced);
+        rc = journal_write_group(j, j->group, kept, base_seq, &synced);
         if (rc == TIND_OK && j->cb.apply && kept > 0) rc = j->cb.apply(j->cb.ctx, j->group, kept);
         if (rc == TIND_OK) atomic_store_explicit(&j->last_seq, j->assigned_seq, memory_order_release);
     }

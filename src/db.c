@@ -45,6 +45,7 @@ static char *path_join(const char *a, const char *b)
 static void db_free(tind_db *db)
 {
     if (!db) return;
+    journal_close(db->jnl);
     for (size_t i = 0; i < db->nks; i++) ks_free(db->ks[i]);
     for (size_t i = 0; i < db->ndropped; i++) ks_free(db->dropped[i]);
     free(db->ks);
@@ -67,6 +68,30 @@ static int db_create(tind_db *db)
         return rc;
     db->next_ks_id = 1;
     return db_write_meta(db);
+}
+
+/* Removes journals that hold no record (header only), older than `keep`: each
+ * open starts a new journal, and without this every reopen would leave one
+ * behind. The new journal's header carries the sequence number they carried. */
+static int db_remove_empty_journals(tind_db *db, uint64_t keep)
+{
+    char **names;
+    size_t n;
+    int rc = file_list_dir(db->journal_dir, &names, &n);
+    if (rc) return rc;
+    int removed = 0;
+    char p[PATH_MAX];
+    for (size_t i = 0; i < n && rc == TIND_OK; i++) {
+        uint64_t num, sz;
+        if (!journal_parse_name(names[i], &num) || num >= keep) continue;
+        if ((rc = file_join(p, sizeof p, db->journal_dir, names[i])) != TIND_OK) break;
+        if ((rc = file_stat_size(p, &sz)) != TIND_OK) break;
+        if (sz != JOURNAL_HEADER_SIZE) continue;
+        if ((rc = file_unlink(p)) == TIND_OK) removed = 1;
+    }
+    free(names);
+    if (rc == TIND_OK && removed) rc = file_sync_dir(db->journal_dir);
+    return rc;
 }
 
 static int replay_cb(void *ctx, const char *path, uint64_t offset, const uint8_t *p, size_t n)
@@ -165,6 +190,7 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     struct journal_config jc = {.dir = db->journal_dir, .max_bytes = o.journal_max_bytes, .group_max_bytes = 1u << 20};
     struct journal_callbacks cb = {.ctx = db, .prepare = db_write_prepare, .apply = db_write_apply};
     if ((rc = journal_open(&jc, rec.max_number + 1, last_seq, &cb, &db->jnl)) != TIND_OK) goto fail;
+    if ((rc = db_remove_empty_journals(db, rec.max_number + 1)) != TIND_OK) goto fail;
 
     free(lock_path);
     free(meta_path);
@@ -185,6 +211,7 @@ int tind_close(tind_db *db)
     long ns = atomic_load(&db->nsnaps), ni = atomic_load(&db->niters);
     if (ns || ni) return err_set(TIND_BUSY, "tind_close: %ld snapshots and %ld iterators are still open", ns, ni);
     int rc = journal_close(db->jnl);
+    db->jnl = NULL;
     db_free(db);
     return rc;
 }

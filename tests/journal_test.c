@@ -1397,3 +1397,46 @@ Test(journal_recovery, newest_journal_is_synced)
     file_fault_clear();
     jt_rmtree(dir);
 }
+
+/* A torn record whose payload holds the image of a whole valid record (a value
+ * that is itself journal bytes) is still a torn tail: the search for a later
+ * record starts after the bad record's payload when its header is intact. */
+Test(journal_recovery, torn_record_holding_a_record_image_is_a_torn_tail)
+{
+    char dir[64];
+    jt_mkdtemp(dir, sizeof dir);
+    struct jt_file w;
+    jt_journal(&w, dir, 3, 1, 5, NULL);
+    uint64_t end = jt_size(w.path);
+    cr_assert_eq(file_open(w.path, FILE_WRITE, &w.f), TIND_OK);
+    /* The inner image: a complete record, header and payload. */
+    buf inner;
+    buf_init(&inner);
+    jt_batch(&inner, 99, 40);
+    uint8_t img[JOURNAL_RECORD_HEADER + 512];
+    journal_record_header_encode(img, inner.p, inner.len);
+    memcpy(img + JOURNAL_RECORD_HEADER, inner.p, inner.len);
+    size_t img_len = JOURNAL_RECORD_HEADER + inner.len;
+    /* The outer record: a payload of 16 bytes, the image, 16 more; written
+     * with a correct header, then its last bytes zeroed as a torn write would. */
+    uint8_t outer[16 + sizeof img + 16];
+    memset(outer, 0x11, sizeof outer);
+    outer[0] = JPAYLOAD_BATCH;
+    memcpy(outer + 16, img, img_len);
+    size_t outer_len = 16 + img_len + 16;
+    uint8_t h[JOURNAL_RECORD_HEADER];
+    journal_record_header_encode(h, outer, outer_len);
+    memset(outer + outer_len - 16, 0, 16);
+    jt_append(&w, h, sizeof h);
+    jt_append(&w, outer, outer_len);
+    jt_close(&w);
+    struct jt_seen s;
+    jt_seen_init(&s);
+    struct journal_recovery rec;
+    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+    cr_assert_eq(rec.records, 5u);
+    cr_assert_eq(jt_size(w.path), end, "the torn record was not cut");
+    jt_seen_free(&s);
+    buf_free(&inner);
+    jt_rmtree(dir);
+}

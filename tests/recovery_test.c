@@ -384,3 +384,22 @@ Test(recovery, sequence_numbers_continue_after_reopen)
     check_absent(ks, 11);
     cr_assert_eq(tind_close(db), TIND_OK);
 }
+
+Test(recovery, reopening_leaves_no_empty_journals_behind)
+{
+    tind_keyspace *ks;
+    tind_db *db = open_db(&ks);
+    put_n(ks, 0, 10);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    for (int i = 0; i < 5; i++) {
+        db = open_db(&ks);
+        cr_assert_eq(tind_close(db), TIND_OK);
+    }
+    db = open_db(&ks);
+    struct tind_db_stats st;
+    cr_assert_eq(tind_db_stats(db, &st), TIND_OK);
+    /* The journal with the records and the one this open started. */
+    cr_assert_eq(st.journal_files, 2, "journal files: %llu", (unsigned long long)st.journal_files);
+    check_n(ks, 0, 10);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
