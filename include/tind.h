@@ -73,9 +73,10 @@ TIND_API const char *tind_version(void);
  * included). Thread-safe. */
 TIND_API const char *tind_strerror(int rc);
 
-/* Returns the detailed message of the last failing tind call made by this
- * thread ("" if none yet): for a corruption, the file and the offset. The
- * string is owned by the library and valid until this thread's next tind call. */
+/* Returns the detailed message of this thread's last tind call when it failed
+ * (each call clears it first; "" after a success): for a corruption, the file
+ * and the offset. The string is owned by the library and valid until this
+ * thread's next tind call. */
 TIND_API const char *tind_last_error(void);
 
 /* Database options. Fill with tind_options_init(), then adjust. */

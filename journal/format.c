@@ -6,8 +6,6 @@
  *                  (header_sum = low 32 bits of xxh3 of the 16 bytes before it)
  *
  * All little-endian. See journal/README.md for the whole grammar. */
-/* journal/journal.h includes journal/format.h; format.h must be included only
- * once per unit (its declarations sit outside its include guard). */
 #include "journal/journal.h"
 
 #include <stdio.h>
@@ -16,6 +14,7 @@
 #include "src/util/checksum.h"
 #include "src/util/coding.h"
 #include "src/util/err.h"
+#include "src/util/record.h"
 
 void journal_header_encode(uint8_t *out, const struct journal_header *h)
 {
@@ -56,12 +55,7 @@ int journal_header_decode(const uint8_t *in, size_t n, const char *path, struct 
     return TIND_OK;
 }
 
-void journal_record_header_encode(uint8_t *out, const uint8_t *p, size_t n)
-{
-    put_u64(out, (uint64_t)n);
-    put_u64(out + 8, checksum64(p, n));
-    put_u32(out + 16, (uint32_t)checksum64(out, 16));
-}
+void journal_record_header_encode(uint8_t *out, const uint8_t *p, size_t n) { record_header_encode(out, p, n); }
 
 void journal_file_name(char *out, uint64_t number)
 {

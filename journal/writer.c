@@ -19,18 +19,19 @@ struct journal {
     size_t group_max_bytes;
     struct journal_callbacks cb;
 
-    /* mu guards the queue (head/tail), poisoned and the counters. It is never
+    /* mu guards the queue (head/tail) and poisoned. It is never
      * held across I/O or the apply callback. */
     pthread_mutex_t mu;
     struct journal_req *head, *tail;
     int poisoned;
     char errmsg[512]; /* the message of the failure that poisoned it */
-    uint64_t writes, groups, syncs;
+    /* Counters: written by leaders, read by stats without the leader. */
+    _Atomic uint64_t writes, groups, syncs;
 
     /* Leader-only state: touched by the current leader alone, and handed
      * from leader to leader through mu. */
     tfile *file;
-    uint64_t number;
+    _Atomic uint64_t number; /* written by the leader, read by stats */
     uint64_t assigned_seq;      /* last sequence number given out */
     struct journal_req *group[GROUP_MAX_REQS];
     uint8_t headers[GROUP_MAX_REQS][JOURNAL_RECORD_HEADER];
@@ -128,14 +129,10 @@ int journal_poisoned(const journal *j)
 
 void journal_get_stats(journal *j, struct journal_stats *st)
 {
-    pthread_mutex_lock(&j->mu);
-    st->writes = j->writes;
-    st->groups = j->groups;
-    st->syncs = j->syncs;
-    pthread_mutex_unlock(&j->mu);
-    /* number changes only under the leader; a torn read is impossible for an
-     * aligned u64 on the platforms tind targets, and stats are advisory. */
-    st->number = __atomic_load_n(&j->number, __ATOMIC_RELAXED);
+    st->writes = atomic_load_explicit(&j->writes, memory_order_relaxed);
+    st->groups = atomic_load_explicit(&j->groups, memory_order_relaxed);
+    st->syncs = atomic_load_explicit(&j->syncs, memory_order_relaxed);
+    st->number = atomic_load_explicit(&j->number, memory_order_relaxed);
     st->current_bytes = atomic_load(&j->file_bytes);
 }
 
@@ -145,7 +142,7 @@ static int journal_rotate(journal *j, uint64_t base_seq)
 {
     int rc = file_sync(j->file, 1);
     if (rc) return rc;
-    j->syncs++;
+    atomic_fetch_add_explicit(&j->syncs, 1, memory_order_relaxed);
     if ((rc = file_close(j->file)) != TIND_OK) {
         j->file = NULL;
         return rc;
@@ -267,9 +264,9 @@ int journal_write(journal *j, struct journal_req *r)
         snprintf(j->errmsg, sizeof j->errmsg, "%s", err_msg());
     }
     if (rc == TIND_OK) {
-        j->writes += writes;
-        j->groups += writes > 0;
-        j->syncs += (uint64_t)synced;
+        atomic_fetch_add_explicit(&j->writes, writes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&j->groups, writes > 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&j->syncs, (uint64_t)synced, memory_order_relaxed);
     }
     /* Every member gets its status: its own refusal, or the group's. */
     for (struct journal_req *q = r;; q = q->next) {

@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -179,6 +180,19 @@ static void *fresh_thread_last_error(void *arg)
     return NULL;
 }
 
+struct fail_arg {
+    tind_db *db;
+    int rc;
+};
+
+static void *fail_in_thread(void *p)
+{
+    struct fail_arg *a = p;
+    tind_keyspace *ks = NULL;
+    a->rc = tind_keyspace_open(a->db, "a/b/c", NULL, &ks);
+    return NULL;
+}
+
 Test(api, last_error_set_after_failure)
 {
     /* A thread that made no tind call yet has "" */
@@ -207,6 +221,15 @@ Test(api, last_error_set_after_failure)
     ks = ks_open(g_db, "k", NULL);
     EXPECT_RC(tind_put(ks, "", 0, "v", 1), TIND_INVALID);
     cr_assert_str_not_empty(tind_last_error(), "no message after an empty key");
+
+    /* per thread: another thread's failure leaves this thread's message alone */
+    char mine[256];
+    snprintf(mine, sizeof mine, "%s", tind_last_error());
+    struct fail_arg fa = {g_db, 0};
+    cr_assert_eq(pthread_create(&t, NULL, fail_in_thread, &fa), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(fa.rc, TIND_INVALID);
+    cr_assert_str_eq(tind_last_error(), mine, "another thread's failure changed this thread's message");
 }
 
 Test(api, options_init_defaults)
@@ -306,6 +329,10 @@ Test(api, second_open_is_busy_until_close)
     tind_db *db2 = NULL;
     EXPECT_RC(tind_open(sub("db"), NULL, &db2), TIND_BUSY);
     cr_assert_null(db2);
+    /* other spellings of the same directory */
+    EXPECT_RC(tind_open(sub("db/."), NULL, &db2), TIND_BUSY);
+    EXPECT_RC(tind_open(sub("db/"), NULL, &db2), TIND_BUSY);
+    EXPECT_RC(tind_open(sub("./db"), NULL, &db2), TIND_BUSY);
     /* The first handle still works after the refused open. */
     tind_keyspace *ks = ks_open(g_db, "k", NULL);
     put_s(ks, "a", "1");
@@ -453,6 +480,24 @@ Test(api, empty_value_reads_as_non_null_zero_length)
     }
     /* a NULL value with a length is a bad argument */
     EXPECT_RC(tind_put(ks, "x", 1, NULL, 1), TIND_INVALID);
+    expect_val(NULL, ks, "x", NULL);
+}
+
+Test(api, value_over_the_maximum_is_invalid)
+{
+    if (sizeof(size_t) <= 4) cr_skip_test("size_t cannot hold 2^32");
+    g_db = open_db(sub("db"), NULL);
+    tind_keyspace *ks = ks_open(g_db, "k", NULL);
+    /* refused on the length alone, before a byte is read */
+    static const char small[1] = {'v'};
+    size_t over = (size_t)TIND_MAX_VALUE_BYTES + 1;
+    EXPECT_RC(tind_put(ks, "x", 1, small, over), TIND_INVALID);
+    EXPECT_RC(tind_put(ks, "x", 1, small, SIZE_MAX), TIND_INVALID);
+    tind_batch *b = NULL;
+    EXPECT_OK(tind_batch_new(&b));
+    EXPECT_RC(tind_batch_put(b, ks, "x", 1, small, over), TIND_INVALID);
+    cr_assert_eq(tind_batch_count(b), 0);
+    tind_batch_free(b);
     expect_val(NULL, ks, "x", NULL);
 }
 
@@ -1202,7 +1247,7 @@ Test(api, batch_naming_a_dropped_keyspace_fails_at_commit)
 
 /* One writer commits batches that set every key of both keyspaces to the same
  * round number; readers check that every snapshot sees one round everywhere. */
-enum { ATOM_KEYS = 8, ATOM_ROUNDS = 1500, ATOM_READERS = 2 };
+enum { ATOM_KEYS = 64, ATOM_ROUNDS = 1000, ATOM_READERS = 2 };
 
 struct atom_shared {
     tind_db *db;
@@ -1227,7 +1272,7 @@ static void *atom_writer(void *p)
         return NULL;
     }
     for (int r = 1; r <= ATOM_ROUNDS && !atomic_load(&sh->stop); r++) {
-        char k[8], v[16];
+        char k[16], v[16];
         snprintf(v, sizeof v, "%08d", r);
         tind_batch_clear(b);
         for (int i = 0; i < ATOM_KEYS; i++) {
@@ -1276,8 +1321,10 @@ static void *atom_reader_main(void *p)
             break;
         }
         int want = -1;
-        for (int i = 0; i < ATOM_KEYS && !rd->failed; i++) {
-            char k[8];
+        /* the last key the batch writes first: a batch made visible before
+         * it is wholly applied shows there */
+        for (int i = ATOM_KEYS - 1; i >= 0 && !rd->failed; i--) {
+            char k[16];
             snprintf(k, sizeof k, "k%d", i);
             int ra, rb;
             if (atom_read_round(s, sh->a, k, &ra) || atom_read_round(s, sh->b, k, &rb)) {
@@ -1288,8 +1335,8 @@ static void *atom_reader_main(void *p)
             }
             if (!rd->failed && (ra != want || rb != want)) {
                 snprintf(rd->why, sizeof rd->why,
-                         "snapshot seq %llu saw part of a batch: %s is round %d in a and %d in b, key k0 round %d",
-                         (unsigned long long)tind_snapshot_sequence(s), k, ra, rb, want);
+                         "snapshot seq %llu saw part of a batch: %s is round %d in a and %d in b, key k%d round %d",
+                         (unsigned long long)tind_snapshot_sequence(s), k, ra, rb, ATOM_KEYS - 1, want);
                 rd->failed = 1;
             }
         }
@@ -1355,7 +1402,7 @@ Test(api, batch_is_atomic_across_keyspaces_for_a_concurrent_reader)
     char v[16];
     snprintf(v, sizeof v, "%08d", ATOM_ROUNDS);
     expect_val(NULL, sh.a, "k0", v);
-    expect_val(NULL, sh.b, "k7", v);
+    expect_val(NULL, sh.b, "k63", v);
 }
 
 /* ---- snapshots --------------------------------------------------------------------------- */
@@ -1597,7 +1644,7 @@ Test(api, keyspace_stats_fields)
 
 /* ---- big values, journal rotation, group commit ------------------------------------------- */
 
-Test(api, value_of_64_mib_round_trips, .timeout = 120)
+Test(api, value_of_64_mib_round_trips)
 {
     g_db = open_db(sub("db"), NULL);
     tind_keyspace *ks = ks_open(g_db, "big", NULL);
@@ -1641,7 +1688,7 @@ Test(api, value_of_64_mib_round_trips, .timeout = 120)
     tind_iter_close(it);
 }
 
-Test(api, journal_rotation_keeps_everything, .timeout = 120)
+Test(api, journal_rotation_keeps_everything)
 {
     tind_options o;
     tind_options_init(&o);
@@ -1728,7 +1775,7 @@ static void *gc_writer(void *p)
     struct gc_arg *a = p;
     a->failed_at = -1;
     for (int i = 0; i < GC_PUTS; i++) {
-        char k[32], v[32];
+        char k[64], v[32];
         snprintf(k, sizeof k, "r%02d-t%d-%04d", a->round, a->thread, i);
         snprintf(v, sizeof v, "v%d", i);
         int rc = tind_put(a->ks, k, strlen(k), v, strlen(v));
@@ -1741,7 +1788,7 @@ static void *gc_writer(void *p)
     return NULL;
 }
 
-Test(api, group_commit_from_four_threads, .timeout = 240)
+Test(api, group_commit_from_four_threads)
 {
     g_db = open_db(sub("db"), NULL);
     tind_keyspace_options ko;
@@ -1785,7 +1832,7 @@ Test(api, group_commit_from_four_threads, .timeout = 240)
     for (int r = 0; r < rounds; r++)
         for (int t = 0; t < GC_THREADS; t++)
             for (int i = 0; i < GC_PUTS; i++) {
-                char k[32], v[32];
+                char k[64], v[32];
                 snprintf(k, sizeof k, "r%02d-t%d-%04d", r, t, i);
                 snprintf(v, sizeof v, "v%d", i);
                 expect_val(NULL, ks, k, v);
@@ -1842,4 +1889,247 @@ Test(api, db_stats_while_writing_across_rotations)
     struct tind_db_stats st = db_stats(g_db);
     cr_assert_eq(st.writes, 400);
     cr_assert_gt(st.journal_files, 1);
+}
+
+/* ---- concurrency: writers, readers and drops at once ------------------------------------------ */
+
+enum { CW_WRITERS = 3, CW_READERS = 2, CW_KEYS = 40, CW_ROUNDS = 120 };
+
+struct cw_shared {
+    tind_db *db;
+    tind_keyspace *ks;
+    atomic_int writers_left;
+};
+
+struct cw_writer {
+    struct cw_shared *sh;
+    int id;
+    int rc, failed_round;
+};
+
+struct cw_reader {
+    struct cw_shared *sh;
+    int last_round[CW_WRITERS][CW_KEYS]; /* newest round seen per key; views only move forward */
+    int scans;
+    int failed;
+    char why[512];
+};
+
+/* Round r of writer w: every key gets r; in rounds divisible by 5 the odd keys
+ * are deleted instead; every third round goes as one batch. */
+static void *cw_writer_main(void *p)
+{
+    struct cw_writer *w = p;
+    tind_batch *b = NULL;
+    w->rc = tind_batch_new(&b);
+    for (int r = 1; r <= CW_ROUNDS && w->rc == TIND_OK; r++) {
+        int batch = r % 3 == 0;
+        tind_batch_clear(b);
+        for (int i = 0; i < CW_KEYS && w->rc == TIND_OK; i++) {
+            char k[32], v[16];
+            snprintf(k, sizeof k, "w%d-%03d", w->id, i);
+            snprintf(v, sizeof v, "%08d", r);
+            int del = r % 5 == 0 && (i & 1);
+            if (batch) w->rc = del ? tind_batch_delete(b, w->sh->ks, k, strlen(k)) : tind_batch_put(b, w->sh->ks, k, strlen(k), v, 8);
+            else w->rc = del ? tind_delete(w->sh->ks, k, strlen(k)) : tind_put(w->sh->ks, k, strlen(k), v, 8);
+        }
+        if (batch && w->rc == TIND_OK) w->rc = tind_batch_commit(w->sh->db, b, TIND_DURABILITY_BUFFERED);
+        if (w->rc != TIND_OK) w->failed_round = r;
+    }
+    tind_batch_free(b);
+    atomic_fetch_sub(&w->sh->writers_left, 1);
+    return NULL;
+}
+
+static int cw_parse(struct cw_reader *rd, const char *k, size_t kl, const char *v, size_t vl, int *w, int *i, int *r)
+{
+    char kb[32] = {0}, vb[16] = {0};
+    if (kl >= sizeof kb || vl != 8) {
+        snprintf(rd->why, sizeof rd->why, "malformed entry %s = %s", tu_hex(k, kl), tu_hex(v, vl));
+        return -1;
+    }
+    memcpy(kb, k, kl);
+    memcpy(vb, v, vl);
+    if (sscanf(kb, "w%d-%d", w, i) != 2 || *w < 0 || *w >= CW_WRITERS || *i < 0 || *i >= CW_KEYS) {
+        snprintf(rd->why, sizeof rd->why, "unexpected key %s", tu_hex(k, kl));
+        return -1;
+    }
+    *r = atoi(vb);
+    if (*r < 1 || *r > CW_ROUNDS) {
+        snprintf(rd->why, sizeof rd->why, "key %s has round %d", kb, *r);
+        return -1;
+    }
+    return 0;
+}
+
+static void *cw_reader_main(void *p)
+{
+    struct cw_reader *rd = p;
+    while (!rd->failed) {
+        int last = atomic_load(&rd->sh->writers_left) == 0;
+        tind_iter *it = NULL;
+        if (tind_iter_open(rd->sh->ks, NULL, NULL, &it) != TIND_OK) {
+            snprintf(rd->why, sizeof rd->why, "iter_open: %s", tind_last_error());
+            rd->failed = 1;
+            break;
+        }
+        int seen[CW_WRITERS][CW_KEYS];
+        memset(seen, 0, sizeof seen);
+        for (int dir = 0; dir < 2 && !rd->failed; dir++) {
+            char prev[32];
+            size_t prevl = 0;
+            int n = 0;
+            if (dir == 0) tind_iter_seek_first(it);
+            else tind_iter_seek_last(it);
+            for (; tind_iter_valid(it) && !rd->failed; dir == 0 ? tind_iter_next(it) : tind_iter_prev(it)) {
+                size_t kl, vl;
+                const char *k = tind_iter_key(it, &kl), *v = tind_iter_value(it, &vl);
+                int w, i, r;
+                if (cw_parse(rd, k, kl, v, vl, &w, &i, &r)) {
+                    rd->failed = 1;
+                    break;
+                }
+                if (n > 0) {
+                    int c = tu_keycmp(prev, prevl, k, kl);
+                    if (dir == 0 ? c >= 0 : c <= 0) {
+                        snprintf(rd->why, sizeof rd->why, "%s scan out of order: %s then %s",
+                                 dir ? "backward" : "forward", tu_hex(prev, prevl), tu_hex(k, kl));
+                        rd->failed = 1;
+                        break;
+                    }
+                }
+                memcpy(prev, k, kl);
+                prevl = kl;
+                n++;
+                if (dir == 0) {
+                    seen[w][i] = r;
+                    if (r < rd->last_round[w][i]) {
+                        snprintf(rd->why, sizeof rd->why, "key w%d-%03d went back from round %d to %d", w, i,
+                                 rd->last_round[w][i], r);
+                        rd->failed = 1;
+                    }
+                    rd->last_round[w][i] = r;
+                } else if (seen[w][i] != r) {
+                    snprintf(rd->why, sizeof rd->why,
+                             "one iterator, two answers: w%d-%03d round %d forward, %d backward", w, i, seen[w][i], r);
+                    rd->failed = 1;
+                }
+            }
+        }
+        if (tind_iter_status(it) != TIND_OK && !rd->failed) {
+            snprintf(rd->why, sizeof rd->why, "iterator status %d", tind_iter_status(it));
+            rd->failed = 1;
+        }
+        tind_iter_close(it);
+        rd->scans++;
+        if (last) break;
+    }
+    return NULL;
+}
+
+Test(api, concurrent_writers_and_iterating_readers)
+{
+    g_db = open_db(sub("db"), NULL);
+    struct cw_shared sh = {.db = g_db, .ks = ks_open(g_db, "k", NULL)};
+    atomic_init(&sh.writers_left, CW_WRITERS);
+    pthread_t wt[CW_WRITERS], rt[CW_READERS];
+    struct cw_writer w[CW_WRITERS];
+    struct cw_reader *rd = calloc(CW_READERS, sizeof *rd);
+    cr_assert_not_null(rd);
+    for (int i = 0; i < CW_READERS; i++) {
+        rd[i].sh = &sh;
+        cr_assert_eq(pthread_create(&rt[i], NULL, cw_reader_main, &rd[i]), 0);
+    }
+    for (int i = 0; i < CW_WRITERS; i++) {
+        w[i] = (struct cw_writer){.sh = &sh, .id = i};
+        cr_assert_eq(pthread_create(&wt[i], NULL, cw_writer_main, &w[i]), 0);
+    }
+    for (int i = 0; i < CW_WRITERS; i++) pthread_join(wt[i], NULL);
+    for (int i = 0; i < CW_READERS; i++) pthread_join(rt[i], NULL);
+    for (int i = 0; i < CW_WRITERS; i++)
+        cr_assert_eq(w[i].rc, TIND_OK, "writer %d failed in round %d: %d (%s)", i, w[i].failed_round, w[i].rc,
+                     tind_strerror(w[i].rc));
+    for (int i = 0; i < CW_READERS; i++) cr_assert_not(rd[i].failed, "reader %d after %d scans: %s", i, rd[i].scans, rd[i].why);
+    free(rd);
+    /* the last round: CW_ROUNDS (120) is divisible by 5, so odd keys are gone */
+    for (int round = 0; round < 2; round++) {
+        for (int wi = 0; wi < CW_WRITERS; wi++)
+            for (int i = 0; i < CW_KEYS; i++) {
+                char k[32], v[16];
+                snprintf(k, sizeof k, "w%d-%03d", wi, i);
+                snprintf(v, sizeof v, "%08d", CW_ROUNDS);
+                expect_val(NULL, sh.ks, k, (i & 1) ? NULL : v);
+            }
+        if (round == 0) {
+            close_main();
+            g_db = open_db(sub("db"), NULL);
+            sh.ks = ks_open(g_db, "k", NULL);
+        }
+    }
+}
+
+enum { DW_THREADS = 2, DW_MAX = 200000 };
+
+struct dw_arg {
+    tind_keyspace *ks;
+    atomic_int *ok_total;
+    int oks, first_bad_rc, ok_after_invalid;
+};
+
+static void *dw_writer(void *p)
+{
+    struct dw_arg *a = p;
+    a->first_bad_rc = TIND_OK;
+    int extra = 0;
+    for (int i = 0; i < DW_MAX; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "%p-%d", (void *)a, i);
+        int rc = (i % 4 == 3) ? tind_delete(a->ks, k, strlen(k)) : tind_put(a->ks, k, strlen(k), "v", 1);
+        if (rc == TIND_OK) {
+            if (a->first_bad_rc != TIND_OK) a->ok_after_invalid = 1;
+            a->oks++;
+            atomic_fetch_add(a->ok_total, 1);
+        } else if (a->first_bad_rc == TIND_OK) {
+            a->first_bad_rc = rc;
+            extra = 64; /* a few more tries: none may succeed */
+        }
+        if (a->first_bad_rc != TIND_OK && extra-- <= 0) break;
+    }
+    return NULL;
+}
+
+Test(api, drop_while_other_threads_write)
+{
+    g_db = open_db(sub("db"), NULL);
+    tind_keyspace *victim = ks_open(g_db, "victim", NULL), *keep = ks_open(g_db, "keep", NULL);
+    put_s(keep, "k", "v");
+    atomic_int ok_total;
+    atomic_init(&ok_total, 0);
+    pthread_t t[DW_THREADS];
+    struct dw_arg a[DW_THREADS];
+    for (int i = 0; i < DW_THREADS; i++) {
+        a[i] = (struct dw_arg){.ks = victim, .ok_total = &ok_total};
+        cr_assert_eq(pthread_create(&t[i], NULL, dw_writer, &a[i]), 0);
+    }
+    while (atomic_load(&ok_total) < 500) sched_yield();
+    EXPECT_OK(tind_keyspace_drop(g_db, "victim"));
+    for (int i = 0; i < DW_THREADS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < DW_THREADS; i++) {
+        cr_assert_eq(a[i].first_bad_rc, TIND_INVALID, "writer %d: after the drop got %d (%s), want TIND_INVALID", i,
+                     a[i].first_bad_rc, tind_strerror(a[i].first_bad_rc));
+        cr_assert_not(a[i].ok_after_invalid, "writer %d: a write succeeded after one was refused for the drop", i);
+    }
+    tind_keyspace *again = ks_open(g_db, "victim", NULL);
+    cr_assert_eq(ks_stats(again).memtable_entries, 0, "writes racing the drop landed in the new keyspace");
+    close_main();
+    g_db = open_db(sub("db"), NULL);
+    again = ks_open(g_db, "victim", NULL);
+    tind_iter *it = NULL;
+    EXPECT_OK(tind_iter_open(again, NULL, NULL, &it));
+    tind_iter_seek_first(it);
+    size_t kl = 0;
+    const void *k = tind_iter_key(it, &kl);
+    cr_assert_not(tind_iter_valid(it), "after reopen the recreated keyspace holds %s", tu_hex(k, kl));
+    tind_iter_close(it);
+    expect_val(NULL, ks_open(g_db, "keep", NULL), "k", "v");
 }

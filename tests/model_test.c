@@ -572,6 +572,18 @@ static void op_drop(run *r)
     r->n_drop++;
 }
 
+/* The run's directory, removed by the fixture even when a check fails. */
+static char *g_model_dir;
+
+static void model_teardown(void)
+{
+    if (g_model_dir) tu_rmtree(g_model_dir);
+    free(g_model_dir);
+    g_model_dir = NULL;
+}
+
+TestSuite(model, .fini = model_teardown);
+
 static uint64_t steps_from_env(uint64_t dflt)
 {
     const char *e = getenv("TIND_MODEL_STEPS");
@@ -590,6 +602,7 @@ static void run_model(const char *name, uint64_t steps, unsigned alphabet_size, 
     r->alphabet_size = alphabet_size;
     r->dir = tu_mkdtemp("model");
     cr_assert_not_null(r->dir);
+    g_model_dir = r->dir; /* owned by the fixture from here */
     tind_options_init(&r->opts);
     r->opts.journal_max_bytes = journal_max;
     open_db(r);
@@ -640,12 +653,10 @@ static void run_model(const char *name, uint64_t steps, unsigned alphabet_size, 
     int rc = tind_close(r->db);
     cr_assert_eq(rc, TIND_OK, "%s: final close: %s", name, tind_last_error());
     for (int k = 0; k < NKS; k++) m_clear(&r->m[k]);
-    tu_rmtree(r->dir);
-    free(r->dir);
     free(r);
 }
 
-Test(model, differential_two_keyspaces, .timeout = 300)
+Test(model, differential_two_keyspaces)
 {
     run_model("model::differential_two_keyspaces", 20000, 4, UINT64_C(64) << 20, 3);
 }
@@ -653,7 +664,7 @@ Test(model, differential_two_keyspaces, .timeout = 300)
 /* Tiny journals (rotation on almost every reopen's worth of writes), a
  * three-letter alphabet (long runs of versions of the same keys), and
  * frequent reopens. */
-Test(model, differential_small_journals_many_reopens, .timeout = 300)
+Test(model, differential_small_journals_many_reopens)
 {
     run_model("model::differential_small_journals_many_reopens", 12000, 3, UINT64_C(64) << 10, 10);
 }

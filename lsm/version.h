@@ -1,0 +1,124 @@
+/* Versions and the manifest of one LSM tree (one keyspace).
+ *
+ * A version is the set of tables by level. Level 0 holds flushed memtables,
+ * newest first, whose key ranges may overlap; every deeper level holds
+ * tables sorted by key with disjoint ranges. Versions are immutable and
+ * reference counted; a table_meta is shared by every version that holds it.
+ *
+ * The manifest makes version changes durable before they are used:
+ *   - an edit is appended to MANIFEST as one record and fsynced, then the new
+ *     version becomes current;
+ *   - when MANIFEST has grown past a limit, the whole current state is written
+ *     as one record to MANIFEST.tmp, fsynced, renamed over MANIFEST and the
+ *     directory fsynced (the switch).
+ * Record framing is the journal's (src/util/record.h); the byte grammar of
+ * edits is in lsm/README.md.
+ *
+ * A table file is removed when the last version holding it goes away after
+ * an edit deleted it. At open, files of the keyspace folder that the
+ * recovered version does not hold (tables of an unfinished flush or
+ * compaction, a leftover MANIFEST.tmp) are removed.
+ *
+ * Callers serialize manifest_apply (one writer at a time per manifest);
+ * manifest_current may be called from any thread. */
+#ifndef TIND_LSM_VERSION_H
+#define TIND_LSM_VERSION_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/util/buf.h"
+
+#define LSM_LEVELS 7
+#define MANIFEST_FILE "MANIFEST"
+#define TABLE_SUFFIX ".tbl"
+
+struct table_meta {
+    uint64_t number;                /* file name: "%016llx.tbl" */
+    uint64_t size;                  /* bytes */
+    uint64_t entries, tombstones;
+    uint64_t min_seq, max_seq;
+    buf smallest, largest;          /* user keys */
+    uint64_t smallest_tag, largest_tag;
+    char *path;                     /* full path, for opening and removal */
+    _Atomic long refs;
+    _Atomic int obsolete;           /* an edit deleted it: remove the file at the last unref */
+};
+
+/* A new meta with one reference (path copied). NULL when out of memory. */
+struct table_meta *table_meta_new(const char *dir, uint64_t number);
+void table_meta_ref(struct table_meta *m);
+/* Drops a reference; the last one frees it and, when obsolete, removes its file. */
+void table_meta_unref(struct table_meta *m);
+/* Formats a table's file name into out (at least 21 bytes). */
+void table_file_name(char *out, uint64_t number);
+/* 1 and *number when name is a table file name. */
+int table_parse_name(const char *name, uint64_t *number);
+
+struct version {
+    _Atomic long refs;
+    struct table_meta **files[LSM_LEVELS]; /* level 0: newest first; others: by smallest key */
+    size_t nfiles[LSM_LEVELS];
+    uint64_t level_bytes[LSM_LEVELS];
+};
+void version_ref(struct version *v);
+void version_unref(struct version *v);
+
+/* A change to a version. */
+struct version_edit_add {
+    unsigned level;
+    struct table_meta *meta; /* the edit holds a reference */
+};
+struct version_edit_del {
+    unsigned level;
+    uint64_t number;
+};
+struct version_edit {
+    int has_flushed_seq;
+    uint64_t flushed_seq;     /* every write of the keyspace with seq <= it is in a table */
+    int has_next_file;
+    uint64_t next_file;
+    struct version_edit_add *adds;
+    size_t nadds, capadds;
+    struct version_edit_del *dels;
+    size_t ndels, capdels;
+};
+void version_edit_init(struct version_edit *e);
+void version_edit_free(struct version_edit *e);
+/* Takes a reference on meta. */
+int version_edit_add(struct version_edit *e, unsigned level, struct table_meta *meta);
+int version_edit_del(struct version_edit *e, unsigned level, uint64_t number);
+
+/* Encoding of an edit as a manifest record payload, and back. decode makes
+ * metas under dir; TIND_CORRUPTION (message names path and offset) when the
+ * payload is malformed. */
+int version_edit_encode(const struct version_edit *e, buf *out);
+int version_edit_decode(const uint8_t *p, size_t n, const char *dir, const char *path, uint64_t offset,
+                        struct version_edit *e);
+
+typedef struct manifest manifest;
+
+/* Opens the manifest of the tree in `dir`, creating an empty one (flushed
+ * seq 0, next file 1) when there is none and `create` is set; recovers the
+ * current version (a torn tail of MANIFEST, an edit whose append never
+ * completed, is cut off) and removes the files it does not hold. */
+int manifest_open(const char *dir, int create, manifest **m);
+void manifest_close(manifest *m);
+/* The current version, with a reference for the caller. */
+struct version *manifest_current(manifest *m);
+uint64_t manifest_flushed_seq(manifest *m);
+/* A new table file number (recorded by the next applied edit). */
+uint64_t manifest_new_file_number(manifest *m);
+/* Makes e durable, then switches to the version it yields. An edit that
+ * would break the version's invariants (an unknown table deleted, a table
+ * added twice, overlapping ranges in a level >= 1) is TIND_INVALID and
+ * changes nothing. A failed write or sync poisons the manifest: every later
+ * apply returns TIND_POISONED. */
+int manifest_apply(manifest *m, struct version_edit *e);
+/* Checks the current version's invariants: key order inside each level >= 1
+ * and across its tables, sequence ranges, metas' own smallest <= largest.
+ * TIND_OK or TIND_CORRUPTION with the first problem. */
+int manifest_check(manifest *m);
+
+#endif
