@@ -62,7 +62,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS  ?=
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
               -pthread -MMD -MP -I. -Iinclude $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS  := $(PKG_LIBS) -pthread
+LDLIBS  := $(PKG_LIBS) -pthread -lm
 LDFLAGS ?=
 
 LIB_SRCS := $(wildcard src/*.c src/util/*.c journal/*.c lsm/*.c compaction/*.c)

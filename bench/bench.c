@@ -1,9 +1,11 @@
 /* tind-bench: the quick benchmark behind `make bench`.
  *
- * On a fresh database with default options: writes N random keys (16-byte
+ * On a fresh database with default options (keyspaces with a 16 MiB memtable,
+ * so that tables are flushed and read back): writes N random keys (16-byte
  * keys, 100-byte half-compressible values) with single puts into one keyspace
- * and in batches of 100 across two others, reads them back in random order,
- * scans forward and backward, reopens, and reads again; prints ops/s per phase.
+ * and in batches of 100 across two others, flushes, reads them back in random
+ * order, reads missing keys, seeks, scans forward and backward, reopens, and
+ * reads again; prints ops/s per phase.
  *
  * Then fillsync: synced single puts (TIND_DURABILITY_SYNC_DATA) from one
  * thread, then from 4 threads at once, to show group commit.
@@ -23,6 +25,7 @@
 static uint64_t num = 1000000, seed = 42;
 static size_t value_size = 100, batch_size = 100;
 static uint64_t sync_ops = 2000;
+static uint64_t memtable_mb = 16;
 static const char *dir = "build/bench-db";
 
 static double now_s(void)
@@ -124,6 +127,39 @@ static void read_missing(tind_keyspace *ks)
     report("readmissing", num, now_s() - t, num * KEY_SIZE);
 }
 
+static void print_tables(tind_keyspace *ks, const char *name)
+{
+    struct tind_keyspace_stats st;
+    if (tind_keyspace_stats(ks, &st) != TIND_OK) return;
+    printf("%-22s %llu tables, %.1f MB in level 0; %llu flushes\n", name, (unsigned long long)st.tables[0],
+           (double)st.table_bytes[0] / 1e6, (unsigned long long)st.flushes);
+}
+
+/* Seek to a random existing key, then read the next 10. */
+static void seek_random(tind_keyspace *ks)
+{
+    tind_iter *it;
+    int rc = tind_iter_open(ks, NULL, NULL, &it);
+    if (rc) die("iter_open", rc);
+    char key[KEY_SIZE];
+    uint64_t x = seed * 13 + 5, ops = num / 10, found = 0;
+    double t = now_s();
+    for (uint64_t i = 0; i < ops; i++) {
+        x = mix64(x);
+        make_key(key, x % num);
+        tind_iter_seek(it, key, KEY_SIZE);
+        for (int k = 0; k < 10 && tind_iter_valid(it); k++) {
+            size_t kl;
+            tind_iter_key(it, &kl);
+            found++;
+            tind_iter_next(it);
+        }
+    }
+    if ((rc = tind_iter_status(it)) != TIND_OK) die("seek", rc);
+    report("seekrandom (+10 next)", ops, now_s() - t, found * (KEY_SIZE + value_size));
+    tind_iter_close(it);
+}
+
 static void scan(tind_keyspace *ks, int reverse)
 {
     tind_iter *it;
@@ -208,11 +244,12 @@ int main(int argc, char **argv)
         if (!strncmp(argv[i], "--num=", 6)) num = strtoull(argv[i] + 6, NULL, 10);
         else if (!strncmp(argv[i], "--value-size=", 13)) value_size = strtoull(argv[i] + 13, NULL, 10);
         else if (!strncmp(argv[i], "--batch=", 8)) batch_size = strtoull(argv[i] + 8, NULL, 10);
+        else if (!strncmp(argv[i], "--memtable-mb=", 14)) memtable_mb = strtoull(argv[i] + 14, NULL, 10);
         else if (!strncmp(argv[i], "--sync-ops=", 11)) sync_ops = strtoull(argv[i] + 11, NULL, 10);
         else if (!strncmp(argv[i], "--db=", 5)) dir = argv[i] + 5;
         else if (!strncmp(argv[i], "--seed=", 7)) seed = strtoull(argv[i] + 7, NULL, 10);
         else {
-            fprintf(stderr, "usage: tind-bench [--num=N] [--value-size=B] [--batch=K] [--sync-ops=M] [--db=DIR] [--seed=S]\n");
+            fprintf(stderr, "usage: tind-bench [--num=N] [--value-size=B] [--batch=K] [--sync-ops=M] [--memtable-mb=MB] [--db=DIR] [--seed=S]\n");
             return 2;
         }
     }
@@ -228,8 +265,11 @@ int main(int argc, char **argv)
     tind_keyspace *single, *ba, *bb;
     int rc = tind_open(dir, NULL, &db);
     if (rc) die("open", rc);
-    if ((rc = tind_keyspace_open(db, "single", NULL, &single)) || (rc = tind_keyspace_open(db, "batch_a", NULL, &ba)) ||
-        (rc = tind_keyspace_open(db, "batch_b", NULL, &bb)))
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = memtable_mb << 20;
+    if ((rc = tind_keyspace_open(db, "single", &ko, &single)) || (rc = tind_keyspace_open(db, "batch_a", &ko, &ba)) ||
+        (rc = tind_keyspace_open(db, "batch_b", &ko, &bb)))
         die("keyspace_open", rc);
 
     char key[KEY_SIZE];
@@ -260,8 +300,15 @@ int main(int argc, char **argv)
     report("fillbatch (2 ks)", num, now_s() - t, num * (KEY_SIZE + value_size));
     tind_batch_free(b);
 
+    t = now_s();
+    if ((rc = tind_keyspace_flush(single)) || (rc = tind_keyspace_flush(ba)) || (rc = tind_keyspace_flush(bb)))
+        die("flush", rc);
+    report("flush (3 ks)", 3, now_s() - t, 0);
+    print_tables(single, "single");
+
     read_random(single, "readrandom");
     read_missing(single);
+    seek_random(single);
     scan(single, 0);
     scan(single, 1);
 

@@ -56,6 +56,14 @@ extern "C" {
 #define TIND_DURABILITY_SYNC_DATA   1  /* and fdatasync'd: survives power loss */
 #define TIND_DURABILITY_SYNC_ALL    2  /* and fsync'd, metadata included: survives power loss */
 
+/* Block compression, chosen per level in tind_keyspace_options. */
+#define TIND_COMPRESSION_NONE 0
+#define TIND_COMPRESSION_LZ4  1
+#define TIND_COMPRESSION_ZSTD 2
+
+/* Levels of a keyspace's LSM tree (0: flushed memtables). */
+#define TIND_LEVELS 7
+
 #define TIND_MAX_KEY_BYTES 65535u
 #define TIND_MAX_VALUE_BYTES 4294967295u
 #define TIND_MAX_KEYSPACE_NAME 255u
@@ -87,6 +95,12 @@ typedef struct tind_options {
                                    default TIND_DURABILITY_BUFFERED */
     uint64_t journal_max_bytes; /* a journal file past this size is closed (synced) and a new
                                    one started; default 64 MiB, at least 64 KiB */
+    uint64_t journal_total_max_bytes; /* past this many bytes of journals, the keyspace holding
+                                   the oldest one is flushed, so that an idle keyspace never
+                                   pins old journals; default 512 MiB, at least journal_max_bytes */
+    uint64_t cache_bytes;       /* block cache shared by every keyspace; default 64 MiB; 0: no cache */
+    uint32_t max_open_tables;   /* table files kept open; default 1000, at least 16 */
+    uint32_t workers;           /* background threads for flushes; default 0: min(cores, 4) */
 } tind_options;
 
 /* Fills *o with the defaults documented in tind_options. Thread-safe. */
@@ -97,6 +111,18 @@ TIND_API void tind_options_init(tind_options *o);
 typedef struct tind_keyspace_options {
     int durability;             /* durability of tind_put/tind_delete on this keyspace;
                                    default TIND_DURABILITY_DEFAULT (the database's) */
+    uint64_t memtable_bytes;    /* a memtable past this size is sealed and flushed to a
+                                   table while writes go on into a new one; default 64 MiB,
+                                   at least 64 KiB */
+    uint32_t max_sealed_memtables; /* writers wait while this many sealed memtables await
+                                   their flush; default 4, at least 1 */
+    uint32_t block_size;        /* target size of a table's data blocks before compression;
+                                   default 4096, 256 to 1 MiB */
+    uint32_t restart_interval;  /* keys between full keys in a block; default 16, 1 to 1024 */
+    uint32_t bloom_bits_per_key; /* bloom filter bits per key; default 10; 0: no filter; at most 32 */
+    int compression[TIND_LEVELS]; /* TIND_COMPRESSION_* per level; default LZ4 for levels
+                                   0-5 and ZSTD for level 6 */
+    int zstd_level;             /* level of ZSTD compression; default 3, 1 to 19 */
 } tind_keyspace_options;
 
 /* Fills *o with the defaults documented in tind_keyspace_options. Thread-safe. */
@@ -235,13 +261,24 @@ TIND_API int tind_iter_status(const tind_iter *it);
 /* Closes the iterator. NULL is a no-op. */
 TIND_API void tind_iter_close(tind_iter *it);
 
+/* Seals the keyspace's memtable and waits until it, and every memtable sealed
+ * before it, is written to a table and recorded in the keyspace's manifest.
+ * An empty memtable is not sealed. Returns TIND_OK, or the error of a failed
+ * flush (the data stays in memory and in the journal). Thread-safe. */
+TIND_API int tind_keyspace_flush(tind_keyspace *ks);
+
 /* Statistics of one keyspace, filled by tind_keyspace_stats(). (A struct tag,
  * not a typedef: C gives the type and the function separate name spaces.) */
 struct tind_keyspace_stats {
     uint64_t id;                 /* the keyspace's number, never reused */
-    uint64_t memtable_bytes;     /* bytes its memtables' entries take */
+    uint64_t memtable_bytes;     /* bytes its memtables' entries take (active and sealed) */
     uint64_t memtable_entries;   /* entries (puts and tombstones, all versions) in them */
+    uint64_t sealed_memtables;   /* sealed memtables awaiting their flush */
     int durability;              /* the durability tind_put/tind_delete use on it */
+    uint64_t tables[TIND_LEVELS];      /* table files per level */
+    uint64_t table_bytes[TIND_LEVELS]; /* their bytes per level */
+    uint64_t flushes;            /* memtables flushed since open */
+    uint64_t flushed_sequence;   /* every write with a sequence number up to it is in a table */
 };
 
 /* Fills *st. Thread-safe. */
@@ -258,6 +295,10 @@ struct tind_db_stats {
     uint64_t journal_syncs;      /* fsync/fdatasync calls on journals */
     uint64_t snapshots;          /* open snapshots */
     uint64_t iterators;          /* open iterators */
+    uint64_t cache_capacity;     /* block cache capacity, bytes */
+    uint64_t cache_usage;        /* bytes it holds */
+    uint64_t cache_hits, cache_misses;
+    uint64_t open_tables;        /* tables in the table cache */
 };
 
 /* Fills *st. Thread-safe. */

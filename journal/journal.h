@@ -74,6 +74,19 @@ int journal_close(journal *j);
 /* TIND_OK, or the status that poisoned it. */
 int journal_poisoned(const journal *j);
 
+/* Records journal file `number` (from recovery: older than the current one)
+ * as holding sequence numbers up to max_seq, in `bytes`. In number order. */
+int journal_adopt(journal *j, uint64_t number, uint64_t max_seq, uint64_t bytes);
+/* Deletes the closed journal files every record of which has a sequence
+ * number below needed_seq (every keyspace has flushed it); the current file
+ * is never deleted. *removed (may be NULL) counts the files deleted. Any thread. */
+int journal_retire(journal *j, uint64_t needed_seq, uint64_t *removed);
+/* Bytes of every journal file, closed ones included. Any thread. */
+uint64_t journal_total_bytes(journal *j);
+/* The highest sequence number the oldest closed journal may hold, or
+ * UINT64_MAX when there is none. Any thread. */
+uint64_t journal_oldest_max_seq(journal *j);
+
 struct journal_stats {
     uint64_t writes, groups, syncs;
     uint64_t number;        /* current file's number */

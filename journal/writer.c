@@ -19,12 +19,19 @@ struct journal {
     size_t group_max_bytes;
     struct journal_callbacks cb;
 
-    /* mu guards the queue (head/tail) and poisoned. It is never
+    /* mu guards the queue (head/tail), poisoned and the closed-file list. It is never
      * held across I/O or the apply callback. */
     pthread_mutex_t mu;
     struct journal_req *head, *tail;
     int poisoned;
     char errmsg[512]; /* the message of the failure that poisoned it */
+    /* Closed journal files, oldest first, with the highest sequence number
+     * each may hold: retired once every keyspace has flushed past it. */
+    struct jfile {
+        uint64_t number, max_seq, bytes;
+    } *closed;
+    size_t nclosed, capclosed;
+    uint64_t closed_bytes;
     /* Counters: written by leaders, read by stats without the leader. */
     _Atomic uint64_t writes, groups, syncs;
 
@@ -108,8 +115,52 @@ int journal_close(journal *j)
     if (!j) return TIND_OK;
     int rc = file_close(j->file);
     pthread_mutex_destroy(&j->mu);
+    free(j->closed);
     free(j->dir);
     free(j);
+    return rc;
+}
+
+uint64_t journal_total_bytes(journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    uint64_t n = j->closed_bytes;
+    pthread_mutex_unlock(&j->mu);
+    return n + atomic_load(&j->file_bytes);
+}
+
+uint64_t journal_oldest_max_seq(journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    uint64_t s = j->nclosed ? j->closed[0].max_seq : UINT64_MAX;
+    pthread_mutex_unlock(&j->mu);
+    return s;
+}
+
+int journal_retire(journal *j, uint64_t needed_seq, uint64_t *removed)
+{
+    if (removed) *removed = 0;
+    uint64_t nums[64];
+    size_t n = 0;
+    pthread_mutex_lock(&j->mu);
+    /* Files are oldest first and max_seq only grows along the list. */
+    while (n < j->nclosed && n < 64 && j->closed[n].max_seq < needed_seq) {
+        nums[n] = j->closed[n].number;
+        j->closed_bytes -= j->closed[n].bytes;
+        n++;
+    }
+    if (n > 0) {
+        memmove(j->closed, j->closed + n, (j->nclosed - n) * sizeof *j->closed);
+        j->nclosed -= n;
+    }
+    pthread_mutex_unlock(&j->mu);
+    int rc = TIND_OK;
+    char path[PATH_MAX];
+    for (size_t i = 0; i < n && rc == TIND_OK; i++) {
+        if ((rc = journal_path(j, nums[i], path, sizeof path)) == TIND_OK) rc = file_unlink(path);
+    }
+    if (n > 0 && rc == TIND_OK) rc = file_sync_dir(j->dir);
+    if (removed) *removed = n;
     return rc;
 }
 
@@ -138,10 +189,37 @@ void journal_get_stats(journal *j, struct journal_stats *st)
 
 /* Closes the full journal (synced first, so that a later journal never
  * survives a power loss that an earlier one did not) and starts the next. */
+static int closed_push(journal *j, uint64_t number, uint64_t max_seq, uint64_t bytes)
+{
+    pthread_mutex_lock(&j->mu);
+    int rc = TIND_OK;
+    if (j->nclosed == j->capclosed) {
+        size_t nc = j->capclosed ? j->capclosed * 2 : 16;
+        struct jfile *a = realloc(j->closed, nc * sizeof *a);
+        if (!a) rc = err_nomem();
+        else {
+            j->closed = a;
+            j->capclosed = nc;
+        }
+    }
+    if (rc == TIND_OK) {
+        j->closed[j->nclosed++] = (struct jfile){number, max_seq, bytes};
+        j->closed_bytes += bytes;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+int journal_adopt(journal *j, uint64_t number, uint64_t max_seq, uint64_t bytes)
+{
+    return closed_push(j, number, max_seq, bytes);
+}
+
 static int journal_rotate(journal *j, uint64_t base_seq)
 {
     int rc = file_sync(j->file, 1);
     if (rc) return rc;
+    if ((rc = closed_push(j, j->number, base_seq, file_size(j->file))) != TIND_OK) return rc;
     atomic_fetch_add_explicit(&j->syncs, 1, memory_order_relaxed);
     if ((rc = file_close(j->file)) != TIND_OK) {
         j->file = NULL;

@@ -31,6 +31,7 @@ struct memtable {
     atomic_int height;     /* levels in use; only grows; relaxed: see memtable_add */
     atomic_uint refs;
     atomic_uint_fast64_t count;
+    _Atomic uint64_t first_seq; /* sequence number of the first entry added; 0 while empty */
     uint64_t rng;          /* the writer's alone */
 };
 
@@ -84,6 +85,7 @@ memtable *memtable_new(void)
     atomic_init(&m->height, 1);
     atomic_init(&m->refs, 1);
     atomic_init(&m->count, 0);
+    atomic_init(&m->first_seq, 0);
     m->rng = (uint64_t)(uintptr_t)m ^ UINT64_C(0x9e3779b97f4a7c15);
     if (!m->rng) m->rng = 1; /* xorshift stays at zero forever */
     return m;
@@ -101,6 +103,11 @@ void memtable_unref(memtable *m)
 }
 
 size_t memtable_bytes(const memtable *m) { return arena_used(&m->arena); }
+
+uint64_t memtable_first_seq(const memtable *m)
+{
+    return atomic_load_explicit(&m->first_seq, memory_order_relaxed);
+}
 
 uint64_t memtable_count(const memtable *m)
 {
@@ -212,6 +219,8 @@ int memtable_add(memtable *m, uint64_t seq, unsigned kind, const void *key, size
         /* Release: the node's contents are visible to whoever follows this link. */
         atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
     }
+    if (atomic_load_explicit(&m->count, memory_order_relaxed) == 0)
+        atomic_store_explicit(&m->first_seq, seq, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
     return TIND_OK;
 }

@@ -37,6 +37,9 @@ int memtable_get(memtable *m, const void *key, size_t klen, uint64_t seq, unsign
 
 /* Bytes its entries take in the arena (nodes, keys, values). Any thread. */
 size_t memtable_bytes(const memtable *m);
+/* Sequence number of the first entry added (the writer adds them in
+ * increasing order, so the smallest), 0 while empty. Any thread. */
+uint64_t memtable_first_seq(const memtable *m);
 /* Entries inserted. Any thread. */
 uint64_t memtable_count(const memtable *m);
 

@@ -75,6 +75,8 @@ struct version_edit_del {
     uint64_t number;
 };
 struct version_edit {
+    int snapshot;             /* the whole state, not a change: the manifest's first record (set only by
+                                 the manifest and by decode; manifest_apply refuses it) */
     int has_flushed_seq;
     uint64_t flushed_seq;     /* every write of the keyspace with seq <= it is in a table */
     int has_next_file;

@@ -24,6 +24,10 @@ void tind_options_init(tind_options *o)
     o->error_if_exists = 0;
     o->durability = TIND_DURABILITY_BUFFERED;
     o->journal_max_bytes = 64u << 20;
+    o->journal_total_max_bytes = 512u << 20;
+    o->cache_bytes = 64u << 20;
+    o->max_open_tables = 1000;
+    o->workers = 0;
 }
 
 static int check_options(const tind_options *o)
@@ -31,6 +35,10 @@ static int check_options(const tind_options *o)
     if (db_check_durability(o->durability)) return TIND_INVALID;
     if (o->journal_max_bytes < (64u << 10))
         return err_set(TIND_INVALID, "journal_max_bytes %llu is below 64 KiB", (unsigned long long)o->journal_max_bytes);
+    if (o->journal_total_max_bytes < o->journal_max_bytes)
+        return err_set(TIND_INVALID, "journal_total_max_bytes is below journal_max_bytes");
+    if (o->max_open_tables < 16) return err_set(TIND_INVALID, "max_open_tables %u is below 16", o->max_open_tables);
+    if (o->workers > 64) return err_set(TIND_INVALID, "workers %u is over 64", o->workers);
     return TIND_OK;
 }
 
@@ -45,12 +53,17 @@ static char *path_join(const char *a, const char *b)
 static void db_free(tind_db *db)
 {
     if (!db) return;
+    /* Workers first: a running flush still uses its keyspace. */
+    workers_stop(db->pool);
     journal_close(db->jnl);
     for (size_t i = 0; i < db->nks; i++) ks_free(db->ks[i]);
     for (size_t i = 0; i < db->ndropped; i++) ks_free(db->dropped[i]);
     free(db->ks);
     free(db->dropped);
+    table_cache_free(db->tables);
+    cache_free(db->block_cache);
     pthread_mutex_destroy(&db->ks_mu);
+    pthread_mutex_destroy(&db->list_mu);
     pthread_mutex_destroy(&db->snap_mu);
     file_unlock(db->lock_fd);
     free(db->path);
@@ -94,10 +107,37 @@ static int db_remove_empty_journals(tind_db *db, uint64_t keep)
     return rc;
 }
 
+/* Replay state: the highest sequence number seen, overall and per journal
+ * file, so that the files can be retired once flushed past. */
+struct replay {
+    tind_db *db;
+    uint64_t last_seq;
+    struct replay_file {
+        uint64_t number, max_seq;
+    } *files;
+    size_t nfiles, capfiles;
+};
+
 static int replay_cb(void *ctx, const char *path, uint64_t offset, const uint8_t *p, size_t n)
 {
-    void **a = ctx;
-    return db_replay_record(a[0], path, offset, p, n, a[1]);
+    struct replay *r = ctx;
+    int rc = db_replay_record(r->db, path, offset, p, n, &r->last_seq);
+    if (rc) return rc;
+    const char *base = strrchr(path, '/');
+    uint64_t num;
+    if (!journal_parse_name(base ? base + 1 : path, &num)) return TIND_OK;
+    if (!r->nfiles || r->files[r->nfiles - 1].number != num) {
+        if (r->nfiles == r->capfiles) {
+            size_t nc = r->capfiles ? r->capfiles * 2 : 16;
+            struct replay_file *a = realloc(r->files, nc * sizeof *a);
+            if (!a) return err_nomem();
+            r->files = a;
+            r->capfiles = nc;
+        }
+        r->files[r->nfiles++] = (struct replay_file){num, 0};
+    }
+    r->files[r->nfiles - 1].max_seq = r->last_seq;
+    return TIND_OK;
 }
 
 int tind_open(const char *path, const tind_options *opts, tind_db **out)
@@ -117,6 +157,7 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     db->lock_fd = -1;
     db->opts = o;
     pthread_mutex_init(&db->ks_mu, NULL);
+    pthread_mutex_init(&db->list_mu, NULL);
     pthread_mutex_init(&db->snap_mu, NULL);
     db->snaps.next = db->snaps.prev = &db->snaps;
     db->path = strdup(path);
@@ -179,18 +220,40 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
         if ((rc = db_create(db)) != TIND_OK) goto fail;
     }
 
+    if (o.cache_bytes > 0 && !(db->block_cache = cache_new((size_t)o.cache_bytes, 0))) {
+        rc = err_nomem();
+        goto fail;
+    }
+    if (!(db->tables = table_cache_new(o.max_open_tables, db->block_cache))) {
+        rc = err_nomem();
+        goto fail;
+    }
+    if ((rc = workers_start(o.workers ? o.workers : workers_default_count(), &db->pool)) != TIND_OK) goto fail;
     if ((rc = ks_load_all(db)) != TIND_OK) goto fail;
-    uint64_t last_seq = 0;
+    struct replay rp = {.db = db};
     struct journal_recovery rec;
-    void *rctx[2] = {db, &last_seq};
-    if ((rc = journal_recover(db->journal_dir, replay_cb, rctx, &rec)) != TIND_OK) goto fail;
-    if ((rc = ks_check_unique(db)) != TIND_OK) goto fail;
+    rc = journal_recover(db->journal_dir, replay_cb, &rp, &rec);
+    if (rc == TIND_OK) rc = ks_check_unique(db);
+    uint64_t last_seq = rp.last_seq;
     if (rec.max_base_seq > last_seq) last_seq = rec.max_base_seq;
+    for (size_t i = 0; i < db->nks; i++)
+        if (db->ks[i]->flushed_seq > last_seq) last_seq = db->ks[i]->flushed_seq;
 
     struct journal_config jc = {.dir = db->journal_dir, .max_bytes = o.journal_max_bytes, .group_max_bytes = 1u << 20};
     struct journal_callbacks cb = {.ctx = db, .prepare = db_write_prepare, .apply = db_write_apply};
-    if ((rc = journal_open(&jc, rec.max_number + 1, last_seq, &cb, &db->jnl)) != TIND_OK) goto fail;
-    if ((rc = db_remove_empty_journals(db, rec.max_number + 1)) != TIND_OK) goto fail;
+    if (rc == TIND_OK) rc = journal_open(&jc, rec.max_number + 1, last_seq, &cb, &db->jnl);
+    if (rc == TIND_OK) rc = db_remove_empty_journals(db, rec.max_number + 1);
+    /* The journals that held records are retired once flushed past. */
+    for (size_t i = 0; rc == TIND_OK && i < rp.nfiles; i++) {
+        char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
+        uint64_t sz = 0;
+        journal_file_name(name, rp.files[i].number);
+        if (file_join(p, sizeof p, db->journal_dir, name) == TIND_OK && file_stat_size(p, &sz) == TIND_OK)
+            rc = journal_adopt(db->jnl, rp.files[i].number, rp.files[i].max_seq, sz);
+    }
+    free(rp.files);
+    if (rc) goto fail;
+    flush_retire_journals(db);
 
     free(lock_path);
     free(meta_path);
@@ -210,6 +273,9 @@ int tind_close(tind_db *db)
     if (!db) return err_set(TIND_INVALID, "tind_close: NULL database");
     long ns = atomic_load(&db->nsnaps), ni = atomic_load(&db->niters);
     if (ns || ni) return err_set(TIND_BUSY, "tind_close: %ld snapshots and %ld iterators are still open", ns, ni);
+    /* Workers first: a running flush still uses the journal (to retire files). */
+    workers_stop(db->pool);
+    db->pool = NULL;
     int rc = journal_close(db->jnl);
     db->jnl = NULL;
     db_free(db);
@@ -221,9 +287,18 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
     err_clear();
     if (!db || !st) return err_set(TIND_INVALID, "tind_db_stats: NULL argument");
     memset(st, 0, sizeof *st);
-    pthread_mutex_lock(&db->ks_mu);
+    pthread_mutex_lock(&db->list_mu);
     st->keyspaces = db->nks;
-    pthread_mutex_unlock(&db->ks_mu);
+    pthread_mutex_unlock(&db->list_mu);
+    if (db->block_cache) {
+        struct cache_stats cs;
+        cache_get_stats(db->block_cache, &cs);
+        st->cache_capacity = cs.capacity;
+        st->cache_usage = cs.usage;
+        st->cache_hits = cs.hits;
+        st->cache_misses = cs.misses;
+    }
+    st->open_tables = table_cache_count(db->tables);
     st->last_sequence = db_last_seq(db);
     struct journal_stats js;
     journal_get_stats(db->jnl, &js);

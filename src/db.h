@@ -7,32 +7,75 @@
 #include <stdint.h>
 
 #include "journal/journal.h"
+#include "lsm/cache.h"
 #include "lsm/memtable.h"
+#include "lsm/table_cache.h"
+#include "lsm/version.h"
 #include "src/util/buf.h"
+#include "src/workers.h"
 #include "tind.h"
 
 /* Directory layout (src/README.md has the byte formats):
  *   <db>/TIND                 the format marker and database meta file
  *   <db>/LOCK                 flock'd while open
  *   <db>/journals/<n>.jnl     the shared journal files
- *   <db>/keyspaces/<id>/      one folder per keyspace; OPTIONS holds its name and options */
+ *   <db>/keyspaces/<id>/      one folder per keyspace: OPTIONS (its name and options),
+ *                             MANIFEST (its version: tables by level) and its tables */
 #define DB_META_FILE "TIND"
 #define DB_LOCK_FILE "LOCK"
 #define DB_JOURNAL_DIR "journals"
 #define DB_KEYSPACE_DIR "keyspaces"
 #define KS_OPTIONS_FILE "OPTIONS"
 
+/* What a read needs of a keyspace, taken together: the active memtable, the
+ * sealed ones (newest first) and the table version. Immutable; reference
+ * counted; replaced whole under the keyspace's mu. Holding one keeps every
+ * memtable and table in it alive. */
+struct super_version {
+    _Atomic long refs;
+    memtable *mem;
+    memtable **imm;
+    size_t nimm;
+    struct version *ver;
+};
+void sv_ref(struct super_version *sv);
+void sv_unref(struct super_version *sv);
+
+/* A sealed memtable waiting for its flush. seal_seq: the last sequence
+ * number applied when it was sealed; once it is in a table, every write of
+ * the keyspace up to seal_seq is. */
+struct sealed_mem {
+    memtable *mem;
+    uint64_t seal_seq;
+};
+
 struct tind_keyspace {
     tind_db *db;
     uint32_t id;
     char name[TIND_MAX_KEYSPACE_NAME + 1];
-    tind_keyspace_options opts; /* guarded by db->ks_mu for writes; ints read racily are fine */
+    char *dir;
+    tind_keyspace_options opts; /* written under db->ks_mu; the fields the write and flush
+                                   paths read are copied into atomics below */
     _Atomic int durability;     /* resolved: what tind_put/tind_delete use */
+    _Atomic uint64_t memtable_bytes;
+    _Atomic uint32_t max_sealed;
+    manifest *man;
 
-    /* mu guards mem and dropped. mem is replaced (and the old one unref'd)
-     * only under mu; readers take their own reference under mu. */
+    /* mu guards sv, sealed, flushing, flush_error, flushes and dropped's
+     * transitions. The active memtable (sv->mem) is written by the journal's
+     * group-commit leader alone; sealing swaps it under mu from the leader.
+     * flush_cond is broadcast when a flush ends (or fails) and when the
+     * keyspace is dropped: stalled writers and tind_keyspace_flush wait on it. */
     pthread_mutex_t mu;
-    memtable *mem;
+    pthread_cond_t flush_cond;
+    struct super_version *sv;
+    memtable *active;          /* == sv->mem: the leader's alone; changed by flush_seal under mu */
+    struct sealed_mem *sealed; /* oldest first */
+    size_t nsealed, capsealed;
+    int flushing;              /* a flush job is queued or running */
+    int flush_error;           /* the status of a failed flush; stops further flushes */
+    uint64_t flushes;
+    uint64_t flushed_seq;      /* the manifest's */
     _Atomic int dropped;
 };
 
@@ -48,15 +91,22 @@ struct tind_db {
     int lock_fd;
     journal *jnl;
 
-    /* ks_mu guards the keyspace table, next_ks_id and the meta file; it is
-     * held across keyspace creation and drop (rare, and they must not
-     * interleave with each other or with opening the same name). */
+    /* ks_mu serializes keyspace creation, drop and lookup by name, and
+     * guards next_ks_id and the meta file; it is held across their I/O and
+     * the drop's journal write (rare). list_mu guards the arrays below and
+     * is only ever held briefly: the journal leader and the workers take it,
+     * never ks_mu. Order: ks_mu, then list_mu, then a keyspace's mu. */
     pthread_mutex_t ks_mu;
+    pthread_mutex_t list_mu;
     tind_keyspace **ks;  /* live keyspaces, in creation order */
     size_t nks, capks;
     tind_keyspace **dropped; /* dropped handles, freed at close so that they stay valid */
     size_t ndropped, capdropped;
     uint32_t next_ks_id;
+
+    cache *block_cache;   /* NULL when cache_bytes is 0 */
+    table_cache *tables;
+    workers *pool;
 
     /* snap_mu guards the snapshot list. */
     pthread_mutex_t snap_mu;
@@ -71,8 +121,11 @@ int db_check_value(const void *val, size_t vlen);
 int db_check_durability(int d);
 int db_check_keyspace(const tind_keyspace *ks); /* non-NULL, not dropped */
 
-/* Takes a reference on the keyspace's memtable: TIND_OK, or TIND_INVALID if dropped. */
-int ks_acquire_mem(tind_keyspace *ks, memtable **m);
+/* Takes a reference on the keyspace's super version: TIND_OK, or TIND_INVALID if dropped. */
+int ks_acquire_sv(tind_keyspace *ks, struct super_version **sv);
+/* Replaces ks->sv with one built from the current memtables, sealed list and
+ * the manifest's version. Caller holds ks->mu. TIND_NO_MEMORY leaves the old one. */
+int ks_install_sv(tind_keyspace *ks);
 
 /* The newest published sequence number. */
 static inline uint64_t db_last_seq(const tind_db *db) { return journal_last_seq(db->jnl); }
@@ -89,8 +142,10 @@ int db_replay_record(tind_db *db, const char *path, uint64_t offset, const uint8
 int ks_load_all(tind_db *db);
 tind_keyspace *ks_find_id(tind_db *db, uint32_t id); /* live only; caller holds ks_mu or is single-threaded */
 void ks_free(tind_keyspace *ks);
-/* Marks ks dropped and releases its memtable (journal apply and replay). */
+/* Marks ks dropped and wakes its waiters (journal apply and replay). */
 void ks_mark_dropped(tind_keyspace *ks);
+/* Opens (or creates) the keyspace's manifest and builds its first super version. */
+int ks_open_tree(tind_keyspace *ks, int create);
 /* Moves a dropped keyspace from the live table to the dropped list and
  * removes its folder. Caller holds ks_mu (or is single-threaded). */
 int ks_retire(tind_db *db, tind_keyspace *ks);
@@ -99,10 +154,28 @@ int db_read_meta(tind_db *db);
 /* After replay: two live keyspaces may not share a name. */
 int ks_check_unique(tind_db *db);
 
-/* A request's keyspaces, for prepare/apply. */
+/* A request's keyspaces, for prepare/apply. With `seal` set, a request
+ * without payload asks the leader to seal ks[0]'s memtable; the leader sets
+ * seal_seq (0: the memtable was empty, nothing sealed). */
 struct write_target {
     tind_keyspace **ks;
     size_t n;
+    int seal;
+    uint64_t seal_seq;
 };
+
+/* Flushes (src/flush.c). */
+/* Seals the active memtable of ks (leader only): TIND_OK and *seal_seq, 0 if it was empty. */
+int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq);
+/* Queues a flush job for ks unless one is queued or running. Caller holds ks->mu. */
+void flush_schedule(tind_keyspace *ks);
+/* Deletes the journals every keyspace has flushed past. */
+void flush_retire_journals(tind_db *db);
+/* Leader, before writing to ks: waits while too many sealed memtables await
+ * their flush; returns a failed flush's status instead of waiting forever. */
+int flush_stall(tind_keyspace *ks);
+/* Leader: seals the keyspace pinning the oldest journal when the journals
+ * have outgrown journal_total_max_bytes. */
+void flush_check_journal_size(tind_db *db, uint64_t last_seq);
 
 #endif

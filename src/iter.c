@@ -14,6 +14,7 @@
 
 #include "lsm/ikey.h"
 #include "lsm/merge.h"
+#include "lsm/table.h"
 #include "src/db.h"
 #include "src/util/err.h"
 
@@ -21,6 +22,7 @@ enum { DIR_FORWARD, DIR_REVERSE };
 
 struct tind_iter {
     tind_db *db;
+    struct super_version *sv; /* keeps every memtable and table it reads alive */
     iiter *src;
     uint64_t seq;
     buf lower, upper;
@@ -243,12 +245,46 @@ void tind_iter_close(tind_iter *it)
 {
     if (!it) return;
     iiter_destroy(it->src);
+    sv_unref(it->sv);
     buf_free(&it->lower);
     buf_free(&it->upper);
     buf_free(&it->saved_key);
     buf_free(&it->saved_val);
     atomic_fetch_sub(&it->db->niters, 1);
     free(it);
+}
+
+/* The merging iterator over every source of sv, newest first: the active
+ * memtable, the sealed ones, then the tables level by level (level 0 newest
+ * first). */
+static int iter_sources(tind_keyspace *ks, struct super_version *sv, iiter **out)
+{
+    size_t n = 1 + sv->nimm;
+    for (unsigned l = 0; l < LSM_LEVELS; l++) n += sv->ver->nfiles[l];
+    iiter **kids = calloc(n, sizeof *kids);
+    if (!kids) return err_nomem();
+    size_t k = 0;
+    int rc = TIND_OK;
+    if (!(kids[k++] = memtable_iter(sv->mem))) rc = err_nomem();
+    for (size_t i = 0; rc == TIND_OK && i < sv->nimm; i++)
+        if (!(kids[k++] = memtable_iter(sv->imm[i]))) rc = err_nomem();
+    for (unsigned l = 0; rc == TIND_OK && l < LSM_LEVELS; l++) {
+        for (size_t i = 0; rc == TIND_OK && i < sv->ver->nfiles[l]; i++) {
+            const struct table_meta *m = sv->ver->files[l][i];
+            table *t;
+            if ((rc = table_cache_get(ks->db->tables, ks->id, m->number, m->path, m->size, &t)) != TIND_OK) break;
+            if (!(kids[k++] = table_iter(t))) rc = err_nomem();
+            table_unref(t); /* the table iterator holds its own reference */
+        }
+    }
+    if (rc == TIND_OK) {
+        *out = merge_iter_new(kids, k); /* owns the children, even on failure */
+        if (!*out) rc = err_nomem();
+    } else {
+        for (size_t i = 0; i < k; i++) iiter_destroy(kids[i]);
+    }
+    free(kids);
+    return rc;
 }
 
 static int iter_open(tind_keyspace *ks, tind_snapshot *snap, const void *lo, size_t lolen, int has_lo,
@@ -268,24 +304,13 @@ static int iter_open(tind_keyspace *ks, tind_snapshot *snap, const void *lo, siz
     it->has_upper = has_hi;
     it->seq = snap ? snap->seq : db_last_seq(ks->db);
 
-    memtable *m;
-    if ((rc = ks_acquire_mem(ks, &m)) != TIND_OK) goto fail;
-    iiter *mi = memtable_iter(m);
-    memtable_unref(m); /* the memtable iterator holds its own reference */
-    if (!mi) {
-        rc = err_nomem();
-        goto fail;
-    }
-    iiter *children[1] = {mi};
-    it->src = merge_iter_new(children, 1);
-    if (!it->src) {
-        rc = err_nomem();
-        goto fail;
-    }
+    if ((rc = ks_acquire_sv(ks, &it->sv)) != TIND_OK) goto fail;
+    if ((rc = iter_sources(ks, it->sv, &it->src)) != TIND_OK) goto fail;
     atomic_fetch_add(&ks->db->niters, 1);
     *out = it;
     return TIND_OK;
 fail:
+    if (it->sv) sv_unref(it->sv);
     buf_free(&it->lower);
     buf_free(&it->upper);
     free(it);

@@ -19,7 +19,14 @@
 #define OPTIONS_MAGIC UINT64_C(0x504f534b444e4954) /* "TINDKSOP" */
 #define OPTIONS_VERSION 1u
 enum ks_option_tag {
-    KSOPT_DURABILITY = 1, /* frozen; zigzag-coded int */
+    KSOPT_DURABILITY = 1,       /* frozen; zigzag-coded int */
+    KSOPT_MEMTABLE_BYTES = 2,   /* frozen */
+    KSOPT_MAX_SEALED = 3,       /* frozen */
+    KSOPT_BLOCK_SIZE = 4,       /* frozen */
+    KSOPT_RESTART_INTERVAL = 5, /* frozen */
+    KSOPT_BLOOM_BITS = 6,       /* frozen */
+    KSOPT_COMPRESSION = 7,      /* frozen; one per level: level << 4 | compression */
+    KSOPT_ZSTD_LEVEL = 8,       /* frozen; zigzag-coded int */
 };
 
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -77,6 +84,22 @@ static int ks_check_options(const tind_keyspace_options *o)
     if (o->durability != TIND_DURABILITY_DEFAULT && db_check_durability(o->durability))
         return err_set(TIND_INVALID, "keyspace option durability %d is not a TIND_DURABILITY_* value",
                        o->durability);
+    if (o->memtable_bytes < (64u << 10))
+        return err_set(TIND_INVALID, "keyspace option memtable_bytes %llu is below 64 KiB",
+                       (unsigned long long)o->memtable_bytes);
+    if (o->max_sealed_memtables < 1) return err_set(TIND_INVALID, "keyspace option max_sealed_memtables is 0");
+    if (o->block_size < 256 || o->block_size > (1u << 20))
+        return err_set(TIND_INVALID, "keyspace option block_size %u is outside 256..1 MiB", o->block_size);
+    if (o->restart_interval < 1 || o->restart_interval > 1024)
+        return err_set(TIND_INVALID, "keyspace option restart_interval %u is outside 1..1024", o->restart_interval);
+    if (o->bloom_bits_per_key > 32)
+        return err_set(TIND_INVALID, "keyspace option bloom_bits_per_key %u is over 32", o->bloom_bits_per_key);
+    for (int l = 0; l < TIND_LEVELS; l++)
+        if (o->compression[l] < TIND_COMPRESSION_NONE || o->compression[l] > TIND_COMPRESSION_ZSTD)
+            return err_set(TIND_INVALID, "keyspace option compression[%d] %d is not a TIND_COMPRESSION_* value", l,
+                           o->compression[l]);
+    if (o->zstd_level < 1 || o->zstd_level > 19)
+        return err_set(TIND_INVALID, "keyspace option zstd_level %d is outside 1..19", o->zstd_level);
     return TIND_OK;
 }
 
@@ -85,12 +108,22 @@ void tind_keyspace_options_init(tind_keyspace_options *o)
     if (!o) return;
     memset(o, 0, sizeof *o);
     o->durability = TIND_DURABILITY_DEFAULT;
+    o->memtable_bytes = 64u << 20;
+    o->max_sealed_memtables = 4;
+    o->block_size = 4096;
+    o->restart_interval = 16;
+    o->bloom_bits_per_key = 10;
+    for (int l = 0; l < TIND_LEVELS; l++) o->compression[l] = TIND_COMPRESSION_LZ4;
+    o->compression[TIND_LEVELS - 1] = TIND_COMPRESSION_ZSTD;
+    o->zstd_level = 3;
 }
 
 static void ks_resolve(tind_keyspace *ks)
 {
     int d = ks->opts.durability == TIND_DURABILITY_DEFAULT ? ks->db->opts.durability : ks->opts.durability;
     atomic_store(&ks->durability, d);
+    atomic_store(&ks->memtable_bytes, ks->opts.memtable_bytes);
+    atomic_store(&ks->max_sealed, ks->opts.max_sealed_memtables);
 }
 
 static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
@@ -102,7 +135,7 @@ static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
 
 static int ks_write_options(const tind_keyspace *ks)
 {
-    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + 2 * (VARINT32_MAX + VARINT64_MAX) + 8];
+    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + (8 + TIND_LEVELS) * (VARINT32_MAX + VARINT64_MAX) + 8];
     uint8_t *p = b;
     size_t nl = strlen(ks->name);
     put_u64(p, OPTIONS_MAGIC);
@@ -111,15 +144,29 @@ static int ks_write_options(const tind_keyspace *ks)
     p[16] = (uint8_t)nl;
     memcpy(p + 17, ks->name, nl);
     p += 17 + nl;
-    p = put_varint32(p, 1);
+    const tind_keyspace_options *o = &ks->opts;
+    p = put_varint32(p, 7 + TIND_LEVELS);
     p = put_varint32(p, KSOPT_DURABILITY);
-    p = put_varint64(p, zigzag(ks->opts.durability));
+    p = put_varint64(p, zigzag(o->durability));
+    p = put_varint32(p, KSOPT_MEMTABLE_BYTES);
+    p = put_varint64(p, o->memtable_bytes);
+    p = put_varint32(p, KSOPT_MAX_SEALED);
+    p = put_varint64(p, o->max_sealed_memtables);
+    p = put_varint32(p, KSOPT_BLOCK_SIZE);
+    p = put_varint64(p, o->block_size);
+    p = put_varint32(p, KSOPT_RESTART_INTERVAL);
+    p = put_varint64(p, o->restart_interval);
+    p = put_varint32(p, KSOPT_BLOOM_BITS);
+    p = put_varint64(p, o->bloom_bits_per_key);
+    for (int l = 0; l < TIND_LEVELS; l++) {
+        p = put_varint32(p, KSOPT_COMPRESSION);
+        p = put_varint64(p, (uint64_t)l << 4 | (uint64_t)o->compression[l]);
+    }
+    p = put_varint32(p, KSOPT_ZSTD_LEVEL);
+    p = put_varint64(p, zigzag(o->zstd_level));
     put_u64(p, checksum64(b, (size_t)(p - b)));
     p += 8;
-    char dir[PATH_MAX];
-    int rc = ks_dir_path(ks->db, ks->id, dir, sizeof dir);
-    if (rc) return rc;
-    return file_write_atomic(dir, KS_OPTIONS_FILE, b, (size_t)(p - b));
+    return file_write_atomic(ks->dir, KS_OPTIONS_FILE, b, (size_t)(p - b));
 }
 
 /* Decodes an OPTIONS file into ks (id, name, opts). */
@@ -148,8 +195,23 @@ static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_
         size_t off = (size_t)(p - b);
         if (!(p = get_varint32(p, end, &tag)) || !(p = get_varint64(p, end, &v)))
             return err_set(TIND_CORRUPTION, "%s offset %zu: truncated option", path, off);
+        /* Values are range-checked below by ks_check_options; casts only narrow. */
+        if (tag != KSOPT_DURABILITY && tag != KSOPT_ZSTD_LEVEL && tag != KSOPT_MEMTABLE_BYTES && v > UINT32_MAX)
+            return err_set(TIND_CORRUPTION, "%s offset %zu: option %u out of range", path, off, tag);
         switch (tag) {
         case KSOPT_DURABILITY: ks->opts.durability = (int)unzigzag(v); break;
+        case KSOPT_MEMTABLE_BYTES: ks->opts.memtable_bytes = v; break;
+        case KSOPT_MAX_SEALED: ks->opts.max_sealed_memtables = (uint32_t)v; break;
+        case KSOPT_BLOCK_SIZE: ks->opts.block_size = (uint32_t)v; break;
+        case KSOPT_RESTART_INTERVAL: ks->opts.restart_interval = (uint32_t)v; break;
+        case KSOPT_BLOOM_BITS: ks->opts.bloom_bits_per_key = (uint32_t)v; break;
+        case KSOPT_COMPRESSION:
+            if ((v >> 4) >= TIND_LEVELS)
+                return err_set(TIND_CORRUPTION, "%s offset %zu: compression of level %llu", path, off,
+                               (unsigned long long)(v >> 4));
+            ks->opts.compression[v >> 4] = (int)(v & 15);
+            break;
+        case KSOPT_ZSTD_LEVEL: ks->opts.zstd_level = (int)unzigzag(v); break;
         default: return err_set(TIND_CORRUPTION, "%s offset %zu: unknown option tag %u", path, off, tag);
         }
     }
@@ -167,21 +229,31 @@ static tind_keyspace *ks_alloc(tind_db *db)
     if (!ks) return NULL;
     ks->db = db;
     pthread_mutex_init(&ks->mu, NULL);
-    ks->mem = memtable_new();
-    if (!ks->mem) {
-        pthread_mutex_destroy(&ks->mu);
-        free(ks);
-        return NULL;
-    }
+    pthread_cond_init(&ks->flush_cond, NULL);
     return ks;
 }
 
 void ks_free(tind_keyspace *ks)
 {
     if (!ks) return;
-    if (ks->mem) memtable_unref(ks->mem);
+    if (ks->sv) sv_unref(ks->sv);
+    for (size_t i = 0; i < ks->nsealed; i++) memtable_unref(ks->sealed[i].mem);
+    free(ks->sealed);
+    manifest_close(ks->man);
+    pthread_cond_destroy(&ks->flush_cond);
     pthread_mutex_destroy(&ks->mu);
+    free(ks->dir);
     free(ks);
+}
+
+/* Sets ks->dir from its id. */
+static int ks_set_dir(tind_keyspace *ks)
+{
+    char dir[PATH_MAX];
+    int rc = ks_dir_path(ks->db, ks->id, dir, sizeof dir);
+    if (rc) return rc;
+    ks->dir = strdup(dir);
+    return ks->dir ? TIND_OK : err_nomem();
 }
 
 static int ptr_push(tind_keyspace ***arr, size_t *n, size_t *cap, tind_keyspace *ks)
@@ -211,31 +283,17 @@ static tind_keyspace *ks_find_name(tind_db *db, const char *name)
     return NULL;
 }
 
-int ks_acquire_mem(tind_keyspace *ks, memtable **m)
-{
-    pthread_mutex_lock(&ks->mu);
-    if (ks->dropped) {
-        pthread_mutex_unlock(&ks->mu);
-        return err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
-    }
-    memtable_ref(ks->mem);
-    *m = ks->mem;
-    pthread_mutex_unlock(&ks->mu);
-    return TIND_OK;
-}
-
 void ks_mark_dropped(tind_keyspace *ks)
 {
     pthread_mutex_lock(&ks->mu);
-    memtable *m = ks->mem;
-    ks->mem = NULL;
     atomic_store(&ks->dropped, 1);
+    pthread_cond_broadcast(&ks->flush_cond);
     pthread_mutex_unlock(&ks->mu);
-    if (m) memtable_unref(m);
 }
 
 int ks_retire(tind_db *db, tind_keyspace *ks)
 {
+    pthread_mutex_lock(&db->list_mu);
     for (size_t i = 0; i < db->nks; i++) {
         if (db->ks[i] != ks) continue;
         memmove(db->ks + i, db->ks + i + 1, (db->nks - i - 1) * sizeof *db->ks);
@@ -243,17 +301,31 @@ int ks_retire(tind_db *db, tind_keyspace *ks)
         break;
     }
     int rc = ptr_push(&db->dropped, &db->ndropped, &db->capdropped, ks);
+    pthread_mutex_unlock(&db->list_mu);
     if (rc) {
         ks_free(ks); /* no handle survives; better than a leak */
         return rc;
     }
+    /* A flush in progress finishes (or sees the drop) before the folder goes. */
+    pthread_mutex_lock(&ks->mu);
+    while (ks->flushing) pthread_cond_wait(&ks->flush_cond, &ks->mu);
+    struct super_version *sv = ks->sv;
+    ks->sv = NULL;
+    pthread_mutex_unlock(&ks->mu);
+    if (sv) {
+        for (unsigned l = 0; l < LSM_LEVELS; l++)
+            for (size_t i = 0; i < sv->ver->nfiles[l]; i++)
+                table_cache_evict(db->tables, ks->id, sv->ver->files[l][i]->number);
+        sv_unref(sv);
+    }
+    manifest_close(ks->man);
+    ks->man = NULL;
     /* OPTIONS goes first: a folder without it is an unfinished keyspace that
      * the next open removes, so a crash in the middle of this is harmless. */
-    char dir[PATH_MAX], opt[PATH_MAX];
-    if ((rc = ks_dir_path(db, ks->id, dir, sizeof dir)) != TIND_OK) return rc;
-    if ((rc = file_join(opt, sizeof opt, dir, KS_OPTIONS_FILE)) != TIND_OK) return rc;
+    char opt[PATH_MAX];
+    if ((rc = file_join(opt, sizeof opt, ks->dir, KS_OPTIONS_FILE)) != TIND_OK) return rc;
     if (file_exists(opt) == 1 && (rc = file_unlink(opt)) != TIND_OK) return rc;
-    if ((rc = file_remove_tree(dir)) != TIND_OK) return rc;
+    if ((rc = file_remove_tree(ks->dir)) != TIND_OK) return rc;
     return file_sync_dir(db->ks_dir);
 }
 
@@ -312,12 +384,16 @@ int ks_load_all(tind_db *db)
         if (rc == TIND_OK && id >= db->next_ks_id)
             rc = err_set(TIND_CORRUPTION, "%s: keyspace number %u not below the meta file's next %u", opt, id,
                          db->next_ks_id);
+        if (rc == TIND_OK) rc = ks_set_dir(ks);
+        if (rc == TIND_OK) {
+            ks_resolve(ks);
+            rc = ks_open_tree(ks, 1);
+        }
         if (rc == TIND_OK) rc = ptr_push(&db->ks, &db->nks, &db->capks, ks);
         if (rc) {
             ks_free(ks);
             break;
         }
-        ks_resolve(ks);
     }
     free(names);
     return rc;
@@ -349,12 +425,16 @@ static int ks_create(tind_db *db, const char *name, const tind_keyspace_options 
     ks_resolve(ks);
     db->next_ks_id++;
     int rc = db_write_meta(db);
-    char dir[PATH_MAX];
-    if (rc == TIND_OK) rc = ks_dir_path(db, ks->id, dir, sizeof dir);
-    if (rc == TIND_OK) rc = file_mkdir(dir);
+    if (rc == TIND_OK) rc = ks_set_dir(ks);
+    if (rc == TIND_OK) rc = file_mkdir(ks->dir);
     if (rc == TIND_OK) rc = file_sync_dir(db->ks_dir);
     if (rc == TIND_OK) rc = ks_write_options(ks);
-    if (rc == TIND_OK) rc = ptr_push(&db->ks, &db->nks, &db->capks, ks);
+    if (rc == TIND_OK) rc = ks_open_tree(ks, 1);
+    if (rc == TIND_OK) {
+        pthread_mutex_lock(&db->list_mu);
+        rc = ptr_push(&db->ks, &db->nks, &db->capks, ks);
+        pthread_mutex_unlock(&db->list_mu);
+    }
     if (rc) {
         ks_free(ks);
         return rc;
@@ -403,7 +483,7 @@ int tind_keyspace_drop(tind_db *db, const char *name)
     buf_init(&b);
     rc = payload_drop_init(&b, ks->id);
     if (rc == TIND_OK) {
-        struct write_target t = {&ks, 1};
+        struct write_target t = {.ks = &ks, .n = 1};
         struct journal_req r = {.payload = b.p, .len = b.len, .durability = TIND_DURABILITY_SYNC_DATA,
                                 .seq_count = 0, .user = &t};
         rc = journal_write(db->jnl, &r);
@@ -424,12 +504,12 @@ int tind_keyspace_list(tind_db *db, char ***names, size_t *count)
     if (names) *names = NULL;
     if (count) *count = 0;
     if (!db || !names || !count) return err_set(TIND_INVALID, "tind_keyspace_list: NULL argument");
-    pthread_mutex_lock(&db->ks_mu);
+    pthread_mutex_lock(&db->list_mu);
     size_t bytes = 0, n = db->nks;
     for (size_t i = 0; i < n; i++) bytes += strlen(db->ks[i]->name) + 1;
     char **arr = malloc(n * sizeof *arr + bytes + 1);
     if (!arr) {
-        pthread_mutex_unlock(&db->ks_mu);
+        pthread_mutex_unlock(&db->list_mu);
         return err_nomem();
     }
     char *sp = (char *)(arr + n);
@@ -439,7 +519,7 @@ int tind_keyspace_list(tind_db *db, char ***names, size_t *count)
         arr[i] = sp;
         sp += l;
     }
-    pthread_mutex_unlock(&db->ks_mu);
+    pthread_mutex_unlock(&db->list_mu);
     qsort(arr, n, sizeof *arr, cmp_name);
     *names = arr;
     *count = n;
@@ -452,13 +532,26 @@ int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
     if (!st) return err_set(TIND_INVALID, "tind_keyspace_stats: NULL stats");
     int rc = db_check_keyspace(ks);
     if (rc) return rc;
-    memtable *m;
-    if ((rc = ks_acquire_mem(ks, &m)) != TIND_OK) return rc;
+    struct super_version *sv;
+    if ((rc = ks_acquire_sv(ks, &sv)) != TIND_OK) return rc;
     memset(st, 0, sizeof *st);
     st->id = ks->id;
-    st->memtable_bytes = memtable_bytes(m);
-    st->memtable_entries = memtable_count(m);
+    st->memtable_bytes = memtable_bytes(sv->mem);
+    st->memtable_entries = memtable_count(sv->mem);
+    for (size_t i = 0; i < sv->nimm; i++) {
+        st->memtable_bytes += memtable_bytes(sv->imm[i]);
+        st->memtable_entries += memtable_count(sv->imm[i]);
+    }
+    st->sealed_memtables = sv->nimm;
     st->durability = atomic_load(&ks->durability);
-    memtable_unref(m);
+    for (unsigned l = 0; l < LSM_LEVELS && l < TIND_LEVELS; l++) {
+        st->tables[l] = sv->ver->nfiles[l];
+        st->table_bytes[l] = sv->ver->level_bytes[l];
+    }
+    sv_unref(sv);
+    pthread_mutex_lock(&ks->mu);
+    st->flushes = ks->flushes;
+    st->flushed_sequence = ks->flushed_seq;
+    pthread_mutex_unlock(&ks->mu);
     return TIND_OK;
 }

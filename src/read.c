@@ -3,31 +3,86 @@
 #include <string.h>
 
 #include "lsm/ikey.h"
+#include "lsm/table.h"
 #include "src/db.h"
 #include "src/util/err.h"
 
-/* Reads key as of seq into a fresh copy. */
-static int read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, void **val, size_t *vlen)
+/* Looks key up in the tables of v: level 0 newest first (ranges may
+ * overlap), then at most one table per deeper level. Sets *found and, when
+ * found, *kind and val. */
+static int version_get(tind_db *db, uint32_t space, const struct version *v, const uint8_t *key, size_t klen,
+                       uint64_t seq, int *found, unsigned *kind, buf *val)
 {
-    memtable *m;
-    int rc = ks_acquire_mem(ks, &m);
-    if (rc) return rc;
-    unsigned kind;
-    const uint8_t *v;
-    size_t vl;
-    if (!memtable_get(m, key, klen, seq, &kind, &v, &vl) || kind == KIND_DELETE) {
-        rc = TIND_NOT_FOUND;
-    } else {
-        uint8_t *copy = malloc(vl ? vl : 1);
-        if (!copy) {
-            rc = err_nomem();
-        } else {
-            if (vl) memcpy(copy, v, vl);
-            *val = copy;
-            *vlen = vl;
+    *found = 0;
+    for (unsigned l = 0; l < LSM_LEVELS; l++) {
+        size_t n = v->nfiles[l];
+        struct table_meta **f = v->files[l];
+        size_t lo = 0, hi = n;
+        if (l > 0) {
+            /* The first table whose largest key is >= key. */
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (ukey_cmp(f[mid]->largest.p, f[mid]->largest.len, key, klen) < 0) lo = mid + 1;
+                else hi = mid;
+            }
+            hi = lo < n ? lo + 1 : lo;
+        }
+        for (size_t i = lo; i < hi; i++) {
+            const struct table_meta *m = f[i];
+            if (ukey_cmp(key, klen, m->smallest.p, m->smallest.len) < 0 ||
+                ukey_cmp(key, klen, m->largest.p, m->largest.len) > 0 || m->min_seq > seq)
+                continue;
+            table *t;
+            int rc = table_cache_get(db->tables, space, m->number, m->path, m->size, &t);
+            if (rc) return rc;
+            rc = table_get(t, key, klen, seq, found, kind, val);
+            table_unref(t);
+            if (rc || *found) return rc;
         }
     }
-    memtable_unref(m);
+    return TIND_OK;
+}
+
+/* Reads key as of seq into a fresh copy: the active memtable, the sealed
+ * ones newest first, then the tables; the first version found wins. */
+static int read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    struct super_version *sv;
+    int rc = ks_acquire_sv(ks, &sv);
+    if (rc) return rc;
+    unsigned kind = KIND_DELETE;
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    int found = memtable_get(sv->mem, key, klen, seq, &kind, &v, &vl);
+    for (size_t i = 0; !found && i < sv->nimm; i++) found = memtable_get(sv->imm[i], key, klen, seq, &kind, &v, &vl);
+    buf tv;
+    buf_init(&tv);
+    if (!found) {
+        rc = version_get(ks->db, ks->id, sv->ver, key, klen, seq, &found, &kind, &tv);
+        v = tv.p;
+        vl = tv.len;
+    }
+    if (rc == TIND_OK) {
+        if (!found || kind == KIND_DELETE) {
+            rc = TIND_NOT_FOUND;
+        } else if (tv.p && tv.len == vl && v == tv.p) {
+            /* The table's copy becomes the caller's. */
+            *val = tv.p;
+            *vlen = tv.len;
+            buf_init(&tv);
+        } else {
+            uint8_t *copy = malloc(vl ? vl : 1);
+            if (!copy) {
+                rc = err_nomem();
+            } else {
+                if (vl) memcpy(copy, v, vl);
+                *val = copy;
+                *vlen = vl;
+            }
+        }
+    }
+    buf_free(&tv);
+    sv_unref(sv);
     return rc;
 }
 

@@ -56,6 +56,12 @@ int db_write_prepare(void *ctx, struct journal_req *r)
             r->why = "a keyspace of the write was dropped";
             return TIND_INVALID;
         }
+        /* Backpressure: the leader waits here, so every writer behind it does too. */
+        int rc = flush_stall(t->ks[i]);
+        if (rc) {
+            r->why = "a flush of a keyspace of the write failed; writes to it stop once its memory is full";
+            return rc;
+        }
     }
     return TIND_OK;
 }
@@ -68,9 +74,11 @@ static tind_keyspace *target_find(const struct write_target *t, uint32_t id)
 }
 
 /* Inserts a batch payload's ops into memtables; `find` maps a keyspace number
- * to its keyspace (NULL: skip the op, its keyspace was dropped). */
+ * to its keyspace (NULL: skip the op, its keyspace was dropped). Ops at or
+ * below their keyspace's flushed sequence number are in tables already
+ * (only replay meets them). */
 static int apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *, uint32_t), void *fctx,
-                       uint64_t *seq_out, uint32_t *count_out)
+                       int replay, uint64_t *seq_out, uint32_t *count_out)
 {
     uint64_t seq;
     uint32_t count;
@@ -81,10 +89,10 @@ static int apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *
     uint64_t s = seq;
     while ((rc = payload_batch_next(&rd, &op)) == TIND_OK) {
         tind_keyspace *ks = find(fctx, op.keyspace);
-        /* The leader alone changes ks->mem (drops are applied by a leader too),
-         * so reading it here without ks->mu is safe. */
-        if (ks && ks->mem) {
-            rc = memtable_add(ks->mem, s, op.kind, op.key, op.klen, op.val, op.vlen);
+        /* The leader alone changes ks->active (flush_seal runs in the
+         * leader too), so reading it here without ks->mu is safe. */
+        if (ks && (!replay || s > ks->flushed_seq)) {
+            rc = memtable_add(ks->active, s, op.kind, op.key, op.klen, op.val, op.vlen);
             if (rc) return rc;
         }
         s++;
@@ -99,21 +107,41 @@ static tind_keyspace *find_in_target(void *ctx, uint32_t id) { return target_fin
 
 int db_write_apply(void *ctx, struct journal_req **reqs, size_t n)
 {
-    (void)ctx;
-    for (size_t i = 0; i < n; i++) {
+    tind_db *db = ctx;
+    /* The last sequence number applied so far: a seal in the middle of the
+     * group covers exactly the writes before it. */
+    uint64_t applied = db_last_seq(db);
+    int rc = TIND_OK;
+    for (size_t i = 0; i < n && rc == TIND_OK; i++) {
         struct journal_req *r = reqs[i];
-        if (r->len == 0) continue;
-        const struct write_target *t = r->user;
+        struct write_target *t = r->user;
+        if (r->len == 0) {
+            if (t->seal) rc = flush_seal(t->ks[0], applied, &t->seal_seq);
+            continue;
+        }
         if (r->payload[0] == JPAYLOAD_BATCH) {
             uint64_t seq;
             uint32_t count;
-            int rc = apply_batch(r->payload, r->len, find_in_target, (void *)t, &seq, &count);
-            if (rc) return rc;
+            rc = apply_batch(r->payload, r->len, find_in_target, (void *)t, 0, &seq, &count);
+            if (rc == TIND_OK) applied = seq + count - 1;
         } else if (r->payload[0] == JPAYLOAD_DROP_KEYSPACE) {
             ks_mark_dropped(t->ks[0]);
         }
     }
-    return TIND_OK;
+    if (rc) return rc;
+    /* Seal the memtables that have outgrown their keyspace's limit. */
+    for (size_t i = 0; i < n && rc == TIND_OK; i++) {
+        const struct write_target *t = reqs[i]->user;
+        if (reqs[i]->len == 0 || reqs[i]->payload[0] != JPAYLOAD_BATCH) continue;
+        for (size_t k = 0; k < t->n && rc == TIND_OK; k++) {
+            tind_keyspace *ks = t->ks[k];
+            uint64_t seal_seq;
+            if (memtable_bytes(ks->active) >= atomic_load(&ks->memtable_bytes))
+                rc = flush_seal(ks, applied, &seal_seq);
+        }
+    }
+    if (rc == TIND_OK) flush_check_journal_size(db, applied);
+    return rc;
 }
 
 /* ---- replay at open (single-threaded) ------------------------------------------ */
@@ -145,7 +173,7 @@ int db_replay_record(tind_db *db, const char *path, uint64_t offset, const uint8
         }
         if (rc != TIND_NOT_FOUND)
             return err_set(rc, "journal %s offset %llu: %s", path, (unsigned long long)offset, err_msg());
-        if ((rc = apply_batch(p, n, find_live, db, &seq, &count)) != TIND_OK) return rc;
+        if ((rc = apply_batch(p, n, find_live, db, 1, &seq, &count)) != TIND_OK) return rc;
         *last_seq = seq + count - 1;
         return TIND_OK;
     }
@@ -175,7 +203,7 @@ static int write_single(tind_keyspace *ks, unsigned kind, const void *key, size_
     if (rc == TIND_OK) rc = payload_batch_add(&b, kind, ks->id, key, klen, val, vlen);
     if (rc == TIND_OK) {
         tind_keyspace *one = ks;
-        struct write_target t = {&one, 1};
+        struct write_target t = {.ks = &one, .n = 1};
         struct journal_req r = {.payload = b.p, .len = b.len, .durability = atomic_load(&ks->durability),
                                 .seq_count = 1, .user = &t};
         rc = journal_write(ks->db->jnl, &r);
@@ -207,7 +235,7 @@ int tind_persist(tind_db *db, int durability)
     if (!db) return err_set(TIND_INVALID, "tind_persist: NULL database");
     int rc = db_check_durability(durability);
     if (rc) return rc;
-    struct write_target t = {NULL, 0};
+    struct write_target t = {.ks = NULL, .n = 0};
     struct journal_req r = {.payload = NULL, .len = 0, .durability = durability, .seq_count = 0, .user = &t};
     return journal_write(db->jnl, &r);
 }
@@ -290,7 +318,7 @@ int tind_batch_commit(tind_db *db, tind_batch *b, int durability)
     uint32_t count = payload_batch_count(b->payload.p);
     if (count == 0) return TIND_OK;
     if (b->db != db) return err_set(TIND_INVALID, "the batch belongs to another database");
-    struct write_target t = {b->ks, b->nks};
+    struct write_target t = {.ks = b->ks, .n = b->nks};
     struct journal_req r = {.payload = b->payload.p, .len = b->payload.len, .durability = durability,
                             .seq_count = count, .user = &t};
     return journal_write(db->jnl, &r);

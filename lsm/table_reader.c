@@ -1,0 +1,823 @@
+/* The table reader: open (footer, properties, index, filter), point lookups,
+ * iterators and verification.
+ *
+ * A table is immutable after table_open returns: its fields are written
+ * once, before it is shared, and only the reference count changes later, so
+ * table_get, table_may_contain and table_iter run on any number of threads at
+ * once without locks. Decoded blocks (struct tblock) are single allocations,
+ * never changed after they are built, and shared through the block cache;
+ * with no cache, each reader decodes its own copy, except the index and the
+ * filter, which the table then loads once at open and keeps.
+ *
+ * Every failure to read or check a block is reported as
+ *   "table <path> offset <N>: <what>"
+ * with N the offset of the block (or footer field) concerned. */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsm/block.h"
+#include "lsm/bloom.h"
+#include "lsm/compress.h"
+#include "lsm/ikey.h"
+#include "lsm/table.h"
+#include "lsm/table_format.h"
+#include "src/util/checksum.h"
+#include "src/util/coding.h"
+#include "src/util/err.h"
+#include "src/util/file.h"
+
+enum tkind { TB_DATA, TB_INDEX, TB_FILTER, TB_PROPS };
+static const char *const table_kind_name[] = {"data block", "index block", "filter block", "properties block"};
+
+/* A decoded block: the header and the contents in one allocation. */
+struct tblock {
+    block b;       /* parsed restart array (data and index blocks) */
+    size_t size;   /* bytes of contents */
+    uint8_t mem[]; /* the contents (read buffers also hold the trailer) */
+};
+
+struct bhandle {
+    uint64_t off, size;
+};
+
+struct table {
+    _Atomic long refs;
+    tfile *f;
+    cache *bc;                  /* NULL: no caching */
+    uint64_t cache_id;          /* first half of this table's block cache keys */
+    uint64_t file_size;
+    uint64_t data_end;          /* data blocks lie in [0, data_end) */
+    struct bhandle index_h, filter_h, props_h;
+    struct tblock *index, *filter; /* kept for the table's life when bc is NULL */
+    struct table_props props;
+};
+
+/* A block in use: held through the cache, borrowed from the table, or owned. */
+struct tref {
+    struct tblock *tb;
+    cache_handle *h;
+    int owned;
+};
+
+const struct table_props *table_get_props(const table *t) { return &t->props; }
+const char *table_path(const table *t) { return file_path(t->f); }
+
+/* Records "table <path> offset <off>: <what>[: <the message so far>]". */
+static int table_corrupt(const table *t, uint64_t off, int with_inner, const char *fmt, ...) TIND_PRINTF(4, 5);
+
+static int table_corrupt(const table *t, uint64_t off, int with_inner, const char *fmt, ...)
+{
+    char what[256], inner[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(inner, sizeof inner, "%s", with_inner ? err_msg() : "");
+    return err_set(TIND_CORRUPTION, "table %s offset %llu: %s%s%s", table_path(t), (unsigned long long)off, what,
+                   inner[0] ? ": " : "", inner);
+}
+
+/* Reads, checks and decodes the block at h; *out is one malloc'd tblock. */
+static int table_load(const table *t, struct bhandle h, enum tkind kind, uint64_t limit, struct tblock **out)
+{
+    *out = NULL;
+    const char *what = table_kind_name[kind];
+    if (h.off > limit || h.size > limit - h.off || BLOCK_TRAILER_SIZE > limit - h.off - h.size ||
+        h.size > SIZE_MAX - sizeof(struct tblock) - BLOCK_TRAILER_SIZE)
+        return table_corrupt(t, h.off, 0, "%s of %llu bytes runs past its region (ends at %llu)", what,
+                             (unsigned long long)h.size, (unsigned long long)limit);
+    size_t n = (size_t)h.size;
+    struct tblock *tb = malloc(sizeof *tb + n + BLOCK_TRAILER_SIZE), *raw = NULL;
+    if (!tb) return err_nomem();
+    size_t got;
+    int rc = file_read_at(t->f, h.off, tb->mem, n + BLOCK_TRAILER_SIZE, &got);
+    if (rc) goto fail;
+    if (got != n + BLOCK_TRAILER_SIZE) {
+        rc = table_corrupt(t, h.off, 0, "short read of %s: %zu of %zu bytes", what, got, n + BLOCK_TRAILER_SIZE);
+        goto fail;
+    }
+    unsigned type = tb->mem[n];
+    if (get_u64(tb->mem + n + 1) != checksum64(tb->mem, n + 1)) {
+        rc = table_corrupt(t, h.off, 0, "checksum mismatch in %s", what);
+        goto fail;
+    }
+    tb->size = n;
+    if (type != COMPRESS_NONE) {
+        size_t rn;
+        if (!compress_known(type)) {
+            rc = table_corrupt(t, h.off, 0, "%s has unknown compression %u", what, type);
+            goto fail;
+        }
+        if ((rc = compress_raw_size(tb->mem, n, &rn)) != TIND_OK) {
+            rc = table_corrupt(t, h.off, 1, "%s", what);
+            goto fail;
+        }
+        if (!(raw = malloc(sizeof *raw + rn))) {
+            rc = err_nomem();
+            goto fail;
+        }
+        if ((rc = compress_decode(type, tb->mem, n, raw->mem, rn)) != TIND_OK) {
+            if (rc == TIND_CORRUPTION) rc = table_corrupt(t, h.off, 1, "%s", what);
+            goto fail;
+        }
+        raw->size = rn;
+        free(tb);
+        tb = raw;
+        raw = NULL;
+    }
+    memset(&tb->b, 0, sizeof tb->b);
+    if (kind == TB_DATA || kind == TB_INDEX) {
+        if (block_init(&tb->b, tb->mem, tb->size)) {
+            rc = table_corrupt(t, h.off, 1, "%s", what);
+            goto fail;
+        }
+    } else if (kind == TB_FILTER) {
+        if (bloom_check(tb->mem, tb->size)) {
+            rc = table_corrupt(t, h.off, 1, "%s", what);
+            goto fail;
+        }
+    }
+    *out = tb;
+    return TIND_OK;
+fail:
+    free(raw);
+    free(tb);
+    return rc;
+}
+
+static void table_block_deleter(void *value, void *arg)
+{
+    (void)arg;
+    free(value);
+}
+
+static uint64_t table_region_end(const table *t, enum tkind kind)
+{
+    return kind == TB_DATA ? t->data_end : t->file_size - TABLE_FOOTER_SIZE;
+}
+
+/* Gets the block at h: the table's own copy, the cache's, or a fresh one
+ * (then cached when there is a cache). Release with table_release. */
+static int table_fetch(table *t, struct bhandle h, enum tkind kind, struct tref *r)
+{
+    r->tb = NULL;
+    r->h = NULL;
+    r->owned = 0;
+    if (kind == TB_INDEX && t->index) {
+        r->tb = t->index;
+        return TIND_OK;
+    }
+    if (kind == TB_FILTER && t->filter) {
+        r->tb = t->filter;
+        return TIND_OK;
+    }
+    if (t->bc && (r->h = cache_lookup(t->bc, t->cache_id, h.off)) != NULL) {
+        r->tb = cache_value(r->h);
+        return TIND_OK;
+    }
+    struct tblock *tb;
+    int rc = table_load(t, h, kind, table_region_end(t, kind), &tb);
+    if (rc) return rc;
+    if (t->bc) {
+        /* Charged by what the decoded block occupies. */
+        r->h = cache_insert(t->bc, t->cache_id, h.off, tb, sizeof *tb + tb->size, table_block_deleter, NULL);
+        if (!r->h) return err_nomem(); /* the deleter has freed tb */
+        r->tb = cache_value(r->h);
+    } else {
+        r->tb = tb;
+        r->owned = 1;
+    }
+    return TIND_OK;
+}
+
+static void table_release(table *t, struct tref *r)
+{
+    if (r->h) cache_release(t->bc, r->h);
+    else if (r->owned) free(r->tb);
+    r->tb = NULL;
+    r->h = NULL;
+    r->owned = 0;
+}
+
+/* handle := offset:varint64 size:varint64, filling the index entry's value. */
+static int table_decode_handle(const table *t, uint64_t index_off, const uint8_t *v, size_t n, struct bhandle *h)
+{
+    const uint8_t *p = v, *end = v + n;
+    if (!(p = get_varint64(p, end, &h->off)) || !(p = get_varint64(p, end, &h->size)) || p != end)
+        return table_corrupt(t, index_off, 0, "malformed block handle in the index");
+    return TIND_OK;
+}
+
+/* ---- properties -------------------------------------------------------------- */
+
+static uint64_t *table_prop_field(struct table_props *p, unsigned tag)
+{
+    switch (tag) {
+    case TPROP_ENTRIES: return &p->entries;
+    case TPROP_TOMBSTONES: return &p->tombstones;
+    case TPROP_DATA_BLOCKS: return &p->data_blocks;
+    case TPROP_RAW_KEY_BYTES: return &p->raw_key_bytes;
+    case TPROP_RAW_VALUE_BYTES: return &p->raw_value_bytes;
+    case TPROP_DATA_BYTES: return &p->data_bytes;
+    case TPROP_INDEX_BYTES: return &p->index_bytes;
+    case TPROP_FILTER_BYTES: return &p->filter_bytes;
+    case TPROP_MIN_SEQ: return &p->min_seq;
+    case TPROP_MAX_SEQ: return &p->max_seq;
+    case TPROP_CREATED: return &p->created;
+    case TPROP_SMALLEST_TAG: return &p->smallest_tag;
+    case TPROP_LARGEST_TAG: return &p->largest_tag;
+    default: return NULL;
+    }
+}
+
+static int table_parse_props(const table *t, const struct tblock *tb, struct table_props *p)
+{
+    const uint8_t *s = tb->mem, *end = tb->mem + tb->size;
+    uint64_t off = t->props_h.off;
+    uint32_t last = 0, seen = 0;
+    while (s < end) {
+        uint32_t tag, len;
+        if (!(s = get_varint32(s, end, &tag)) || !(s = get_varint32(s, end, &len)) || len > (size_t)(end - s))
+            return table_corrupt(t, off, 0, "malformed properties block");
+        if (tag <= last) return table_corrupt(t, off, 0, "properties out of order at tag %u", tag);
+        last = tag;
+        uint64_t v = 0;
+        uint64_t *field = table_prop_field(p, tag);
+        int numeric = field || tag == TPROP_COMPRESSION || tag == TPROP_BLOOM_BITS;
+        if (numeric && get_varint64(s, s + len, &v) != s + len)
+            return table_corrupt(t, off, 0, "malformed property %u", tag);
+        if (field) {
+            *field = v;
+        } else if (tag == TPROP_COMPRESSION || tag == TPROP_BLOOM_BITS) {
+            if (v > UINT32_MAX) return table_corrupt(t, off, 0, "property %u out of range", tag);
+            *(tag == TPROP_COMPRESSION ? &p->compression : &p->bloom_bits) = (uint32_t)v;
+        } else if (tag == TPROP_SMALLEST || tag == TPROP_LARGEST) {
+            buf *b = tag == TPROP_SMALLEST ? &p->smallest : &p->largest;
+            if (buf_append(b, s, len)) return err_nomem();
+        } /* else: a property of a later version, skipped */
+        if (tag < 32) seen |= 1u << tag;
+        s += len;
+    }
+    uint32_t need = 1u << TPROP_ENTRIES | 1u << TPROP_DATA_BLOCKS;
+    if (p->entries) need |= 1u << TPROP_SMALLEST | 1u << TPROP_LARGEST;
+    if ((seen & need) != need) return table_corrupt(t, off, 0, "properties block lacks a required property");
+    return TIND_OK;
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static void table_free(table *t)
+{
+    if (t->bc) {
+        /* Cache keys die with this table (a reopen gets a new id): drop the
+         * blocks still cached, as far as the cached index names them. */
+        cache_handle *h = cache_lookup(t->bc, t->cache_id, t->index_h.off);
+        if (h) {
+            const struct tblock *ib = cache_value(h);
+            block_iter ii;
+            block_iter_init(&ii, &ib->b);
+            for (block_iter_seek_first(&ii); ii.base.valid; block_iter_next(&ii)) {
+                struct bhandle bh;
+                const uint8_t *p = ii.base.val, *end = p + ii.base.vlen;
+                if ((p = get_varint64(p, end, &bh.off)) != NULL) cache_erase(t->bc, t->cache_id, bh.off);
+            }
+            block_iter_release(&ii);
+            cache_release(t->bc, h);
+        }
+        cache_erase(t->bc, t->cache_id, t->index_h.off);
+        if (t->filter_h.size) cache_erase(t->bc, t->cache_id, t->filter_h.off);
+    }
+    free(t->index);
+    free(t->filter);
+    file_close(t->f);
+    table_props_free(&t->props);
+    free(t);
+}
+
+void table_ref(table *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
+
+void table_unref(table *t)
+{
+    if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) table_free(t);
+}
+
+static int table_read_footer(table *t)
+{
+    uint64_t fo = t->file_size - TABLE_FOOTER_SIZE;
+    uint8_t ft[TABLE_FOOTER_SIZE];
+    size_t got;
+    int rc = file_read_at(t->f, fo, ft, sizeof ft, &got);
+    if (rc) return rc;
+    if (got != sizeof ft) return table_corrupt(t, fo, 0, "short read of the footer: %zu of %u bytes", got, TABLE_FOOTER_SIZE);
+    if (get_u64(ft + FOOTER_MAGIC) != TABLE_MAGIC) return table_corrupt(t, fo + FOOTER_MAGIC, 0, "bad magic: not a table");
+    if (get_u64(ft + FOOTER_CHECKSUM) != checksum64(ft, FOOTER_CHECKSUM))
+        return table_corrupt(t, fo, 0, "footer checksum mismatch");
+    uint32_t ver = get_u32(ft + FOOTER_VERSION), flags = get_u32(ft + FOOTER_FLAGS);
+    if (ver != TABLE_FORMAT_VERSION)
+        return table_corrupt(t, fo + FOOTER_VERSION, 0, "unsupported table format version %u", ver);
+    if (flags) return table_corrupt(t, fo + FOOTER_FLAGS, 0, "unknown footer flags 0x%x", flags);
+    t->index_h = (struct bhandle){get_u64(ft + FOOTER_INDEX_OFF), get_u64(ft + FOOTER_INDEX_SIZE)};
+    t->filter_h = (struct bhandle){get_u64(ft + FOOTER_FILTER_OFF), get_u64(ft + FOOTER_FILTER_SIZE)};
+    t->props_h = (struct bhandle){get_u64(ft + FOOTER_PROPS_OFF), get_u64(ft + FOOTER_PROPS_SIZE)};
+
+    /* The metadata blocks are contiguous and end at the footer:
+     *   [data) [filter) props index footer */
+    const struct bhandle *ih = &t->index_h, *ph = &t->props_h, *fh = &t->filter_h;
+    if (ih->size > fo || fo - ih->size < BLOCK_TRAILER_SIZE || ih->off != fo - ih->size - BLOCK_TRAILER_SIZE ||
+        ph->size > ih->off || ih->off - ph->size < BLOCK_TRAILER_SIZE ||
+        ph->off != ih->off - ph->size - BLOCK_TRAILER_SIZE)
+        return table_corrupt(t, fo, 0, "footer handles disagree with the file size %llu",
+                             (unsigned long long)t->file_size);
+    t->data_end = ph->off;
+    if (fh->size) {
+        if (fh->size > ph->off || ph->off - fh->size < BLOCK_TRAILER_SIZE ||
+            fh->off != ph->off - fh->size - BLOCK_TRAILER_SIZE)
+            return table_corrupt(t, fo, 0, "footer filter handle disagrees with the file size %llu",
+                                 (unsigned long long)t->file_size);
+        t->data_end = fh->off;
+    }
+    return TIND_OK;
+}
+
+int table_open(const char *path, uint64_t expect_size, cache *bc, table **out)
+{
+    *out = NULL;
+    if (!path) return err_set(TIND_INVALID, "table_open: NULL path");
+    table *t = calloc(1, sizeof *t);
+    if (!t) return err_nomem();
+    atomic_init(&t->refs, 1);
+    table_props_init(&t->props);
+    struct tblock *pb = NULL;
+    struct tref r = {0};
+    int rc;
+    if ((rc = file_open(path, FILE_READ, &t->f)) != TIND_OK) goto fail;
+    t->file_size = file_size(t->f);
+    if (t->file_size != expect_size) {
+        rc = table_corrupt(t, t->file_size < expect_size ? t->file_size : expect_size, 0,
+                           "file is %llu bytes, expected %llu", (unsigned long long)t->file_size,
+                           (unsigned long long)expect_size);
+        goto fail;
+    }
+    if (t->file_size < TABLE_FOOTER_SIZE) {
+        rc = table_corrupt(t, 0, 0, "file of %llu bytes is too short for a table", (unsigned long long)t->file_size);
+        goto fail;
+    }
+    if ((rc = table_read_footer(t)) != TIND_OK) goto fail;
+
+    if ((rc = table_load(t, t->props_h, TB_PROPS, t->index_h.off, &pb)) != TIND_OK) goto fail;
+    if ((rc = table_parse_props(t, pb, &t->props)) != TIND_OK) goto fail;
+    if (t->props.data_bytes != t->data_end) {
+        rc = table_corrupt(t, t->props_h.off, 0, "properties count %llu bytes of data blocks, the footer %llu",
+                           (unsigned long long)t->props.data_bytes, (unsigned long long)t->data_end);
+        goto fail;
+    }
+
+    /* Read the index and filter now: damage shows at open, and they are the
+     * first blocks every lookup needs. Without a cache the table keeps them. */
+    t->bc = bc;
+    if (bc) t->cache_id = cache_new_id();
+    if ((rc = table_fetch(t, t->index_h, TB_INDEX, &r)) != TIND_OK) goto fail;
+    if (r.owned) t->index = r.tb;
+    else table_release(t, &r);
+    if (t->filter_h.size) {
+        if ((rc = table_fetch(t, t->filter_h, TB_FILTER, &r)) != TIND_OK) goto fail;
+        if (r.owned) t->filter = r.tb;
+        else table_release(t, &r);
+    }
+    free(pb);
+    *out = t;
+    return TIND_OK;
+fail:
+    free(pb);
+    file_close(t->f);
+    free(t->index);
+    free(t->filter);
+    table_props_free(&t->props);
+    free(t);
+    return rc;
+}
+
+/* ---- point lookups ----------------------------------------------------------- */
+
+int table_may_contain(table *t, const uint8_t *key, size_t klen)
+{
+    if (!t->filter_h.size) return 1;
+    struct tref fr;
+    if (table_fetch(t, t->filter_h, TB_FILTER, &fr)) return 1; /* cannot tell: may */
+    int may = bloom_may_contain(fr.tb->mem, fr.tb->size, bloom_hash(key, klen));
+    table_release(t, &fr);
+    return may;
+}
+
+/* A block iterator's failure as a table error. */
+static int table_block_failed(const table *t, const block_iter *it, uint64_t off, enum tkind kind)
+{
+    if (it->status != TIND_CORRUPTION) return it->status;
+    return table_corrupt(t, off, 0, "malformed %s: bad entry at %zu", table_kind_name[kind], it->bad_off);
+}
+
+int table_get(table *t, const uint8_t *key, size_t klen, uint64_t seq, int *found, unsigned *kind, buf *val)
+{
+    *found = 0;
+    if (seq > SEQ_MAX) seq = SEQ_MAX;
+    uint64_t target = tag_pack(seq, KIND_MAX);
+    struct tref ir = {0}, dr = {0};
+    block_iter ii, di;
+    block_iter_init(&ii, NULL);
+    block_iter_init(&di, NULL);
+    int rc = TIND_OK;
+
+    if (t->filter_h.size) {
+        struct tref fr;
+        if ((rc = table_fetch(t, t->filter_h, TB_FILTER, &fr)) != TIND_OK) return rc;
+        int may = bloom_may_contain(fr.tb->mem, fr.tb->size, bloom_hash(key, klen));
+        table_release(t, &fr);
+        if (!may) return TIND_OK;
+    }
+    if ((rc = table_fetch(t, t->index_h, TB_INDEX, &ir)) != TIND_OK) goto done;
+    block_iter_set(&ii, &ir.tb->b);
+    block_iter_seek(&ii, key, klen, target);
+    if (!ii.base.valid) {
+        /* Past every separator: no entry >= target here. */
+        if (ii.status) rc = table_block_failed(t, &ii, t->index_h.off, TB_INDEX);
+        goto done;
+    }
+    struct bhandle h;
+    if ((rc = table_decode_handle(t, t->index_h.off, ii.base.val, ii.base.vlen, &h)) != TIND_OK) goto done;
+    if ((rc = table_fetch(t, h, TB_DATA, &dr)) != TIND_OK) goto done;
+    block_iter_set(&di, &dr.tb->b);
+    block_iter_seek(&di, key, klen, target);
+    /* When the block has no entry >= target, neither has the next one an
+     * entry of this user key (see the separator rule in table_writer.c). */
+    if (!di.base.valid) {
+        if (di.status) rc = table_block_failed(t, &di, h.off, TB_DATA);
+        goto done;
+    }
+    if (ukey_cmp(di.base.key, di.base.klen, key, klen) == 0) {
+        buf_clear(val);
+        if ((rc = buf_append(val, di.base.val, di.base.vlen)) != TIND_OK) goto done;
+        *kind = tag_kind(di.base.tag);
+        *found = 1;
+    }
+done:
+    block_iter_release(&di);
+    block_iter_release(&ii);
+    table_release(t, &dr);
+    table_release(t, &ir);
+    return rc;
+}
+
+/* ---- iterator ---------------------------------------------------------------- */
+
+/* Invariant while valid: ii is at the index entry of the block dr holds, and
+ * di is at the current entry of that block. The index block is fetched on the
+ * first positioning and held until destroy. */
+typedef struct titer {
+    iiter base;
+    table *t;
+    struct tref ir;
+    block_iter ii;
+    struct tref dr;
+    uint64_t doff; /* offset of the block in dr */
+    block_iter di;
+    int status;
+} titer;
+
+static void titer_clear(titer *ti)
+{
+    ti->base.valid = 0;
+    ti->base.key = NULL;
+    ti->base.klen = 0;
+    ti->base.tag = 0;
+    ti->base.val = NULL;
+    ti->base.vlen = 0;
+}
+
+static void titer_fail(titer *ti, int rc)
+{
+    ti->status = rc;
+    titer_clear(ti);
+}
+
+/* Starts a positioning: clears the error, fetches the index if need be. */
+static int titer_begin(titer *ti)
+{
+    ti->status = TIND_OK;
+    titer_clear(ti);
+    if (ti->ir.tb) return 0;
+    int rc = table_fetch(ti->t, ti->t->index_h, TB_INDEX, &ti->ir);
+    if (rc) {
+        titer_fail(ti, rc);
+        return -1;
+    }
+    block_iter_set(&ti->ii, &ti->ir.tb->b);
+    return 0;
+}
+
+/* Makes di an iterator over the block ii is at (reusing the loaded one). */
+static int titer_load(titer *ti)
+{
+    struct bhandle h;
+    int rc = table_decode_handle(ti->t, ti->t->index_h.off, ti->ii.base.val, ti->ii.base.vlen, &h);
+    if (rc) goto fail;
+    if (ti->dr.tb && ti->doff == h.off) return 0;
+    table_release(ti->t, &ti->dr);
+    block_iter_set(&ti->di, NULL);
+    if ((rc = table_fetch(ti->t, h, TB_DATA, &ti->dr)) != TIND_OK) goto fail;
+    ti->doff = h.off;
+    block_iter_set(&ti->di, &ti->dr.tb->b);
+    return 0;
+fail:
+    titer_fail(ti, rc);
+    return -1;
+}
+
+/* Publishes di's entry, or reports why there is none: 1 when set, 0 when di
+ * ran off its block without error, -1 on an error. */
+static int titer_take(titer *ti)
+{
+    const block_iter *di = &ti->di;
+    if (di->base.valid) {
+        ti->base.valid = 1;
+        ti->base.key = di->base.key;
+        ti->base.klen = di->base.klen;
+        ti->base.tag = di->base.tag;
+        ti->base.val = di->base.val;
+        ti->base.vlen = di->base.vlen;
+        return 1;
+    }
+    if (di->status) {
+        titer_fail(ti, table_block_failed(ti->t, di, ti->doff, TB_DATA));
+        return -1;
+    }
+    return 0;
+}
+
+/* ii ran off the index: the end, or an error. */
+static void titer_index_end(titer *ti)
+{
+    if (ti->ii.status) titer_fail(ti, table_block_failed(ti->t, &ti->ii, ti->t->index_h.off, TB_INDEX));
+    else titer_clear(ti);
+}
+
+/* From the block ii is at (di positioned by the caller), forward to the first entry. */
+static void titer_forward(titer *ti)
+{
+    for (;;) {
+        if (titer_take(ti)) return;
+        block_iter_next(&ti->ii);
+        if (!ti->ii.base.valid) {
+            titer_index_end(ti);
+            return;
+        }
+        if (titer_load(ti)) return;
+        block_iter_seek_first(&ti->di);
+    }
+}
+
+static void titer_backward(titer *ti)
+{
+    for (;;) {
+        if (titer_take(ti)) return;
+        block_iter_prev(&ti->ii);
+        if (!ti->ii.base.valid) {
+            titer_index_end(ti);
+            return;
+        }
+        if (titer_load(ti)) return;
+        block_iter_seek_last(&ti->di);
+    }
+}
+
+static void titer_seek_first(iiter *it)
+{
+    titer *ti = (titer *)it;
+    if (titer_begin(ti)) return;
+    block_iter_seek_first(&ti->ii);
+    if (!ti->ii.base.valid) {
+        titer_index_end(ti);
+        return;
+    }
+    if (titer_load(ti)) return;
+    block_iter_seek_first(&ti->di);
+    titer_forward(ti);
+}
+
+static void titer_seek_last(iiter *it)
+{
+    titer *ti = (titer *)it;
+    if (titer_begin(ti)) return;
+    block_iter_seek_last(&ti->ii);
+    if (!ti->ii.base.valid) {
+        titer_index_end(ti);
+        return;
+    }
+    if (titer_load(ti)) return;
+    block_iter_seek_last(&ti->di);
+    titer_backward(ti);
+}
+
+/* The first block whose separator is >= target holds the first entry >=
+ * target, unless target falls between that block's last key and its
+ * separator: then it is the next block's first entry. */
+static void titer_seek(iiter *it, const uint8_t *key, size_t klen, uint64_t tag)
+{
+    titer *ti = (titer *)it;
+    if (titer_begin(ti)) return;
+    block_iter_seek(&ti->ii, key, klen, tag);
+    if (!ti->ii.base.valid) {
+        titer_index_end(ti);
+        return;
+    }
+    if (titer_load(ti)) return;
+    block_iter_seek(&ti->di, key, klen, tag);
+    titer_forward(ti);
+}
+
+/* The last entry <= target is in the first block whose separator is >=
+ * target, or, when that block starts after target, the block before. */
+static void titer_seek_for_prev(iiter *it, const uint8_t *key, size_t klen, uint64_t tag)
+{
+    titer *ti = (titer *)it;
+    if (titer_begin(ti)) return;
+    block_iter_seek(&ti->ii, key, klen, tag);
+    if (!ti->ii.base.valid && !ti->ii.status) block_iter_seek_last(&ti->ii); /* target is past every separator */
+    if (!ti->ii.base.valid) {
+        titer_index_end(ti);
+        return;
+    }
+    if (titer_load(ti)) return;
+    block_iter_seek_for_prev(&ti->di, key, klen, tag);
+    titer_backward(ti);
+}
+
+static void titer_next(iiter *it)
+{
+    titer *ti = (titer *)it;
+    if (!ti->base.valid) return;
+    block_iter_next(&ti->di);
+    titer_forward(ti);
+}
+
+static void titer_prev(iiter *it)
+{
+    titer *ti = (titer *)it;
+    if (!ti->base.valid) return;
+    block_iter_prev(&ti->di);
+    titer_backward(ti);
+}
+
+static int titer_status(const iiter *it) { return ((const titer *)it)->status; }
+
+static void titer_destroy(iiter *it)
+{
+    titer *ti = (titer *)it;
+    block_iter_release(&ti->di);
+    block_iter_release(&ti->ii);
+    table_release(ti->t, &ti->dr);
+    table_release(ti->t, &ti->ir);
+    table_unref(ti->t);
+    free(ti);
+}
+
+static const struct iiter_ops table_iter_ops = {
+    .seek_first = titer_seek_first,
+    .seek_last = titer_seek_last,
+    .seek = titer_seek,
+    .seek_for_prev = titer_seek_for_prev,
+    .next = titer_next,
+    .prev = titer_prev,
+    .status = titer_status,
+    .destroy = titer_destroy,
+};
+
+iiter *table_iter(table *t)
+{
+    titer *ti = calloc(1, sizeof *ti);
+    if (!ti) return NULL;
+    ti->base.ops = &table_iter_ops;
+    ti->t = t;
+    block_iter_init(&ti->ii, NULL);
+    block_iter_init(&ti->di, NULL);
+    table_ref(t);
+    return &ti->base;
+}
+
+/* ---- verification ------------------------------------------------------------ */
+
+/* Reads every block without the cache and checks what the format promises:
+ * checksums, entry encoding, strictly increasing keys across the table, each
+ * block's keys <= its separator and > the previous separator, data blocks
+ * laid end to end from offset 0, the filter knowing every user key, and the
+ * counts and key range of the properties. */
+int table_verify(table *t)
+{
+    struct tblock *pb = NULL, *fb = NULL, *ib = NULL, *db = NULL;
+    struct table_props props;
+    table_props_init(&props);
+    block_iter ii, di;
+    block_iter_init(&ii, NULL);
+    block_iter_init(&di, NULL);
+    buf prev, psep;
+    buf_init(&prev);
+    buf_init(&psep);
+    uint64_t prev_tag = 0, psep_tag = 0, expect = 0, blocks = 0, entries = 0, tombstones = 0;
+    int have_prev = 0, have_psep = 0, rc;
+    const uint64_t meta_end = t->file_size - TABLE_FOOTER_SIZE;
+
+    if ((rc = table_load(t, t->props_h, TB_PROPS, meta_end, &pb)) != TIND_OK) goto done;
+    if ((rc = table_parse_props(t, pb, &props)) != TIND_OK) goto done;
+    if (t->filter_h.size && (rc = table_load(t, t->filter_h, TB_FILTER, meta_end, &fb)) != TIND_OK) goto done;
+    if ((rc = table_load(t, t->index_h, TB_INDEX, meta_end, &ib)) != TIND_OK) goto done;
+
+    block_iter_set(&ii, &ib->b);
+    for (block_iter_seek_first(&ii); ii.base.valid; block_iter_next(&ii)) {
+        struct bhandle h;
+        if ((rc = table_decode_handle(t, t->index_h.off, ii.base.val, ii.base.vlen, &h)) != TIND_OK) goto done;
+        if (h.off != expect) {
+            rc = table_corrupt(t, t->index_h.off, 0, "index names a data block at %llu, expected one at %llu",
+                               (unsigned long long)h.off, (unsigned long long)expect);
+            goto done;
+        }
+        if ((rc = table_load(t, h, TB_DATA, t->data_end, &db)) != TIND_OK) goto done;
+        uint64_t in_block = 0;
+        block_iter_set(&di, &db->b);
+        for (block_iter_seek_first(&di); di.base.valid; block_iter_next(&di), in_block++) {
+            const iiter *e = &di.base;
+            const char *bad = NULL;
+            if (have_prev && ikey_cmp(e->key, e->klen, e->tag, prev.p, prev.len, prev_tag) <= 0)
+                bad = "keys out of order";
+            else if (ikey_cmp(e->key, e->klen, e->tag, ii.base.key, ii.base.klen, ii.base.tag) > 0)
+                bad = "key past its index separator";
+            else if (have_psep && ikey_cmp(e->key, e->klen, e->tag, psep.p, psep.len, psep_tag) <= 0)
+                bad = "key not past the previous index separator";
+            else if (fb && !bloom_may_contain(fb->mem, fb->size, bloom_hash(e->key, e->klen)))
+                bad = "key missing from the bloom filter";
+            else if (entries == 0 && ukey_cmp(e->key, e->klen, props.smallest.p, props.smallest.len) != 0)
+                bad = "first key differs from the properties' smallest";
+            if (bad) {
+                rc = table_corrupt(t, h.off, 0, "%s (entry %llu of the block)", bad, (unsigned long long)in_block);
+                goto done;
+            }
+            buf_clear(&prev);
+            if ((rc = buf_append(&prev, e->key, e->klen)) != TIND_OK) goto done;
+            prev_tag = e->tag;
+            have_prev = 1;
+            entries++;
+            if (tag_kind(e->tag) == KIND_DELETE) tombstones++;
+        }
+        if (di.status) {
+            rc = table_block_failed(t, &di, h.off, TB_DATA);
+            goto done;
+        }
+        if (in_block == 0) {
+            rc = table_corrupt(t, h.off, 0, "empty data block");
+            goto done;
+        }
+        buf_clear(&psep);
+        if ((rc = buf_append(&psep, ii.base.key, ii.base.klen)) != TIND_OK) goto done;
+        psep_tag = ii.base.tag;
+        have_psep = 1;
+        expect = h.off + h.size + BLOCK_TRAILER_SIZE;
+        blocks++;
+        block_iter_set(&di, NULL);
+        free(db);
+        db = NULL;
+    }
+    if (ii.status) {
+        rc = table_block_failed(t, &ii, t->index_h.off, TB_INDEX);
+        goto done;
+    }
+    if (expect != t->data_end) {
+        rc = table_corrupt(t, expect, 0, "data blocks end at %llu, the filter or properties start at %llu",
+                           (unsigned long long)expect, (unsigned long long)t->data_end);
+        goto done;
+    }
+    if (blocks != props.data_blocks || entries != props.entries || tombstones != props.tombstones) {
+        rc = table_corrupt(t, t->props_h.off, 0,
+                           "properties count %llu blocks, %llu entries, %llu tombstones; found %llu, %llu, %llu",
+                           (unsigned long long)props.data_blocks, (unsigned long long)props.entries,
+                           (unsigned long long)props.tombstones, (unsigned long long)blocks,
+                           (unsigned long long)entries, (unsigned long long)tombstones);
+        goto done;
+    }
+    if (entries && ukey_cmp(prev.p, prev.len, props.largest.p, props.largest.len) != 0) {
+        rc = table_corrupt(t, t->props_h.off, 0, "last key differs from the properties' largest");
+        goto done;
+    }
+    rc = TIND_OK;
+done:
+    block_iter_release(&di);
+    block_iter_release(&ii);
+    buf_free(&prev);
+    buf_free(&psep);
+    table_props_free(&props);
+    free(pb);
+    free(fb);
+    free(ib);
+    free(db);
+    return rc;
+}

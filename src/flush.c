@@ -1,0 +1,251 @@
+/* Flushes: sealing memtables, writing them as level-0 tables on the worker
+ * pool, recording them in the keyspace's manifest, retiring the journals
+ * every keyspace has flushed past, and the write stall while too many sealed
+ * memtables wait.
+ *
+ * Order: a keyspace's sealed memtables are flushed one at a time, oldest
+ * first (one flush job per keyspace at a time), so its flushed sequence
+ * number only grows and recovery can skip every write at or below it. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lsm/table.h"
+#include "src/db.h"
+#include "src/util/err.h"
+#include "src/util/file.h"
+
+int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
+{
+    *seal_seq = 0;
+    memtable *old = ks->active;
+    if (memtable_count(old) == 0) return TIND_OK;
+    memtable *fresh = memtable_new();
+    if (!fresh) return err_nomem();
+    pthread_mutex_lock(&ks->mu);
+    int rc = TIND_OK;
+    if (ks->nsealed == ks->capsealed) {
+        size_t nc = ks->capsealed ? ks->capsealed * 2 : 4;
+        struct sealed_mem *a = realloc(ks->sealed, nc * sizeof *a);
+        if (!a) rc = err_nomem();
+        else {
+            ks->sealed = a;
+            ks->capsealed = nc;
+        }
+    }
+    if (rc == TIND_OK) {
+        memtable_ref(old);
+        ks->sealed[ks->nsealed++] = (struct sealed_mem){old, last_seq};
+        ks->active = fresh;
+        if ((rc = ks_install_sv(ks)) != TIND_OK) {
+            /* Undo: the old memtable stays active. */
+            ks->active = old;
+            ks->nsealed--;
+            memtable_unref(old);
+        } else {
+            *seal_seq = last_seq;
+            flush_schedule(ks);
+        }
+    }
+    pthread_mutex_unlock(&ks->mu);
+    memtable_unref(fresh); /* the super version holds it */
+    return rc;
+}
+
+/* Writes mem as a level-0 table and records it, with flushed_seq = seal_seq,
+ * in the manifest. Runs on a worker without ks->mu. */
+static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
+{
+    uint64_t number = manifest_new_file_number(ks->man);
+    struct table_meta *meta = table_meta_new(ks->dir, number);
+    if (!meta) return err_nomem();
+    struct table_options to = {
+        .block_size = ks->opts.block_size,
+        .restart_interval = ks->opts.restart_interval,
+        .bloom_bits = ks->opts.bloom_bits_per_key,
+        .compression = (unsigned)ks->opts.compression[0],
+        .zstd_level = ks->opts.zstd_level,
+    };
+    table_writer *w;
+    int rc = table_writer_open(meta->path, &to, &w);
+    if (rc) {
+        table_meta_unref(meta);
+        return rc;
+    }
+    iiter *it = memtable_iter(mem);
+    if (!it) {
+        table_writer_abandon(w);
+        table_meta_unref(meta);
+        return err_nomem();
+    }
+    for (iiter_seek_first(it); it->valid && rc == TIND_OK; iiter_next(it))
+        rc = table_writer_add(w, it->key, it->klen, it->tag, it->val, it->vlen);
+    iiter_destroy(it);
+    if (rc) {
+        table_writer_abandon(w);
+        table_meta_unref(meta);
+        return rc;
+    }
+    struct table_props props;
+    table_props_init(&props);
+    uint64_t size;
+    if ((rc = table_writer_finish(w, &props, &size)) != TIND_OK) {
+        table_meta_unref(meta);
+        return rc;
+    }
+    meta->size = size;
+    meta->entries = props.entries;
+    meta->tombstones = props.tombstones;
+    meta->min_seq = props.min_seq;
+    meta->max_seq = props.max_seq;
+    meta->smallest_tag = props.smallest_tag;
+    meta->largest_tag = props.largest_tag;
+    if ((rc = buf_append(&meta->smallest, props.smallest.p, props.smallest.len)) == TIND_OK)
+        rc = buf_append(&meta->largest, props.largest.p, props.largest.len);
+    table_props_free(&props);
+    struct version_edit e;
+    version_edit_init(&e);
+    e.has_flushed_seq = 1;
+    e.flushed_seq = seal_seq;
+    e.has_next_file = 1;
+    e.next_file = number + 1;
+    if (rc == TIND_OK) rc = version_edit_add(&e, 0, meta);
+    if (rc == TIND_OK) rc = manifest_apply(ks->man, &e);
+    version_edit_free(&e);
+    if (rc) {
+        /* Not in any version: the file goes with the meta. */
+        atomic_store(&meta->obsolete, 1);
+    }
+    table_meta_unref(meta);
+    return rc;
+}
+
+static void flush_job(void *arg)
+{
+    tind_keyspace *ks = arg;
+    pthread_mutex_lock(&ks->mu);
+    for (;;) {
+        if (atomic_load(&ks->dropped) || ks->nsealed == 0 || ks->flush_error) break;
+        struct sealed_mem s = ks->sealed[0];
+        pthread_mutex_unlock(&ks->mu);
+        int rc = flush_write(ks, s.mem, s.seal_seq);
+        pthread_mutex_lock(&ks->mu);
+        if (rc) {
+            ks->flush_error = rc;
+            break;
+        }
+        memmove(ks->sealed, ks->sealed + 1, (ks->nsealed - 1) * sizeof *ks->sealed);
+        ks->nsealed--;
+        ks->flushes++;
+        ks->flushed_seq = s.seal_seq;
+        /* On failure the old super version stays: it still holds the
+         * memtable, so reads see the same data twice, never lose it. */
+        ks_install_sv(ks);
+        pthread_cond_broadcast(&ks->flush_cond);
+        pthread_mutex_unlock(&ks->mu);
+        memtable_unref(s.mem);
+        pthread_mutex_lock(&ks->mu);
+    }
+    ks->flushing = 0;
+    pthread_cond_broadcast(&ks->flush_cond);
+    pthread_mutex_unlock(&ks->mu);
+    flush_retire_journals(ks->db);
+}
+
+static void flush_cancel(void *arg)
+{
+    tind_keyspace *ks = arg;
+    pthread_mutex_lock(&ks->mu);
+    ks->flushing = 0;
+    pthread_cond_broadcast(&ks->flush_cond);
+    pthread_mutex_unlock(&ks->mu);
+}
+
+void flush_schedule(tind_keyspace *ks)
+{
+    if (ks->flushing || ks->nsealed == 0 || ks->flush_error || atomic_load(&ks->dropped)) return;
+    ks->flushing = 1;
+    int rc = workers_submit(ks->db->pool, WORK_FLUSH, flush_job, flush_cancel, ks);
+    if (rc) {
+        ks->flushing = 0;
+        ks->flush_error = rc;
+        pthread_cond_broadcast(&ks->flush_cond);
+    }
+}
+
+/* The oldest sequence number ks still holds only in memory (UINT64_MAX: none). */
+static uint64_t ks_oldest_unflushed(tind_keyspace *ks)
+{
+    pthread_mutex_lock(&ks->mu);
+    uint64_t s = UINT64_MAX;
+    if (ks->nsealed > 0) s = memtable_first_seq(ks->sealed[0].mem);
+    else if (ks->active && memtable_count(ks->active) > 0) s = memtable_first_seq(ks->active);
+    pthread_mutex_unlock(&ks->mu);
+    return s;
+}
+
+void flush_retire_journals(tind_db *db)
+{
+    uint64_t needed = UINT64_MAX;
+    pthread_mutex_lock(&db->list_mu);
+    for (size_t i = 0; i < db->nks; i++) {
+        uint64_t s = ks_oldest_unflushed(db->ks[i]);
+        if (s < needed) needed = s;
+    }
+    pthread_mutex_unlock(&db->list_mu);
+    /* Journal deletion failing is not fatal: the files are retried next time
+     * and, at worst, replayed (and skipped) at the next open. */
+    journal_retire(db->jnl, needed, NULL);
+}
+
+int flush_stall(tind_keyspace *ks)
+{
+    uint32_t max = atomic_load(&ks->max_sealed);
+    pthread_mutex_lock(&ks->mu);
+    while (ks->nsealed >= max && !ks->flush_error && !atomic_load(&ks->dropped))
+        pthread_cond_wait(&ks->flush_cond, &ks->mu);
+    int rc = ks->nsealed >= max && ks->flush_error ? ks->flush_error : TIND_OK;
+    pthread_mutex_unlock(&ks->mu);
+    return rc;
+}
+
+void flush_check_journal_size(tind_db *db, uint64_t last_seq)
+{
+    if (journal_total_bytes(db->jnl) <= db->opts.journal_total_max_bytes) return;
+    uint64_t oldest = journal_oldest_max_seq(db->jnl);
+    if (oldest == UINT64_MAX) return;
+    /* Seal every keyspace whose active memtable holds writes of the oldest
+     * journal and that has nothing sealed already on its way. */
+    pthread_mutex_lock(&db->list_mu);
+    for (size_t i = 0; i < db->nks; i++) {
+        tind_keyspace *ks = db->ks[i];
+        pthread_mutex_lock(&ks->mu);
+        int pins = ks->nsealed == 0 && memtable_count(ks->active) > 0 && memtable_first_seq(ks->active) <= oldest;
+        pthread_mutex_unlock(&ks->mu);
+        uint64_t seal_seq;
+        if (pins) flush_seal(ks, last_seq, &seal_seq);
+    }
+    pthread_mutex_unlock(&db->list_mu);
+}
+
+int tind_keyspace_flush(tind_keyspace *ks)
+{
+    err_clear();
+    int rc = db_check_keyspace(ks);
+    if (rc) return rc;
+    tind_keyspace *one = ks;
+    struct write_target t = {.ks = &one, .n = 1, .seal = 1};
+    struct journal_req r = {.payload = NULL, .len = 0, .durability = TIND_DURABILITY_BUFFERED, .user = &t};
+    if ((rc = journal_write(ks->db->jnl, &r)) != TIND_OK) return rc;
+    pthread_mutex_lock(&ks->mu);
+    uint64_t target = t.seal_seq;
+    if (!target && ks->nsealed) target = ks->sealed[ks->nsealed - 1].seal_seq;
+    while (target && ks->flushed_seq < target && !ks->flush_error && !atomic_load(&ks->dropped))
+        pthread_cond_wait(&ks->flush_cond, &ks->mu);
+    if (target && ks->flushed_seq < target)
+        rc = ks->flush_error ? err_set(ks->flush_error, "flush of keyspace %s failed earlier", ks->name)
+                             : err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
+    pthread_mutex_unlock(&ks->mu);
+    return rc;
+}
