@@ -48,7 +48,7 @@ extern "C" {
 #define TIND_BUSY       (-6)  /* the database is locked by another opener, or still in use */
 #define TIND_NO_SPACE   (-7)  /* the disk is full */
 #define TIND_NO_MEMORY  (-8)  /* an allocation failed */
-#define TIND_POISONED   (-9)  /* an earlier journal failure stopped writes until reopen */
+#define TIND_POISONED   (-9)  /* an earlier journal or manifest failure stopped writes until reopen */
 
 /* Durability of a write, from weakest to strongest. */
 #define TIND_DURABILITY_DEFAULT   (-1) /* keyspace option only: use the database's */

@@ -81,6 +81,7 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
     }
     for (iiter_seek_first(it); it->valid && rc == TIND_OK; iiter_next(it))
         rc = table_writer_add(w, it->key, it->klen, it->tag, it->val, it->vlen);
+    if (rc == TIND_OK) rc = iiter_status(it);
     iiter_destroy(it);
     if (rc) {
         table_writer_abandon(w);
@@ -113,8 +114,10 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
     if (rc == TIND_OK) rc = version_edit_add(&e, 0, meta);
     if (rc == TIND_OK) rc = manifest_apply(ks->man, &e);
     version_edit_free(&e);
-    if (rc) {
-        /* Not in any version: the file goes with the meta. */
+    if (rc == TIND_INVALID || rc == TIND_POISONED) {
+        /* The edit never reached the manifest: the file goes with the meta.
+         * After any other failure the record may be on disk; the file stays,
+         * and the next open keeps or removes it as the manifest says. */
         atomic_store(&meta->obsolete, 1);
     }
     table_meta_unref(meta);
@@ -142,15 +145,17 @@ static void flush_job(void *arg)
         /* On failure the old super version stays: it still holds the
          * memtable, so reads see the same data twice, never lose it. */
         ks_install_sv(ks);
-        pthread_cond_broadcast(&ks->flush_cond);
         pthread_mutex_unlock(&ks->mu);
         memtable_unref(s.mem);
+        /* Before waking the waiters: a finished tind_keyspace_flush finds
+         * the journals it made unnecessary already gone. */
+        flush_retire_journals(ks->db);
         pthread_mutex_lock(&ks->mu);
+        pthread_cond_broadcast(&ks->flush_cond);
     }
     ks->flushing = 0;
     pthread_cond_broadcast(&ks->flush_cond);
     pthread_mutex_unlock(&ks->mu);
-    flush_retire_journals(ks->db);
 }
 
 static void flush_cancel(void *arg)

@@ -135,7 +135,10 @@ static void mt_add(struct version_edit *e, unsigned level, uint64_t number, cons
     table_meta_unref(m);
 }
 
-static void mt_del(struct version_edit *e, unsigned level, uint64_t number) { MT_OK(version_edit_del(e, level, number)); }
+static void mt_del(struct version_edit *e, unsigned level, uint64_t number)
+{
+    MT_OK(version_edit_del(e, level, number));
+}
 
 static void mt_apply(manifest *m, struct version_edit *e)
 {

@@ -156,6 +156,11 @@ typedef struct run {
     unsigned alphabet_size;
     /* counters, printed at the end */
     uint64_t n_put, n_del, n_batch, n_get, n_scan, n_prefix, n_snap, n_live, n_reopen, n_drop, n_steps_walked;
+    uint64_t n_flush;
+    /* keyspace options of the run (flush-heavy runs use tiny memtables and blocks) */
+    uint64_t memtable_bytes;
+    uint32_t block_size;
+    unsigned flush_per_mille;
 } run;
 
 static const char *ks_names[NKS] = {"alpha", "beta"};
@@ -189,8 +194,12 @@ static void open_db(run *r)
 {
     int rc = tind_open(r->dir, &r->opts, &r->db);
     cr_assert_eq(rc, TIND_OK, FAILCTX "tind_open: %s", FAILARGS(r), tind_last_error());
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    if (r->memtable_bytes) ko.memtable_bytes = r->memtable_bytes;
+    if (r->block_size) ko.block_size = r->block_size;
     for (int i = 0; i < NKS; i++) {
-        rc = tind_keyspace_open(r->db, ks_names[i], NULL, &r->ks[i]);
+        rc = tind_keyspace_open(r->db, ks_names[i], &ko, &r->ks[i]);
         cr_assert_eq(rc, TIND_OK, FAILCTX "keyspace_open %s: %s", FAILARGS(r), ks_names[i], tind_last_error());
     }
 }
@@ -555,6 +564,14 @@ static void op_reopen(run *r)
     r->n_reopen++;
 }
 
+static void op_flush(run *r)
+{
+    int k = (int)rnd(r, NKS);
+    int rc = tind_keyspace_flush(r->ks[k]);
+    cr_assert_eq(rc, TIND_OK, FAILCTX "flush %s: %s", FAILARGS(r), ks_names[k], tind_last_error());
+    r->n_flush++;
+}
+
 static void op_drop(run *r)
 {
     /* only with no snapshot or iterator open: their models would need the drop */
@@ -591,11 +608,20 @@ static uint64_t steps_from_env(uint64_t dflt)
     return dflt;
 }
 
+static void run_model_with(run *r, const char *name, uint64_t steps, unsigned alphabet_size, uint64_t journal_max,
+                           unsigned reopen_per_mille);
+
 static void run_model(const char *name, uint64_t steps, unsigned alphabet_size, uint64_t journal_max,
                       unsigned reopen_per_mille)
 {
     run *r = calloc(1, sizeof *r);
     cr_assert_not_null(r);
+    run_model_with(r, name, steps, alphabet_size, journal_max, reopen_per_mille);
+}
+
+static void run_model_with(run *r, const char *name, uint64_t steps, unsigned alphabet_size, uint64_t journal_max,
+                           unsigned reopen_per_mille)
+{
     r->name = name;
     r->seed = tu_seed(name);
     r->rng = r->seed;
@@ -622,6 +648,7 @@ static void run_model(const char *name, uint64_t steps, unsigned alphabet_size, 
         else if (c < 880 + reopen_per_mille) op_reopen(r);
         else if (c < 884 + reopen_per_mille) op_drop(r);
         else if (c < 900 + reopen_per_mille) full_check(r, (int)rnd(r, NKS));
+        else if (c < 900 + reopen_per_mille + r->flush_per_mille) op_flush(r);
         else op_put(r);
     }
     close_all_views(r);
@@ -641,12 +668,13 @@ static void run_model(const char *name, uint64_t steps, unsigned alphabet_size, 
     }
     fprintf(stderr,
             "%s: seed %llu ok: %llu puts, %llu deletes, %llu batches, %llu gets, %llu scans, %llu prefix scans, "
-            "%llu snapshots, %llu long iterators, %llu reopens, %llu drops, %llu iterator positions checked; "
-            "final sizes %zu and %zu\n",
+            "%llu snapshots, %llu long iterators, %llu reopens, %llu drops, %llu flushes, %llu iterator positions "
+            "checked; final sizes %zu and %zu\n",
             name, (unsigned long long)r->seed, (unsigned long long)r->n_put, (unsigned long long)r->n_del,
             (unsigned long long)r->n_batch, (unsigned long long)r->n_get, (unsigned long long)r->n_scan,
             (unsigned long long)r->n_prefix, (unsigned long long)r->n_snap, (unsigned long long)r->n_live,
-            (unsigned long long)r->n_reopen, (unsigned long long)r->n_drop, (unsigned long long)r->n_steps_walked,
+            (unsigned long long)r->n_reopen, (unsigned long long)r->n_drop, (unsigned long long)r->n_flush,
+            (unsigned long long)r->n_steps_walked,
             r->m[0].n, r->m[1].n);
     cr_assert_gt(r->n_put + r->n_batch, 0);
 
@@ -667,4 +695,17 @@ Test(model, differential_two_keyspaces)
 Test(model, differential_small_journals_many_reopens)
 {
     run_model("model::differential_small_journals_many_reopens", 12000, 3, UINT64_C(64) << 10, 10);
+}
+
+/* Tables in play: tiny memtables (flushed in the background all the time),
+ * small blocks (tables of many blocks), explicit flushes, and reopens that
+ * replay only what no table holds. */
+Test(model, differential_with_flushes)
+{
+    run *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    r->memtable_bytes = UINT64_C(64) << 10;
+    r->block_size = 256;
+    r->flush_per_mille = 20;
+    run_model_with(r, "model::differential_with_flushes", 15000, 4, UINT64_C(256) << 10, 5);
 }

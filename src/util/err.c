@@ -57,7 +57,7 @@ const char *tind_strerror(int rc)
     case TIND_BUSY: return "busy";
     case TIND_NO_SPACE: return "no space left on device";
     case TIND_NO_MEMORY: return "out of memory";
-    case TIND_POISONED: return "database poisoned by an earlier journal failure; reopen it";
+    case TIND_POISONED: return "database poisoned by an earlier journal or manifest failure; reopen it";
     default: return "unknown status";
     }
 }

@@ -1,0 +1,368 @@
+/* Flushes at the database level: memtables sealed and written as tables,
+ * reads across memtables and tables, journals retired, recovery replaying
+ * only what no table holds, idle keyspaces flushed when journals grow,
+ * failed flushes reported, damaged tables reported. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "src/util/file.h"
+#include "tests/support/testutil.h"
+#include "tind.h"
+
+static char *dir;
+static char dbp[512];
+
+static void setup(void)
+{
+    dir = tu_mkdtemp("flush");
+    cr_assert_not_null(dir);
+    snprintf(dbp, sizeof dbp, "%s/db", dir);
+}
+
+static void teardown(void)
+{
+    file_fault_clear();
+    tu_rmtree(dir);
+    free(dir);
+}
+
+TestSuite(flush, .init = setup, .fini = teardown);
+
+static tind_db *open_with(const tind_options *o)
+{
+    tind_db *db;
+    int rc = tind_open(dbp, o, &db);
+    cr_assert_eq(rc, TIND_OK, "open: %s: %s", tind_strerror(rc), tind_last_error());
+    return db;
+}
+
+static tind_keyspace *ks_small(tind_db *db, const char *name, uint64_t memtable_bytes)
+{
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = memtable_bytes;
+    tind_keyspace *ks;
+    int rc = tind_keyspace_open(db, name, &ko, &ks);
+    cr_assert_eq(rc, TIND_OK, "keyspace: %s", tind_last_error());
+    return ks;
+}
+
+static void put_range(tind_keyspace *ks, int from, int to, int gen)
+{
+    char k[32], v[128];
+    for (int i = from; i < to; i++) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        int vl = snprintf(v, sizeof v, "value-%d-gen-%d-%040d", i, gen, i);
+        int rc = tind_put(ks, k, (size_t)kl, v, (size_t)vl);
+        cr_assert_eq(rc, TIND_OK, "put %d: %s: %s", i, tind_strerror(rc), tind_last_error());
+    }
+}
+
+static void check_range(tind_keyspace *ks, tind_snapshot *s, int from, int to, int gen)
+{
+    char k[32], v[128];
+    for (int i = from; i < to; i++) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        int vl = snprintf(v, sizeof v, "value-%d-gen-%d-%040d", i, gen, i);
+        void *got;
+        size_t gl;
+        int rc = s ? tind_snapshot_get(s, ks, k, (size_t)kl, &got, &gl) : tind_get(ks, k, (size_t)kl, &got, &gl);
+        cr_assert_eq(rc, TIND_OK, "get %s: %s: %s", k, tind_strerror(rc), tind_last_error());
+        cr_assert(gl == (size_t)vl && !memcmp(got, v, gl), "%s: got %s", k, tu_hex(got, gl));
+        tind_free(got);
+    }
+}
+
+static struct tind_keyspace_stats kstats(tind_keyspace *ks)
+{
+    struct tind_keyspace_stats st;
+    cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
+    return st;
+}
+
+static struct tind_db_stats dstats(tind_db *db)
+{
+    struct tind_db_stats st;
+    cr_assert_eq(tind_db_stats(db, &st), TIND_OK);
+    return st;
+}
+
+Test(flush, explicit_flush_writes_a_table_and_reads_come_from_it)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    put_range(ks, 0, 500, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK, "%s", tind_last_error());
+    struct tind_keyspace_stats st = kstats(ks);
+    cr_assert_eq(st.tables[0], 1);
+    cr_assert_gt(st.table_bytes[0], 0);
+    cr_assert_eq(st.memtable_entries, 0);
+    cr_assert_eq(st.flushes, 1);
+    check_range(ks, NULL, 0, 500, 1);
+    /* Flushing an empty memtable writes nothing. */
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    cr_assert_eq(kstats(ks).tables[0], 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, full_memtables_flush_in_the_background)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 64u << 10);
+    put_range(ks, 0, 5000, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    struct tind_keyspace_stats st = kstats(ks);
+    cr_assert_geq(st.tables[0], 5, "only %llu tables", (unsigned long long)st.tables[0]);
+    cr_assert_eq(st.sealed_memtables, 0);
+    check_range(ks, NULL, 0, 5000, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, newer_versions_in_memtables_hide_older_ones_in_tables)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    put_range(ks, 0, 300, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    tind_snapshot *s1;
+    cr_assert_eq(tind_snapshot_open(db, &s1), TIND_OK);
+    put_range(ks, 0, 100, 2);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    put_range(ks, 0, 50, 3);
+    for (int i = 250; i < 300; i++) {
+        char k[32];
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        cr_assert_eq(tind_delete(ks, k, (size_t)kl), TIND_OK);
+    }
+    check_range(ks, NULL, 0, 50, 3);
+    check_range(ks, NULL, 50, 100, 2);
+    check_range(ks, NULL, 100, 250, 1);
+    check_range(ks, s1, 0, 300, 1);
+    void *v;
+    size_t vl;
+    cr_assert_eq(tind_get(ks, "key0000260", 10, &v, &vl), TIND_NOT_FOUND);
+    /* The same through an iterator, both ways. */
+    tind_iter *it;
+    cr_assert_eq(tind_iter_open(ks, NULL, NULL, &it), TIND_OK);
+    int n = 0;
+    for (tind_iter_seek_first(it); tind_iter_valid(it); tind_iter_next(it)) n++;
+    cr_assert_eq(n, 250);
+    n = 0;
+    for (tind_iter_seek_last(it); tind_iter_valid(it); tind_iter_prev(it)) n++;
+    cr_assert_eq(n, 250);
+    tind_iter_close(it);
+    tind_snapshot_close(s1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    check_range(ks, NULL, 0, 50, 3);
+    check_range(ks, NULL, 50, 100, 2);
+    check_range(ks, NULL, 100, 250, 1);
+    cr_assert_eq(tind_get(ks, "key0000260", 10, &v, &vl), TIND_NOT_FOUND);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, recovery_replays_only_what_no_table_holds)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    put_range(ks, 0, 400, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    put_range(ks, 400, 410, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    struct tind_keyspace_stats st = kstats(ks);
+    cr_assert_eq(st.memtable_entries, 10, "replayed %llu entries", (unsigned long long)st.memtable_entries);
+    check_range(ks, NULL, 0, 410, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, journals_are_retired_once_flushed)
+{
+    tind_options o;
+    tind_options_init(&o);
+    o.journal_max_bytes = 64u << 10;
+    tind_db *db = open_with(&o);
+    tind_keyspace *ks = ks_small(db, "ks", 4u << 20);
+    put_range(ks, 0, 8000, 1);
+    uint64_t before = dstats(db).journal_files;
+    cr_assert_gt(before, 5, "journals %llu", (unsigned long long)before);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    uint64_t after = dstats(db).journal_files;
+    cr_assert_leq(after, 2, "journals after the flush: %llu (before %llu)", (unsigned long long)after,
+                  (unsigned long long)before);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(&o);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    check_range(ks, NULL, 0, 8000, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, an_idle_keyspace_does_not_pin_old_journals)
+{
+    tind_options o;
+    tind_options_init(&o);
+    o.journal_max_bytes = 64u << 10;
+    o.journal_total_max_bytes = 512u << 10;
+    tind_db *db = open_with(&o);
+    tind_keyspace *idle = ks_small(db, "idle", 64u << 20);
+    tind_keyspace *busy = ks_small(db, "busy", 256u << 10);
+    put_range(idle, 0, 10, 1); /* a few writes in the oldest journal, then nothing */
+    put_range(busy, 0, 30000, 1);
+    cr_assert_eq(tind_keyspace_flush(busy), TIND_OK);
+    struct tind_db_stats st = dstats(db);
+    cr_assert_leq(st.journal_bytes, 2 * o.journal_total_max_bytes, "journals hold %llu bytes in %llu files",
+                  (unsigned long long)st.journal_bytes, (unsigned long long)st.journal_files);
+    cr_assert_geq(kstats(idle).flushes + kstats(idle).sealed_memtables, 1, "the idle keyspace was never flushed");
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(&o);
+    cr_assert_eq(tind_keyspace_open(db, "idle", NULL, &idle), TIND_OK);
+    cr_assert_eq(tind_keyspace_open(db, "busy", NULL, &busy), TIND_OK);
+    check_range(idle, NULL, 0, 10, 1);
+    check_range(busy, NULL, 0, 30000, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, failed_table_write_is_reported_and_loses_nothing)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    put_range(ks, 0, 200, 1);
+    struct file_fault f = {.ops = FOP_BIT(FOP_WRITE), .path_part = ".tbl", .nth = 0, .err = ENOSPC, .forever = 1};
+    file_fault_set(&f);
+    int rc = tind_keyspace_flush(ks);
+    cr_assert_eq(rc, TIND_NO_SPACE, "flush gave %s", tind_strerror(rc));
+    file_fault_clear();
+    check_range(ks, NULL, 0, 200, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    check_range(ks, NULL, 0, 200, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK, "%s", tind_last_error());
+    check_range(ks, NULL, 0, 200, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, writers_stalled_behind_a_failed_flush_get_its_error)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64u << 10;
+    ko.max_sealed_memtables = 1;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, "ks", &ko, &ks), TIND_OK);
+    struct file_fault f = {.ops = FOP_BIT(FOP_WRITE), .path_part = ".tbl", .nth = 0, .err = EIO, .forever = 1};
+    file_fault_set(&f);
+    char k[32], v[200];
+    memset(v, 'x', sizeof v);
+    int rc = TIND_OK, i;
+    for (i = 0; i < 100000 && rc == TIND_OK; i++) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        rc = tind_put(ks, k, (size_t)kl, v, sizeof v);
+    }
+    file_fault_clear();
+    cr_assert_eq(rc, TIND_IO_ERROR, "after %d puts: %s", i, tind_strerror(rc));
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    /* Every acknowledged put is there. */
+    for (int j = 0; j < i - 1; j++) {
+        int kl = snprintf(k, sizeof k, "key%07d", j);
+        void *got;
+        size_t gl;
+        cr_assert_eq(tind_get(ks, k, (size_t)kl, &got, &gl), TIND_OK, "%s lost", k);
+        tind_free(got);
+    }
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, damaged_table_is_corruption_naming_the_file)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    put_range(ks, 0, 2000, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    char kd[700];
+    snprintf(kd, sizeof kd, "%s/keyspaces/1", dbp);
+    char **names;
+    size_t n;
+    cr_assert_eq(file_list_dir(kd, &names, &n), TIND_OK);
+    char tp[1024] = "";
+    for (size_t i = 0; i < n; i++)
+        if (strstr(names[i], ".tbl")) snprintf(tp, sizeof tp, "%s/%s", kd, names[i]);
+    free(names);
+    cr_assert(tp[0], "no table file");
+    /* Flip a bit early in the file: inside the first data block. */
+    FILE *fp = fopen(tp, "r+b");
+    cr_assert_not_null(fp);
+    fseek(fp, 100, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, 100, SEEK_SET);
+    fputc(c ^ 1, fp);
+    fclose(fp);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    int corrupt = 0;
+    char k[32];
+    for (int i = 0; i < 2000; i++) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        void *got;
+        size_t gl;
+        int rc = tind_get(ks, k, (size_t)kl, &got, &gl);
+        if (rc == TIND_CORRUPTION) {
+            corrupt++;
+            cr_assert(strstr(tind_last_error(), ".tbl") && strstr(tind_last_error(), "offset"), "message: %s",
+                      tind_last_error());
+        } else {
+            cr_assert_eq(rc, TIND_OK, "%s: %s", k, tind_strerror(rc));
+            char want[128];
+            int wl = snprintf(want, sizeof want, "value-%d-gen-%d-%040d", i, 1, i);
+            cr_assert(gl == (size_t)wl && !memcmp(got, want, gl), "wrong value for %s", k);
+            tind_free(got);
+        }
+    }
+    cr_assert_gt(corrupt, 0, "the damaged block was never reported");
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, dropping_a_keyspace_removes_its_tables)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "gone", 1u << 20);
+    put_range(ks, 0, 300, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    cr_assert_eq(tind_keyspace_drop(db, "gone"), TIND_OK);
+    char kd[700];
+    snprintf(kd, sizeof kd, "%s/keyspaces/1", dbp);
+    struct stat sb;
+    cr_assert_neq(stat(kd, &sb), 0, "the keyspace folder is still there");
+    ks = ks_small(db, "gone", 1u << 20);
+    void *v;
+    size_t vl;
+    cr_assert_eq(tind_get(ks, "key0000001", 10, &v, &vl), TIND_NOT_FOUND);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, cache_statistics_move)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    put_range(ks, 0, 1000, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    check_range(ks, NULL, 0, 1000, 1);
+    check_range(ks, NULL, 0, 1000, 1);
+    struct tind_db_stats st = dstats(db);
+    cr_assert_eq(st.cache_capacity, 64u << 20);
+    cr_assert_gt(st.cache_usage, 0);
+    cr_assert_gt(st.cache_hits, 0);
+    cr_assert_gt(st.cache_misses, 0);
+    cr_assert_geq(st.open_tables, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
