@@ -51,7 +51,12 @@ struct table {
     uint64_t file_size;
     uint64_t data_end;          /* data blocks lie in [0, data_end) */
     struct bhandle index_h, filter_h, props_h;
-    struct tblock *index, *filter; /* kept for the table's life when bc is NULL */
+    /* The index and filter, kept for the table's life: owned when bc is NULL,
+     * else held in the cache by the pinned handles (charged there, never
+     * evicted while the table is open), so that a lookup costs one cache
+     * lookup (the data block) instead of three. */
+    struct tblock *index, *filter;
+    cache_handle *index_pin, *filter_pin;
     struct table_props props;
 };
 
@@ -269,6 +274,17 @@ static int table_parse_props(const table *t, const struct tblock *tb, struct tab
 
 /* ---- open / close ------------------------------------------------------------ */
 
+/* Drops the table's hold on its index and filter. */
+static void table_unpin(table *t)
+{
+    if (t->index_pin) cache_release(t->bc, t->index_pin);
+    else free(t->index);
+    if (t->filter_pin) cache_release(t->bc, t->filter_pin);
+    else free(t->filter);
+    t->index = t->filter = NULL;
+    t->index_pin = t->filter_pin = NULL;
+}
+
 static void table_free(table *t)
 {
     if (t->bc) {
@@ -290,8 +306,7 @@ static void table_free(table *t)
         cache_erase(t->bc, t->cache_id, t->index_h.off);
         if (t->filter_h.size) cache_erase(t->bc, t->cache_id, t->filter_h.off);
     }
-    free(t->index);
-    free(t->filter);
+    table_unpin(t);
     file_close(t->f);
     table_props_free(&t->props);
     free(t);
@@ -380,12 +395,12 @@ int table_open(const char *path, uint64_t expect_size, cache *bc, table **out)
     t->bc = bc;
     if (bc) t->cache_id = cache_new_id();
     if ((rc = table_fetch(t, t->index_h, TB_INDEX, &r)) != TIND_OK) goto fail;
-    if (r.owned) t->index = r.tb;
-    else table_release(t, &r);
+    t->index = r.tb;
+    t->index_pin = r.h;
     if (t->filter_h.size) {
         if ((rc = table_fetch(t, t->filter_h, TB_FILTER, &r)) != TIND_OK) goto fail;
-        if (r.owned) t->filter = r.tb;
-        else table_release(t, &r);
+        t->filter = r.tb;
+        t->filter_pin = r.h;
     }
     free(pb);
     *out = t;
@@ -393,8 +408,7 @@ int table_open(const char *path, uint64_t expect_size, cache *bc, table **out)
 fail:
     free(pb);
     file_close(t->f);
-    free(t->index);
-    free(t->filter);
+    table_unpin(t);
     table_props_free(&t->props);
     free(t);
     return rc;

@@ -54,8 +54,8 @@ struct tind_keyspace {
     uint32_t id;
     char name[TIND_MAX_KEYSPACE_NAME + 1];
     char *dir;
-    tind_keyspace_options opts; /* written under db->ks_mu; the fields the write and flush
-                                   paths read are copied into atomics below */
+    tind_keyspace_options opts; /* written under db->ks_mu and mu; flush jobs read it under
+                                   mu; the write path reads the atomics below */
     _Atomic int durability;     /* resolved: what tind_put/tind_delete use */
     _Atomic uint64_t memtable_bytes;
     _Atomic uint32_t max_sealed;

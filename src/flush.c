@@ -60,6 +60,7 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
     uint64_t number = manifest_new_file_number(ks->man);
     struct table_meta *meta = table_meta_new(ks->dir, number);
     if (!meta) return err_nomem();
+    pthread_mutex_lock(&ks->mu);
     struct table_options to = {
         .block_size = ks->opts.block_size,
         .restart_interval = ks->opts.restart_interval,
@@ -67,6 +68,7 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
         .compression = (unsigned)ks->opts.compression[0],
         .zstd_level = ks->opts.zstd_level,
     };
+    pthread_mutex_unlock(&ks->mu);
     table_writer *w;
     int rc = table_writer_open(meta->path, &to, &w);
     if (rc) {

@@ -457,9 +457,16 @@ int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_option
         rc = journal_poisoned(db->jnl) ? err_set(TIND_POISONED, "database poisoned; reopen it")
                                        : ks_create(db, name, o, &ks);
     } else if (o && memcmp(&ks->opts, o, sizeof *o) != 0) {
+        /* Flush jobs read the options under ks->mu. */
         tind_keyspace_options old = ks->opts;
+        pthread_mutex_lock(&ks->mu);
         ks->opts = *o;
-        if ((rc = ks_write_options(ks)) != TIND_OK) ks->opts = old;
+        pthread_mutex_unlock(&ks->mu);
+        if ((rc = ks_write_options(ks)) != TIND_OK) {
+            pthread_mutex_lock(&ks->mu);
+            ks->opts = old;
+            pthread_mutex_unlock(&ks->mu);
+        }
         ks_resolve(ks);
     }
     pthread_mutex_unlock(&db->ks_mu);
