@@ -197,8 +197,10 @@ int db_replay_record(tind_db *db, const char *path, uint64_t offset, const uint8
 static int write_single(tind_keyspace *ks, unsigned kind, const void *key, size_t klen, const void *val,
                         size_t vlen)
 {
+    /* Small writes encode on the stack: no allocation on the common path. */
+    uint8_t stack[512];
     buf b;
-    buf_init(&b);
+    buf_init_with(&b, stack, sizeof stack);
     int rc = payload_batch_init(&b);
     if (rc == TIND_OK) rc = payload_batch_add(&b, kind, ks->id, key, klen, val, vlen);
     if (rc == TIND_OK) {

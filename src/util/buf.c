@@ -7,7 +7,7 @@
 
 void buf_free(buf *b)
 {
-    free(b->p);
+    if (!b->borrowed) free(b->p);
     buf_init(b);
 }
 
@@ -17,10 +17,16 @@ int buf_reserve(buf *b, size_t n)
     if (n > SIZE_MAX / 2 - b->len) return err_nomem();
     size_t cap = b->cap ? b->cap : 64;
     while (cap - b->len < n) cap *= 2;
-    uint8_t *p = realloc(b->p, cap);
+    uint8_t *p;
+    if (b->borrowed) {
+        if ((p = malloc(cap)) != NULL && b->len) memcpy(p, b->p, b->len);
+    } else {
+        p = realloc(b->p, cap);
+    }
     if (!p) return err_nomem();
     b->p = p;
     b->cap = cap;
+    b->borrowed = 0;
     return TIND_OK;
 }
 
