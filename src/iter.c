@@ -256,8 +256,8 @@ void tind_iter_close(tind_iter *it)
 
 /* The merging iterator over every source of sv, newest first: the active
  * memtable, the sealed ones, then the tables level by level (level 0 newest
- * first). */
-static int iter_sources(tind_keyspace *ks, struct super_version *sv, iiter **out)
+ * first) that overlap the iterator's bounds. */
+static int iter_sources(tind_keyspace *ks, struct super_version *sv, const tind_iter *bounds, iiter **out)
 {
     size_t n = 1 + sv->nimm;
     for (unsigned l = 0; l < LSM_LEVELS; l++) n += sv->ver->nfiles[l];
@@ -271,6 +271,10 @@ static int iter_sources(tind_keyspace *ks, struct super_version *sv, iiter **out
     for (unsigned l = 0; rc == TIND_OK && l < LSM_LEVELS; l++) {
         for (size_t i = 0; rc == TIND_OK && i < sv->ver->nfiles[l]; i++) {
             const struct table_meta *m = sv->ver->files[l][i];
+            /* A table wholly outside the bounds is never read. */
+            if (!below_upper(bounds, m->smallest.p, m->smallest.len) ||
+                !above_lower(bounds, m->largest.p, m->largest.len))
+                continue;
             table *t;
             if ((rc = table_cache_get(ks->db->tables, ks->id, m->number, m->path, m->size, &t)) != TIND_OK) break;
             if (!(kids[k++] = table_iter(t))) rc = err_nomem();
@@ -305,7 +309,7 @@ static int iter_open(tind_keyspace *ks, tind_snapshot *snap, const void *lo, siz
     it->seq = snap ? snap->seq : db_last_seq(ks->db);
 
     if ((rc = ks_acquire_sv(ks, &it->sv)) != TIND_OK) goto fail;
-    if ((rc = iter_sources(ks, it->sv, &it->src)) != TIND_OK) goto fail;
+    if ((rc = iter_sources(ks, it->sv, it, &it->src)) != TIND_OK) goto fail;
     atomic_fetch_add(&ks->db->niters, 1);
     *out = it;
     return TIND_OK;

@@ -366,3 +366,27 @@ Test(flush, cache_statistics_move)
     cr_assert_geq(st.open_tables, 1);
     cr_assert_eq(tind_close(db), TIND_OK);
 }
+
+Test(flush, iterators_never_open_tables_outside_their_bounds)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    cr_assert_eq(tind_put(ks, "a1", 2, "x", 1), TIND_OK);
+    cr_assert_eq(tind_put(ks, "a2", 2, "x", 1), TIND_OK);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    cr_assert_eq(tind_put(ks, "z1", 2, "y", 1), TIND_OK);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    cr_assert_eq(kstats(ks).tables[0], 2);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    cr_assert_eq(dstats(db).open_tables, 0);
+    tind_iter *it;
+    cr_assert_eq(tind_iter_open_prefix(ks, NULL, "a", 1, &it), TIND_OK);
+    int n = 0;
+    for (tind_iter_seek_first(it); tind_iter_valid(it); tind_iter_next(it)) n++;
+    cr_assert_eq(n, 2);
+    tind_iter_close(it);
+    cr_assert_eq(dstats(db).open_tables, 1, "the table of z keys was opened for an 'a' prefix scan");
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
