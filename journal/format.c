@@ -14,6 +14,7 @@
 #include "src/util/checksum.h"
 #include "src/util/coding.h"
 #include "src/util/err.h"
+#include "src/util/file.h"
 #include "src/util/record.h"
 
 void journal_header_encode(uint8_t *out, const struct journal_header *h)
@@ -67,16 +68,5 @@ void journal_file_name(char *out, uint64_t number)
  * of names is their numeric order. */
 int journal_parse_name(const char *name, uint64_t *number)
 {
-    if (strlen(name) != JOURNAL_NAME_LEN || strcmp(name + 16, JOURNAL_SUFFIX) != 0) return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = name[i];
-        unsigned d;
-        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
-        else return 0;
-        v = v << 4 | d;
-    }
-    *number = v;
-    return 1;
+    return file_parse_numbered(name, JOURNAL_SUFFIX, number);
 }

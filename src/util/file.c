@@ -370,6 +370,22 @@ void file_unlock(int fd)
     }
 }
 
+int file_parse_numbered(const char *name, const char *suffix, uint64_t *number)
+{
+    if (strlen(name) != 16 + strlen(suffix) || strcmp(name + 16, suffix) != 0) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = name[i];
+        unsigned d;
+        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
+        else return 0;
+        v = v << 4 | d;
+    }
+    *number = v;
+    return 1;
+}
+
 int file_join(char *out, size_t cap, const char *dir, const char *name)
 {
     size_t dl = strlen(dir), nl = strlen(name);

@@ -70,6 +70,12 @@ int file_read_all(const char *path, uint8_t **data, size_t *n);
  * for tind's layout; deeper trees are removed recursively). */
 int file_remove_tree(const char *dir);
 
+/* Numbered files (journals, tables): the number as exactly 16 lower-case hex
+ * digits, then the suffix, so that names and numbers map one to one and the
+ * string order of names is their numeric order. */
+/* 1 and *number when name is exactly such a name with this suffix, else 0. */
+int file_parse_numbered(const char *name, const char *suffix, uint64_t *number);
+
 /* Writes dir/name into out[cap]: TIND_INVALID (message) if it does not fit. */
 int file_join(char *out, size_t cap, const char *dir, const char *name);
 
