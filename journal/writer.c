@@ -7,6 +7,7 @@
 
 #include "journal/journal.h"
 #include "journal/payload.h"
+#include "src/util/array.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
 
@@ -187,21 +188,11 @@ void journal_get_stats(journal *j, struct journal_stats *st)
     st->current_bytes = atomic_load(&j->file_bytes);
 }
 
-/* Closes the full journal (synced first, so that a later journal never
- * survives a power loss that an earlier one did not) and starts the next. */
+/* Records a closed journal file. */
 static int closed_push(journal *j, uint64_t number, uint64_t max_seq, uint64_t bytes)
 {
     pthread_mutex_lock(&j->mu);
-    int rc = TIND_OK;
-    if (j->nclosed == j->capclosed) {
-        size_t nc = j->capclosed ? j->capclosed * 2 : 16;
-        struct jfile *a = realloc(j->closed, nc * sizeof *a);
-        if (!a) rc = err_nomem();
-        else {
-            j->closed = a;
-            j->capclosed = nc;
-        }
-    }
+    int rc = array_reserve((void **)&j->closed, j->nclosed, &j->capclosed, sizeof *j->closed, 16);
     if (rc == TIND_OK) {
         j->closed[j->nclosed++] = (struct jfile){number, max_seq, bytes};
         j->closed_bytes += bytes;
@@ -215,6 +206,8 @@ int journal_adopt(journal *j, uint64_t number, uint64_t max_seq, uint64_t bytes)
     return closed_push(j, number, max_seq, bytes);
 }
 
+/* Closes the full journal (synced first, so that a later journal never
+ * survives a power loss that an earlier one did not) and starts the next. */
 static int journal_rotate(journal *j, uint64_t base_seq)
 {
     int rc = file_sync(j->file, 1);

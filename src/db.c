@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "src/db.h"
+#include "src/util/array.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
 
@@ -127,13 +128,8 @@ static int replay_cb(void *ctx, const char *path, uint64_t offset, const uint8_t
     uint64_t num;
     if (!journal_parse_name(base ? base + 1 : path, &num)) return TIND_OK;
     if (!r->nfiles || r->files[r->nfiles - 1].number != num) {
-        if (r->nfiles == r->capfiles) {
-            size_t nc = r->capfiles ? r->capfiles * 2 : 16;
-            struct replay_file *a = realloc(r->files, nc * sizeof *a);
-            if (!a) return err_nomem();
-            r->files = a;
-            r->capfiles = nc;
-        }
+        if ((rc = array_reserve((void **)&r->files, r->nfiles, &r->capfiles, sizeof *r->files, 16)) != TIND_OK)
+            return rc;
         r->files[r->nfiles++] = (struct replay_file){num, 0};
     }
     r->files[r->nfiles - 1].max_seq = r->last_seq;

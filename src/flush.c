@@ -13,6 +13,7 @@
 
 #include "lsm/table.h"
 #include "src/db.h"
+#include "src/util/array.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
 
@@ -24,16 +25,7 @@ int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
     memtable *fresh = memtable_new();
     if (!fresh) return err_nomem();
     pthread_mutex_lock(&ks->mu);
-    int rc = TIND_OK;
-    if (ks->nsealed == ks->capsealed) {
-        size_t nc = ks->capsealed ? ks->capsealed * 2 : 4;
-        struct sealed_mem *a = realloc(ks->sealed, nc * sizeof *a);
-        if (!a) rc = err_nomem();
-        else {
-            ks->sealed = a;
-            ks->capsealed = nc;
-        }
-    }
+    int rc = array_reserve((void **)&ks->sealed, ks->nsealed, &ks->capsealed, sizeof *ks->sealed, 4);
     if (rc == TIND_OK) {
         memtable_ref(old);
         ks->sealed[ks->nsealed++] = (struct sealed_mem){old, last_seq};

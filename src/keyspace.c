@@ -7,6 +7,7 @@
 
 #include "journal/payload.h"
 #include "src/db.h"
+#include "src/util/array.h"
 #include "src/util/checksum.h"
 #include "src/util/coding.h"
 #include "src/util/err.h"
@@ -258,13 +259,8 @@ static int ks_set_dir(tind_keyspace *ks)
 
 static int ptr_push(tind_keyspace ***arr, size_t *n, size_t *cap, tind_keyspace *ks)
 {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 8;
-        tind_keyspace **a = realloc(*arr, nc * sizeof *a);
-        if (!a) return err_nomem();
-        *arr = a;
-        *cap = nc;
-    }
+    int rc = array_reserve((void **)arr, *n, cap, sizeof **arr, 8);
+    if (rc) return rc;
     (*arr)[(*n)++] = ks;
     return TIND_OK;
 }

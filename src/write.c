@@ -6,6 +6,7 @@
 #include "journal/payload.h"
 #include "lsm/ikey.h"
 #include "src/db.h"
+#include "src/util/array.h"
 #include "src/util/err.h"
 
 struct tind_batch {
@@ -267,13 +268,8 @@ static int batch_add(tind_batch *b, tind_keyspace *ks, unsigned kind, const void
     int found = 0;
     for (size_t i = 0; i < b->nks && !found; i++) found = b->ks[i] == ks;
     if (!found) {
-        if (b->nks == b->capks) {
-            size_t nc = b->capks ? b->capks * 2 : 4;
-            tind_keyspace **a = realloc(b->ks, nc * sizeof *a);
-            if (!a) return err_nomem();
-            b->ks = a;
-            b->capks = nc;
-        }
+        int rc = array_reserve((void **)&b->ks, b->nks, &b->capks, sizeof *b->ks, 4);
+        if (rc) return rc;
         b->ks[b->nks++] = ks;
     }
     int rc = payload_batch_add(&b->payload, kind, ks->id, key, klen, val, vlen);
