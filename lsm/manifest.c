@@ -75,11 +75,20 @@ static int manifest_cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Level 0: newest (highest number) first. */
+/* Level 0: newest first by max_seq, then the higher number first. By
+ * max_seq rather than number because a merge that writes its output back
+ * to level 0 (tiered, FIFO) takes new numbers for old data: its run must
+ * stay behind the newer flushes. Flushes take increasing numbers with
+ * increasing max_seq, so for them both orders agree. */
+static int manifest_l0_newer(const struct table_meta *x, const struct table_meta *y)
+{
+    return x->max_seq > y->max_seq || (x->max_seq == y->max_seq && x->number > y->number);
+}
+
 static int manifest_cmp_newest(const void *a, const void *b)
 {
     const struct table_meta *x = *(struct table_meta *const *)a, *y = *(struct table_meta *const *)b;
-    return x->number > y->number ? -1 : x->number < y->number;
+    return manifest_l0_newer(x, y) ? -1 : manifest_l0_newer(y, x);
 }
 
 /* Levels >= 1: by smallest internal key (then number, so that the order is
@@ -94,7 +103,8 @@ static int manifest_cmp_smallest(const void *a, const void *b)
 }
 
 /* The invariants of a version: each table's smallest <= largest (internal
- * order) and min_seq <= max_seq; level 0 in strictly descending number;
+ * order) and min_seq <= max_seq; level 0 newest first (descending max_seq,
+ * ties by strictly descending number);
  * every level >= 1 sorted by key with disjoint user-key ranges (a user key
  * lives in at most one table of such a level, so a point read looks at one);
  * level_bytes the sum of its tables' sizes; no table number twice. TIND_OK,
@@ -125,8 +135,8 @@ static int manifest_check_version(const struct version *v, char *what, size_t ca
             nums[k++] = m->number;
             if (i == 0) continue;
             const struct table_meta *p = v->files[l][i - 1];
-            if (l == 0 && p->number <= m->number) {
-                snprintf(what, cap, "level 0: table %llu comes after table %llu, which is not newer", num,
+            if (l == 0 && !manifest_l0_newer(p, m)) {
+                snprintf(what, cap, "level 0: table %llu comes after table %llu, which is not newer by max_seq", num,
                          (unsigned long long)p->number);
                 goto done;
             }

@@ -6,7 +6,7 @@
  * edit ends with the end tag:
  *
  *   edit     := field* end
- *   field    := snapshot | flushed | next_file | delete* | add*
+ *   field    := snapshot | flushed | next_file | delete* | add* | add_created*
  *   snapshot := 1:varint32 magic:u64 format:varint32      (first field only)
  *   flushed  := 2:varint32 seq:varint64
  *   next_file:= 3:varint32 number:varint64
@@ -15,7 +15,15 @@
  *               entries:varint64 tombstones:varint64 min_seq:varint64 max_seq:varint64
  *               smallest_len:varint32 smallest[smallest_len] smallest_tag:varint64
  *               largest_len:varint32 largest[largest_len] largest_tag:varint64
+ *   add_created := 6:varint32 <the body of add> created:varint64
  *   end      := 0:varint32
+ *
+ * add_created is an add that also records when the table was written
+ * (created, seconds since the epoch, never 0): a table whose created is 0
+ * (unknown) is written as a plain add, one with a time as add_created, so
+ * that manifests without times read as before and every table has one
+ * encoding. The encoder writes the plain adds, then the add_created ones,
+ * each in the edit's order.
  *
  * Every varint must be in its shortest form. The grammar is canonical: the
  * decoder accepts exactly the byte strings the encoder produces, so a
@@ -43,6 +51,7 @@ enum version_edit_tag {
     EDIT_TAG_NEXT_FILE = 3,
     EDIT_TAG_DELETE_TABLE = 4,
     EDIT_TAG_ADD_TABLE = 5,
+    EDIT_TAG_ADD_TABLE_CREATED = 6,
 };
 
 /* "TINDMANI" read as a little-endian u64; the body of a snapshot field, so
@@ -59,20 +68,7 @@ void table_file_name(char *out, uint64_t number)
 
 int table_parse_name(const char *name, uint64_t *number)
 {
-    /* Exactly 16 lower-case hex digits and the suffix: names and numbers map
-     * one to one. */
-    if (strlen(name) != 20 || strcmp(name + 16, TABLE_SUFFIX) != 0) return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = name[i];
-        unsigned d;
-        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
-        else return 0;
-        v = v << 4 | d;
-    }
-    *number = v;
-    return 1;
+    return file_parse_numbered(name, TABLE_SUFFIX, number);
 }
 
 struct table_meta *table_meta_new(const char *dir, uint64_t number)
@@ -176,11 +172,12 @@ int version_edit_del(struct version_edit *e, unsigned level, uint64_t number)
 
 static size_t edit_add_size(const struct table_meta *m, unsigned level)
 {
-    return varint_len(EDIT_TAG_ADD_TABLE) + varint_len(level) + varint_len(m->number) + varint_len(m->size) +
+    unsigned tag = m->created ? EDIT_TAG_ADD_TABLE_CREATED : EDIT_TAG_ADD_TABLE;
+    return varint_len(tag) + varint_len(level) + varint_len(m->number) + varint_len(m->size) +
            varint_len(m->entries) + varint_len(m->tombstones) + varint_len(m->min_seq) +
            varint_len(m->max_seq) + varint_len(m->smallest.len) + m->smallest.len +
            varint_len(m->smallest_tag) + varint_len(m->largest.len) + m->largest.len +
-           varint_len(m->largest_tag);
+           varint_len(m->largest_tag) + (m->created ? varint_len(m->created) : 0);
 }
 
 static uint8_t *edit_put_key(uint8_t *p, const buf *k)
@@ -229,20 +226,25 @@ int version_edit_encode(const struct version_edit *e, buf *out)
         p = put_varint32(p, e->dels[i].level);
         p = put_varint64(p, e->dels[i].number);
     }
-    for (size_t i = 0; i < e->nadds; i++) {
-        const struct table_meta *m = e->adds[i].meta;
-        p = put_varint32(p, EDIT_TAG_ADD_TABLE);
-        p = put_varint32(p, e->adds[i].level);
-        p = put_varint64(p, m->number);
-        p = put_varint64(p, m->size);
-        p = put_varint64(p, m->entries);
-        p = put_varint64(p, m->tombstones);
-        p = put_varint64(p, m->min_seq);
-        p = put_varint64(p, m->max_seq);
-        p = edit_put_key(p, &m->smallest);
-        p = put_varint64(p, m->smallest_tag);
-        p = edit_put_key(p, &m->largest);
-        p = put_varint64(p, m->largest_tag);
+    /* Ascending tags: the plain adds, then those that carry a time. */
+    for (int timed = 0; timed < 2; timed++) {
+        for (size_t i = 0; i < e->nadds; i++) {
+            const struct table_meta *m = e->adds[i].meta;
+            if ((m->created != 0) != timed) continue;
+            p = put_varint32(p, timed ? EDIT_TAG_ADD_TABLE_CREATED : EDIT_TAG_ADD_TABLE);
+            p = put_varint32(p, e->adds[i].level);
+            p = put_varint64(p, m->number);
+            p = put_varint64(p, m->size);
+            p = put_varint64(p, m->entries);
+            p = put_varint64(p, m->tombstones);
+            p = put_varint64(p, m->min_seq);
+            p = put_varint64(p, m->max_seq);
+            p = edit_put_key(p, &m->smallest);
+            p = put_varint64(p, m->smallest_tag);
+            p = edit_put_key(p, &m->largest);
+            p = put_varint64(p, m->largest_tag);
+            if (timed) p = put_varint64(p, m->created);
+        }
     }
     p = put_varint32(p, EDIT_TAG_END);
     out->len += (size_t)(p - start);
@@ -296,8 +298,10 @@ static int edit_corrupt(const struct edit_reader *r, const uint8_t *field_start,
                    (unsigned long long)(r->at + (uint64_t)(field_start - r->base)), what);
 }
 
-/* The body of an add field; the meta is made under dir. */
-static int edit_get_add(struct edit_reader *r, const uint8_t *field, const char *dir, struct version_edit *e)
+/* The body of an add field (with its created time when timed); the meta is
+ * made under dir. */
+static int edit_get_add(struct edit_reader *r, const uint8_t *field, const char *dir, int timed,
+                        struct version_edit *e)
 {
     uint32_t level;
     uint64_t number;
@@ -316,6 +320,12 @@ static int edit_get_add(struct edit_reader *r, const uint8_t *field, const char 
     if ((k = edit_get_key(r, &m->smallest)) <= 0 || !edit_get_varint64(r, &m->smallest_tag) ||
         (k = edit_get_key(r, &m->largest)) <= 0 || !edit_get_varint64(r, &m->largest_tag)) {
         rc = k < 0 ? err_nomem() : edit_corrupt(r, field, "truncated or malformed table key range");
+        goto done;
+    }
+    if (timed && (!edit_get_varint64(r, &m->created) || m->created == 0)) {
+        /* 0 is written as a plain add: accepting it here would give one
+         * table two encodings. */
+        rc = edit_corrupt(r, field, "truncated, malformed or zero table creation time");
         goto done;
     }
     rc = version_edit_add(e, level, m);
@@ -341,7 +351,8 @@ int version_edit_decode(const uint8_t *p, size_t n, const char *dir, const char 
         }
         if (tag == EDIT_TAG_END) break;
         /* Ascending order, single-valued tags once: the canonical form. */
-        if (tag < last || (tag == last && tag != EDIT_TAG_DELETE_TABLE && tag != EDIT_TAG_ADD_TABLE)) {
+        if (tag < last || (tag == last && tag != EDIT_TAG_DELETE_TABLE && tag != EDIT_TAG_ADD_TABLE &&
+                            tag != EDIT_TAG_ADD_TABLE_CREATED)) {
             rc = edit_corrupt(&r, field, "field out of order or repeated");
             goto fail;
         }
@@ -399,7 +410,8 @@ int version_edit_decode(const uint8_t *p, size_t n, const char *dir, const char 
             break;
         }
         case EDIT_TAG_ADD_TABLE:
-            if ((rc = edit_get_add(&r, field, dir, e)) != TIND_OK) goto fail;
+        case EDIT_TAG_ADD_TABLE_CREATED:
+            if ((rc = edit_get_add(&r, field, dir, tag == EDIT_TAG_ADD_TABLE_CREATED, e)) != TIND_OK) goto fail;
             break;
         default:
             rc = edit_corrupt(&r, field, "unknown field tag");

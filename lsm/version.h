@@ -1,8 +1,9 @@
 /* Versions and the manifest of one LSM tree (one keyspace).
  *
- * A version is the set of tables by level. Level 0 holds flushed memtables,
- * newest first, whose key ranges may overlap; every deeper level holds
- * tables sorted by key with disjoint ranges. Versions are immutable and
+ * A version is the set of tables by level. Level 0 holds flushed memtables
+ * (and, in tiered and FIFO keyspaces, the runs their merges write), newest
+ * first by max_seq (ties: the higher number first), whose key ranges may
+ * overlap; every deeper level holds tables sorted by key with disjoint ranges. Versions are immutable and
  * reference counted; a table_meta is shared by every version that holds it.
  *
  * The manifest makes version changes durable before they are used:
@@ -41,6 +42,8 @@ struct table_meta {
     uint64_t min_seq, max_seq;
     buf smallest, largest;          /* user keys */
     uint64_t smallest_tag, largest_tag;
+    uint64_t created;               /* seconds since the epoch when the table was written, standing in for
+                                       its newest entry's time (FIFO's TTL); 0: unknown, never expires */
     char *path;                     /* full path, for opening and removal */
     _Atomic long refs;
     _Atomic int obsolete;           /* an edit deleted it: remove the file at the last unref */
@@ -58,7 +61,7 @@ int table_parse_name(const char *name, uint64_t *number);
 
 struct version {
     _Atomic long refs;
-    struct table_meta **files[LSM_LEVELS]; /* level 0: newest first; others: by smallest key */
+    struct table_meta **files[LSM_LEVELS]; /* level 0: newest first by max_seq; others: by smallest key */
     size_t nfiles[LSM_LEVELS];
     uint64_t level_bytes[LSM_LEVELS];
 };

@@ -90,6 +90,7 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
         return rc;
     }
     meta->size = size;
+    meta->created = props.created;
     meta->entries = props.entries;
     meta->tombstones = props.tombstones;
     meta->min_seq = props.min_seq;
