@@ -20,6 +20,7 @@
 #ifndef TIND_COMPACTION_COMPACTION_H
 #define TIND_COMPACTION_COMPACTION_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,7 +99,7 @@ struct compaction_env {
     const uint64_t *snapshots; /* sequence numbers of live snapshots, ascending */
     size_t nsnapshots;
     uint64_t last_seq;        /* newest sequence number any reader may use */
-    volatile const int *stop; /* when it becomes non-zero, the merge stops with TIND_BUSY */
+    const _Atomic int *stop;  /* when it becomes non-zero, the merge stops with TIND_BUSY */
     /* How outputs are written: the config's table options for job->out_level
      * (the config itself is not here); NULL: the table writer's defaults. */
     const struct table_options *topts;

@@ -36,6 +36,7 @@
  * level iterator, so a large compaction keeps few tables open. */
 #include "compaction/compaction.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -250,7 +251,7 @@ static int compactor_merge(struct compactor *c, iiter *it)
     uint64_t pending_tag = 0; /* the held-back tombstone of ukey, while pending */
     size_t last_stripe = 0;
     for (iiter_seek_first(it); it->valid; iiter_next(it)) {
-        if (env->stop && *env->stop) {
+        if (env->stop && atomic_load_explicit(env->stop, memory_order_relaxed)) {
             rc = err_set(TIND_BUSY, "compaction into level %u stopped", c->job->out_level);
             goto done;
         }

@@ -61,6 +61,11 @@ extern "C" {
 #define TIND_COMPRESSION_LZ4  1
 #define TIND_COMPRESSION_ZSTD 2
 
+/* Compaction strategies, chosen per keyspace. */
+#define TIND_COMPACTION_LEVELED 0 /* levels each level_ratio times the one above: low space and read cost */
+#define TIND_COMPACTION_TIERED  1 /* runs of similar size merge: lower write cost, more reads and space */
+#define TIND_COMPACTION_FIFO    2 /* oldest tables dropped whole past a size or age: logs, metrics, caches */
+
 /* Levels of a keyspace's LSM tree (0: flushed memtables). */
 #define TIND_LEVELS 7
 
@@ -123,6 +128,15 @@ typedef struct tind_keyspace_options {
     int compression[TIND_LEVELS]; /* TIND_COMPRESSION_* per level; default LZ4 for levels
                                    0-5 and ZSTD for level 6 */
     int zstd_level;             /* level of ZSTD compression; default 3, 1 to 19 */
+    int compaction;             /* TIND_COMPACTION_*; default LEVELED */
+    uint32_t l0_trigger;        /* leveled: level-0 tables that start a compaction; default 4, 1 to 64;
+                                   FIFO: small level-0 tables that merge into one */
+    uint32_t level_ratio;       /* leveled: size ratio of adjacent levels; default 10, 2 to 100 */
+    uint64_t table_target_bytes; /* compaction outputs are cut near this size; default 64 MiB,
+                                   at least 64 KiB */
+    uint32_t tier_width;        /* tiered: runs of similar size that merge together; default 4, 2 to 64 */
+    uint64_t fifo_max_bytes;    /* FIFO: oldest tables dropped past this total; default 0: no limit */
+    uint64_t fifo_ttl_seconds;  /* FIFO: tables whose newest entry is older are dropped; default 0: none */
 } tind_keyspace_options;
 
 /* Fills *o with the defaults documented in tind_keyspace_options. Thread-safe. */
@@ -267,6 +281,13 @@ TIND_API void tind_iter_close(tind_iter *it);
  * flush (the data stays in memory and in the journal). Thread-safe. */
 TIND_API int tind_keyspace_flush(tind_keyspace *ks);
 
+/* Compacts the whole keyspace: flushes its memtable, then merges every table
+ * into one sorted run (leveled: the last level; tiered: one run; FIFO: level
+ * 0 into one table), dropping overwritten versions and tombstones that no
+ * open snapshot needs. Blocks until done; writers and readers go on
+ * meanwhile. Thread-safe. */
+TIND_API int tind_keyspace_compact(tind_keyspace *ks);
+
 /* Statistics of one keyspace, filled by tind_keyspace_stats(). (A struct tag,
  * not a typedef: C gives the type and the function separate name spaces.) */
 struct tind_keyspace_stats {
@@ -278,6 +299,8 @@ struct tind_keyspace_stats {
     uint64_t tables[TIND_LEVELS];      /* table files per level */
     uint64_t table_bytes[TIND_LEVELS]; /* their bytes per level */
     uint64_t flushes;            /* memtables flushed since open */
+    uint64_t compactions;        /* compactions (merges, moves, drops) completed since open */
+    uint64_t compaction_bytes_read, compaction_bytes_written;
     uint64_t flushed_sequence;   /* every write with a sequence number up to it is in a table */
 };
 

@@ -55,6 +55,7 @@ static void db_free(tind_db *db)
 {
     if (!db) return;
     /* Workers first: a running flush still uses its keyspace. */
+    atomic_store(&db->closing, 1);
     workers_stop(db->pool);
     journal_close(db->jnl);
     for (size_t i = 0; i < db->nks; i++) ks_free(db->ks[i]);
@@ -269,7 +270,9 @@ int tind_close(tind_db *db)
     if (!db) return err_set(TIND_INVALID, "tind_close: NULL database");
     long ns = atomic_load(&db->nsnaps), ni = atomic_load(&db->niters);
     if (ns || ni) return err_set(TIND_BUSY, "tind_close: %ld snapshots and %ld iterators are still open", ns, ni);
-    /* Workers first: a running flush still uses the journal (to retire files). */
+    /* Workers first: a running flush still uses the journal (to retire
+     * files); running compactions stop at their next entry. */
+    atomic_store(&db->closing, 1);
     workers_stop(db->pool);
     db->pool = NULL;
     int rc = journal_close(db->jnl);

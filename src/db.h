@@ -76,7 +76,20 @@ struct tind_keyspace {
     int flush_error;           /* the status of a failed flush; stops further flushes */
     uint64_t flushes;
     uint64_t flushed_seq;      /* the manifest's */
+    uint64_t settled_seq;      /* flushed_seq once the journals it freed are retired */
     _Atomic int dropped;
+
+    /* edit_mu serializes the keyspace's manifest edits (flushes and
+     * compactions) together with the super version switch that follows each;
+     * it is held across the manifest's I/O, and taken before mu. */
+    pthread_mutex_t edit_mu;
+    /* Compaction state, guarded by mu. */
+    uint64_t *busy;            /* numbers of the tables being compacted */
+    size_t nbusy, capbusy;
+    unsigned compacting;       /* compaction jobs queued or running */
+    int major;                 /* tind_keyspace_compact holds the tree: no new picks */
+    int compact_error;         /* a failed compaction stops further ones */
+    uint64_t compactions, compact_read, compact_written;
 };
 
 struct tind_snapshot {
@@ -104,6 +117,7 @@ struct tind_db {
     size_t ndropped, capdropped;
     uint32_t next_ks_id;
 
+    _Atomic int closing;  /* set at close: running compactions stop early */
     cache *block_cache;   /* NULL when cache_bytes is 0 */
     table_cache *tables;
     workers *pool;
@@ -177,5 +191,12 @@ int flush_stall(tind_keyspace *ks);
 /* Leader: seals the keyspace pinning the oldest journal when the journals
  * have outgrown journal_total_max_bytes. */
 void flush_check_journal_size(tind_db *db, uint64_t last_seq);
+/* How ks writes its tables at `level` (reads the options under mu). */
+struct table_options;
+void ks_table_options(tind_keyspace *ks, unsigned level, struct table_options *to);
+
+/* Compactions (src/compact.c). */
+/* Queues a compaction job for ks when one may run. Caller holds ks->mu. */
+void compact_schedule(tind_keyspace *ks);
 
 #endif

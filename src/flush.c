@@ -17,6 +17,19 @@
 #include "src/util/err.h"
 #include "src/util/file.h"
 
+void ks_table_options(tind_keyspace *ks, unsigned level, struct table_options *to)
+{
+    pthread_mutex_lock(&ks->mu);
+    *to = (struct table_options){
+        .block_size = ks->opts.block_size,
+        .restart_interval = ks->opts.restart_interval,
+        .bloom_bits = ks->opts.bloom_bits_per_key,
+        .compression = (unsigned)ks->opts.compression[level < TIND_LEVELS ? level : TIND_LEVELS - 1],
+        .zstd_level = ks->opts.zstd_level,
+    };
+    pthread_mutex_unlock(&ks->mu);
+}
+
 int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
 {
     *seal_seq = 0;
@@ -46,21 +59,15 @@ int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
 }
 
 /* Writes mem as a level-0 table and records it, with flushed_seq = seal_seq,
- * in the manifest. Runs on a worker without ks->mu. */
+ * in the manifest. Runs on a worker without ks->mu; returns TIND_OK holding
+ * ks->edit_mu (the caller switches the super version, then releases it). */
 static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
 {
     uint64_t number = manifest_new_file_number(ks->man);
     struct table_meta *meta = table_meta_new(ks->dir, number);
     if (!meta) return err_nomem();
-    pthread_mutex_lock(&ks->mu);
-    struct table_options to = {
-        .block_size = ks->opts.block_size,
-        .restart_interval = ks->opts.restart_interval,
-        .bloom_bits = ks->opts.bloom_bits_per_key,
-        .compression = (unsigned)ks->opts.compression[0],
-        .zstd_level = ks->opts.zstd_level,
-    };
-    pthread_mutex_unlock(&ks->mu);
+    struct table_options to;
+    ks_table_options(ks, 0, &to);
     table_writer *w;
     int rc = table_writer_open(meta->path, &to, &w);
     if (rc) {
@@ -107,7 +114,12 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
     e.has_next_file = 1;
     e.next_file = number + 1;
     if (rc == TIND_OK) rc = version_edit_add(&e, 0, meta);
-    if (rc == TIND_OK) rc = manifest_apply(ks->man, &e);
+    if (rc == TIND_OK) {
+        /* The super version switch follows under edit_mu too (flush_job). */
+        pthread_mutex_lock(&ks->edit_mu);
+        rc = manifest_apply(ks->man, &e);
+        if (rc) pthread_mutex_unlock(&ks->edit_mu);
+    }
     version_edit_free(&e);
     if (rc == TIND_INVALID || rc == TIND_POISONED) {
         /* The edit never reached the manifest: the file goes with the meta.
@@ -127,6 +139,8 @@ static void flush_job(void *arg)
         if (atomic_load(&ks->dropped) || ks->nsealed == 0 || ks->flush_error) break;
         struct sealed_mem s = ks->sealed[0];
         pthread_mutex_unlock(&ks->mu);
+        /* On success flush_write returns holding edit_mu: the new version and
+         * the super version switch to it together. */
         int rc = flush_write(ks, s.mem, s.seal_seq);
         pthread_mutex_lock(&ks->mu);
         if (rc) {
@@ -140,12 +154,15 @@ static void flush_job(void *arg)
         /* On failure the old super version stays: it still holds the
          * memtable, so reads see the same data twice, never lose it. */
         ks_install_sv(ks);
+        compact_schedule(ks);
         pthread_mutex_unlock(&ks->mu);
+        pthread_mutex_unlock(&ks->edit_mu);
         memtable_unref(s.mem);
         /* Before waking the waiters: a finished tind_keyspace_flush finds
          * the journals it made unnecessary already gone. */
         flush_retire_journals(ks->db);
         pthread_mutex_lock(&ks->mu);
+        ks->settled_seq = s.seal_seq;
         pthread_cond_broadcast(&ks->flush_cond);
     }
     ks->flushing = 0;
@@ -241,9 +258,11 @@ int tind_keyspace_flush(tind_keyspace *ks)
     pthread_mutex_lock(&ks->mu);
     uint64_t target = t.seal_seq;
     if (!target && ks->nsealed) target = ks->sealed[ks->nsealed - 1].seal_seq;
-    while (target && ks->flushed_seq < target && !ks->flush_error && !atomic_load(&ks->dropped))
+    /* settled_seq, not flushed_seq: the caller finds the journals the flush
+     * freed already gone. */
+    while (target && ks->settled_seq < target && !ks->flush_error && !atomic_load(&ks->dropped))
         pthread_cond_wait(&ks->flush_cond, &ks->mu);
-    if (target && ks->flushed_seq < target)
+    if (target && ks->settled_seq < target)
         rc = ks->flush_error ? err_set(ks->flush_error, "flush of keyspace %s failed earlier", ks->name)
                              : err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
     pthread_mutex_unlock(&ks->mu);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lsm/ikey.h"
+#include "lsm/level_iter.h"
 #include "lsm/merge.h"
 #include "lsm/table.h"
 #include "src/db.h"
@@ -268,7 +269,8 @@ static int iter_sources(tind_keyspace *ks, struct super_version *sv, const tind_
     if (!(kids[k++] = memtable_iter(sv->mem))) rc = err_nomem();
     for (size_t i = 0; rc == TIND_OK && i < sv->nimm; i++)
         if (!(kids[k++] = memtable_iter(sv->imm[i]))) rc = err_nomem();
-    for (unsigned l = 0; rc == TIND_OK && l < LSM_LEVELS; l++) {
+    {
+        const unsigned l = 0;
         for (size_t i = 0; rc == TIND_OK && i < sv->ver->nfiles[l]; i++) {
             const struct table_meta *m = sv->ver->files[l][i];
             /* A table wholly outside the bounds is never read. */
@@ -280,6 +282,15 @@ static int iter_sources(tind_keyspace *ks, struct super_version *sv, const tind_
             if (!(kids[k++] = table_iter(t))) rc = err_nomem();
             table_unref(t); /* the table iterator holds its own reference */
         }
+    }
+    for (unsigned l = 1; rc == TIND_OK && l < LSM_LEVELS; l++) {
+        /* A deeper level is one sorted run: one lazy iterator over the tables
+         * of it that overlap the bounds, opening a table only when reached. */
+        struct table_meta *const *f = sv->ver->files[l];
+        size_t lo = 0, hi = sv->ver->nfiles[l];
+        while (lo < hi && !above_lower(bounds, f[lo]->largest.p, f[lo]->largest.len)) lo++;
+        while (hi > lo && !below_upper(bounds, f[hi - 1]->smallest.p, f[hi - 1]->smallest.len)) hi--;
+        if (hi > lo && !(kids[k++] = level_iter_new(ks->db->tables, ks->id, f + lo, hi - lo))) rc = err_nomem();
     }
     if (rc == TIND_OK) {
         *out = merge_iter_new(kids, k); /* owns the children, even on failure */

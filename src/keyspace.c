@@ -28,6 +28,13 @@ enum ks_option_tag {
     KSOPT_BLOOM_BITS = 6,       /* frozen */
     KSOPT_COMPRESSION = 7,      /* frozen; one per level: level << 4 | compression */
     KSOPT_ZSTD_LEVEL = 8,       /* frozen; zigzag-coded int */
+    KSOPT_COMPACTION = 9,       /* frozen */
+    KSOPT_L0_TRIGGER = 10,      /* frozen */
+    KSOPT_LEVEL_RATIO = 11,     /* frozen */
+    KSOPT_TABLE_TARGET = 12,    /* frozen */
+    KSOPT_TIER_WIDTH = 13,      /* frozen */
+    KSOPT_FIFO_MAX_BYTES = 14,  /* frozen */
+    KSOPT_FIFO_TTL = 15,        /* frozen */
 };
 
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -101,6 +108,16 @@ static int ks_check_options(const tind_keyspace_options *o)
                            o->compression[l]);
     if (o->zstd_level < 1 || o->zstd_level > 19)
         return err_set(TIND_INVALID, "keyspace option zstd_level %d is outside 1..19", o->zstd_level);
+    if (o->compaction < TIND_COMPACTION_LEVELED || o->compaction > TIND_COMPACTION_FIFO)
+        return err_set(TIND_INVALID, "keyspace option compaction %d is not a TIND_COMPACTION_* value", o->compaction);
+    if (o->l0_trigger < 1 || o->l0_trigger > 64)
+        return err_set(TIND_INVALID, "keyspace option l0_trigger %u is outside 1..64", o->l0_trigger);
+    if (o->level_ratio < 2 || o->level_ratio > 100)
+        return err_set(TIND_INVALID, "keyspace option level_ratio %u is outside 2..100", o->level_ratio);
+    if (o->table_target_bytes < (64u << 10))
+        return err_set(TIND_INVALID, "keyspace option table_target_bytes is below 64 KiB");
+    if (o->tier_width < 2 || o->tier_width > 64)
+        return err_set(TIND_INVALID, "keyspace option tier_width %u is outside 2..64", o->tier_width);
     return TIND_OK;
 }
 
@@ -117,6 +134,13 @@ void tind_keyspace_options_init(tind_keyspace_options *o)
     for (int l = 0; l < TIND_LEVELS; l++) o->compression[l] = TIND_COMPRESSION_LZ4;
     o->compression[TIND_LEVELS - 1] = TIND_COMPRESSION_ZSTD;
     o->zstd_level = 3;
+    o->compaction = TIND_COMPACTION_LEVELED;
+    o->l0_trigger = 4;
+    o->level_ratio = 10;
+    o->table_target_bytes = 64u << 20;
+    o->tier_width = 4;
+    o->fifo_max_bytes = 0;
+    o->fifo_ttl_seconds = 0;
 }
 
 static void ks_resolve(tind_keyspace *ks)
@@ -136,7 +160,7 @@ static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
 
 static int ks_write_options(const tind_keyspace *ks)
 {
-    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + (8 + TIND_LEVELS) * (VARINT32_MAX + VARINT64_MAX) + 8];
+    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + (16 + TIND_LEVELS) * (VARINT32_MAX + VARINT64_MAX) + 8];
     uint8_t *p = b;
     size_t nl = strlen(ks->name);
     put_u64(p, OPTIONS_MAGIC);
@@ -146,7 +170,7 @@ static int ks_write_options(const tind_keyspace *ks)
     memcpy(p + 17, ks->name, nl);
     p += 17 + nl;
     const tind_keyspace_options *o = &ks->opts;
-    p = put_varint32(p, 7 + TIND_LEVELS);
+    p = put_varint32(p, 14 + TIND_LEVELS);
     p = put_varint32(p, KSOPT_DURABILITY);
     p = put_varint64(p, zigzag(o->durability));
     p = put_varint32(p, KSOPT_MEMTABLE_BYTES);
@@ -165,6 +189,20 @@ static int ks_write_options(const tind_keyspace *ks)
     }
     p = put_varint32(p, KSOPT_ZSTD_LEVEL);
     p = put_varint64(p, zigzag(o->zstd_level));
+    p = put_varint32(p, KSOPT_COMPACTION);
+    p = put_varint64(p, (uint64_t)o->compaction);
+    p = put_varint32(p, KSOPT_L0_TRIGGER);
+    p = put_varint64(p, o->l0_trigger);
+    p = put_varint32(p, KSOPT_LEVEL_RATIO);
+    p = put_varint64(p, o->level_ratio);
+    p = put_varint32(p, KSOPT_TABLE_TARGET);
+    p = put_varint64(p, o->table_target_bytes);
+    p = put_varint32(p, KSOPT_TIER_WIDTH);
+    p = put_varint64(p, o->tier_width);
+    p = put_varint32(p, KSOPT_FIFO_MAX_BYTES);
+    p = put_varint64(p, o->fifo_max_bytes);
+    p = put_varint32(p, KSOPT_FIFO_TTL);
+    p = put_varint64(p, o->fifo_ttl_seconds);
     put_u64(p, checksum64(b, (size_t)(p - b)));
     p += 8;
     return file_write_atomic(ks->dir, KS_OPTIONS_FILE, b, (size_t)(p - b));
@@ -197,7 +235,8 @@ static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_
         if (!(p = get_varint32(p, end, &tag)) || !(p = get_varint64(p, end, &v)))
             return err_set(TIND_CORRUPTION, "%s offset %zu: truncated option", path, off);
         /* Values are range-checked below by ks_check_options; casts only narrow. */
-        if (tag != KSOPT_DURABILITY && tag != KSOPT_ZSTD_LEVEL && tag != KSOPT_MEMTABLE_BYTES && v > UINT32_MAX)
+        if (tag != KSOPT_DURABILITY && tag != KSOPT_ZSTD_LEVEL && tag != KSOPT_MEMTABLE_BYTES &&
+            tag != KSOPT_TABLE_TARGET && tag != KSOPT_FIFO_MAX_BYTES && tag != KSOPT_FIFO_TTL && v > UINT32_MAX)
             return err_set(TIND_CORRUPTION, "%s offset %zu: option %u out of range", path, off, tag);
         switch (tag) {
         case KSOPT_DURABILITY: ks->opts.durability = (int)unzigzag(v); break;
@@ -213,6 +252,13 @@ static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_
             ks->opts.compression[v >> 4] = (int)(v & 15);
             break;
         case KSOPT_ZSTD_LEVEL: ks->opts.zstd_level = (int)unzigzag(v); break;
+        case KSOPT_COMPACTION: ks->opts.compaction = (int)v; break;
+        case KSOPT_L0_TRIGGER: ks->opts.l0_trigger = (uint32_t)v; break;
+        case KSOPT_LEVEL_RATIO: ks->opts.level_ratio = (uint32_t)v; break;
+        case KSOPT_TABLE_TARGET: ks->opts.table_target_bytes = v; break;
+        case KSOPT_TIER_WIDTH: ks->opts.tier_width = (uint32_t)v; break;
+        case KSOPT_FIFO_MAX_BYTES: ks->opts.fifo_max_bytes = v; break;
+        case KSOPT_FIFO_TTL: ks->opts.fifo_ttl_seconds = v; break;
         default: return err_set(TIND_CORRUPTION, "%s offset %zu: unknown option tag %u", path, off, tag);
         }
     }
@@ -230,6 +276,7 @@ static tind_keyspace *ks_alloc(tind_db *db)
     if (!ks) return NULL;
     ks->db = db;
     pthread_mutex_init(&ks->mu, NULL);
+    pthread_mutex_init(&ks->edit_mu, NULL);
     pthread_cond_init(&ks->flush_cond, NULL);
     return ks;
 }
@@ -241,7 +288,9 @@ void ks_free(tind_keyspace *ks)
     for (size_t i = 0; i < ks->nsealed; i++) memtable_unref(ks->sealed[i].mem);
     free(ks->sealed);
     manifest_close(ks->man);
+    free(ks->busy);
     pthread_cond_destroy(&ks->flush_cond);
+    pthread_mutex_destroy(&ks->edit_mu);
     pthread_mutex_destroy(&ks->mu);
     free(ks->dir);
     free(ks);
@@ -304,7 +353,7 @@ int ks_retire(tind_db *db, tind_keyspace *ks)
     }
     /* A flush in progress finishes (or sees the drop) before the folder goes. */
     pthread_mutex_lock(&ks->mu);
-    while (ks->flushing) pthread_cond_wait(&ks->flush_cond, &ks->mu);
+    while (ks->flushing || ks->compacting || ks->major) pthread_cond_wait(&ks->flush_cond, &ks->mu);
     struct super_version *sv = ks->sv;
     ks->sv = NULL;
     pthread_mutex_unlock(&ks->mu);
@@ -555,6 +604,9 @@ int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
     pthread_mutex_lock(&ks->mu);
     st->flushes = ks->flushes;
     st->flushed_sequence = ks->flushed_seq;
+    st->compactions = ks->compactions;
+    st->compaction_bytes_read = ks->compact_read;
+    st->compaction_bytes_written = ks->compact_written;
     pthread_mutex_unlock(&ks->mu);
     return TIND_OK;
 }

@@ -582,7 +582,7 @@ Test(compactor, stop_flag_returns_busy_and_leaves_nothing)
     for (unsigned k = 0; k < 500; k++) ct_push(&s, ct_make(k, k + 1, KIND_PUT, 50));
     ct_job_input(&j, 0, &s, 1024);
     size_t before = ct_count_tables();
-    volatile int stop = 1;
+    _Atomic int stop = 1;
     struct compaction_env env = ct_env(NULL, 0, 500, 1024);
     env.stop = &stop;
     struct version_edit e;

@@ -1,0 +1,251 @@
+/* Compactions: picking work with the keyspace's strategy (compaction/),
+ * running it on the worker pool after the flushes, installing its edit, and
+ * tind_keyspace_compact.
+ *
+ * A keyspace runs at most max(1, workers - 1) compaction jobs at once (one
+ * worker stays free for flushes); each job picks with the tables of the
+ * others marked busy, so their inputs and outputs never meet. Manifest edits
+ * and the super version switch after each are serialized by edit_mu. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compaction/compaction.h"
+#include "src/db.h"
+#include "src/util/array.h"
+#include "src/util/err.h"
+
+static void ks_compaction_config(tind_keyspace *ks, struct compaction_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (unsigned l = 0; l < LSM_LEVELS; l++) ks_table_options(ks, l, &c->table[l]);
+    pthread_mutex_lock(&ks->mu);
+    c->strategy = (unsigned)ks->opts.compaction;
+    c->l0_trigger = ks->opts.l0_trigger;
+    c->level_ratio = ks->opts.level_ratio;
+    c->table_target_bytes = ks->opts.table_target_bytes;
+    c->tier_width = ks->opts.tier_width;
+    c->fifo_max_bytes = ks->opts.fifo_max_bytes;
+    c->fifo_ttl_seconds = ks->opts.fifo_ttl_seconds;
+    pthread_mutex_unlock(&ks->mu);
+}
+
+/* The live snapshots' sequence numbers, ascending (the list is kept in
+ * opening order, which is sequence order). */
+static int db_snapshot_seqs(tind_db *db, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    int rc = TIND_OK;
+    pthread_mutex_lock(&db->snap_mu);
+    for (struct tind_snapshot *s = db->snaps.next; s != &db->snaps && rc == TIND_OK; s = s->next) {
+        if ((rc = array_reserve((void **)out, *n, &cap, sizeof **out, 8)) == TIND_OK) (*out)[(*n)++] = s->seq;
+    }
+    pthread_mutex_unlock(&db->snap_mu);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* Removes one occurrence of num from the busy list. Caller holds ks->mu. */
+static void busy_mark_one(tind_keyspace *ks, uint64_t num)
+{
+    for (size_t i = 0; i < ks->nbusy; i++) {
+        if (ks->busy[i] != num) continue;
+        ks->busy[i] = ks->busy[--ks->nbusy];
+        return;
+    }
+}
+
+/* Marks (add) or unmarks the job's inputs as busy. Caller holds ks->mu. */
+static int busy_mark(tind_keyspace *ks, const struct compaction_job *job, int add)
+{
+    for (size_t i = 0; i < job->ninputs; i++) {
+        uint64_t num = job->inputs[i].meta->number;
+        if (add) {
+            int rc = array_reserve((void **)&ks->busy, ks->nbusy, &ks->capbusy, sizeof *ks->busy, 16);
+            if (rc) {
+                while (i-- > 0) busy_mark_one(ks, job->inputs[i].meta->number);
+                return rc;
+            }
+            ks->busy[ks->nbusy++] = num;
+        } else {
+            busy_mark_one(ks, num);
+        }
+    }
+    return TIND_OK;
+}
+
+/* Does the job and installs its edit. Caller holds no lock. */
+static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const struct compaction_config *cfg)
+{
+    tind_db *db = ks->db;
+    struct version_edit e;
+    version_edit_init(&e);
+    struct compaction_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = TIND_OK;
+    if (job->kind == JOB_MERGE) {
+        uint64_t *snaps;
+        size_t nsnaps;
+        if ((rc = db_snapshot_seqs(db, &snaps, &nsnaps)) != TIND_OK) return rc;
+        struct compaction_env env = {
+            .dir = ks->dir,
+            .man = ks->man,
+            .tables = db->tables,
+            .space = ks->id,
+            .snapshots = snaps,
+            .nsnapshots = nsnaps,
+            .last_seq = db_last_seq(db),
+            .stop = &db->closing,
+            .topts = &cfg->table[job->out_level],
+            .target_bytes = cfg->table_target_bytes,
+        };
+        rc = compaction_run(job, &env, &e, &st);
+        free(snaps);
+    } else {
+        for (size_t i = 0; i < job->ninputs && rc == TIND_OK; i++) {
+            rc = version_edit_del(&e, job->inputs[i].level, job->inputs[i].meta->number);
+            if (rc == TIND_OK && job->kind == JOB_MOVE) rc = version_edit_add(&e, job->out_level, job->inputs[i].meta);
+        }
+    }
+    if (rc == TIND_OK) {
+        pthread_mutex_lock(&ks->edit_mu);
+        rc = manifest_apply(ks->man, &e);
+        if (rc == TIND_OK) {
+            pthread_mutex_lock(&ks->mu);
+            ks_install_sv(ks);
+            ks->compactions++;
+            ks->compact_read += st.bytes_read;
+            ks->compact_written += st.bytes_written;
+            pthread_mutex_unlock(&ks->mu);
+        }
+        pthread_mutex_unlock(&ks->edit_mu);
+        if (rc == TIND_INVALID || rc == TIND_POISONED) {
+            /* The edit never reached the manifest: its outputs go. */
+            for (size_t i = 0; i < e.nadds; i++)
+                if (job->kind == JOB_MERGE) atomic_store(&e.adds[i].meta->obsolete, 1);
+        }
+    }
+    if (rc == TIND_OK && job->kind != JOB_MOVE) {
+        /* The inputs left every new version: close them once readers are done. */
+        for (size_t i = 0; i < job->ninputs; i++) table_cache_evict(db->tables, ks->id, job->inputs[i].meta->number);
+    }
+    version_edit_free(&e);
+    return rc;
+}
+
+static void compact_job(void *arg)
+{
+    tind_keyspace *ks = arg;
+    tind_db *db = ks->db;
+    struct compaction_config cfg;
+    pthread_mutex_lock(&ks->mu);
+    while (!atomic_load(&ks->dropped) && !ks->major && !ks->compact_error && !atomic_load(&db->closing)) {
+        uint64_t *busy = NULL;
+        size_t nbusy = ks->nbusy;
+        if (nbusy && (busy = malloc(nbusy * sizeof *busy)) != NULL) memcpy(busy, ks->busy, nbusy * sizeof *busy);
+        pthread_mutex_unlock(&ks->mu);
+        ks_compaction_config(ks, &cfg);
+        struct version *v = manifest_current(ks->man);
+        struct compaction_job *job = NULL;
+        int rc = busy || !nbusy ? compaction_pick(&cfg, v, busy, nbusy, (uint64_t)time(NULL), &job) : err_nomem();
+        version_unref(v);
+        free(busy);
+        pthread_mutex_lock(&ks->mu);
+        if (rc || !job) {
+            if (rc) ks->compact_error = rc;
+            break;
+        }
+        if ((rc = busy_mark(ks, job, 1)) != TIND_OK) {
+            ks->compact_error = rc;
+            compaction_job_free(job);
+            break;
+        }
+        pthread_mutex_unlock(&ks->mu);
+        rc = compact_do(ks, job, &cfg);
+        pthread_mutex_lock(&ks->mu);
+        busy_mark(ks, job, 0);
+        compaction_job_free(job);
+        pthread_cond_broadcast(&ks->flush_cond);
+        /* TIND_BUSY: stopped by close. TIND_INVALID: the edit met a change
+         * made meanwhile; the next pick sees it. Anything else stops the
+         * keyspace's compactions. */
+        if (rc == TIND_BUSY) break;
+        if (rc == TIND_INVALID) continue;
+        if (rc) {
+            ks->compact_error = rc;
+            break;
+        }
+    }
+    ks->compacting--;
+    pthread_cond_broadcast(&ks->flush_cond);
+    pthread_mutex_unlock(&ks->mu);
+}
+
+static void compact_cancel(void *arg)
+{
+    tind_keyspace *ks = arg;
+    pthread_mutex_lock(&ks->mu);
+    ks->compacting--;
+    pthread_cond_broadcast(&ks->flush_cond);
+    pthread_mutex_unlock(&ks->mu);
+}
+
+void compact_schedule(tind_keyspace *ks)
+{
+    unsigned n = workers_count(ks->db->pool);
+    unsigned max = n > 1 ? n - 1 : 1;
+    if (atomic_load(&ks->dropped) || ks->major || ks->compact_error || ks->compacting >= max ||
+        atomic_load(&ks->db->closing))
+        return;
+    ks->compacting++;
+    if (workers_submit(ks->db->pool, WORK_COMPACT, compact_job, compact_cancel, ks) != TIND_OK) ks->compacting--;
+}
+
+int tind_keyspace_compact(tind_keyspace *ks)
+{
+    err_clear();
+    int rc = db_check_keyspace(ks);
+    if (rc) return rc;
+    if ((rc = tind_keyspace_flush(ks)) != TIND_OK) return rc;
+    /* Take the tree: no new picks, and the running jobs finish first. */
+    pthread_mutex_lock(&ks->mu);
+    while (ks->major && !atomic_load(&ks->dropped)) pthread_cond_wait(&ks->flush_cond, &ks->mu);
+    ks->major = 1;
+    while (ks->compacting > 0 && !atomic_load(&ks->dropped)) pthread_cond_wait(&ks->flush_cond, &ks->mu);
+    int dropped = atomic_load(&ks->dropped);
+    pthread_mutex_unlock(&ks->mu);
+    if (dropped) rc = err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
+
+    struct compaction_config cfg;
+    struct compaction_job *job = NULL;
+    if (rc == TIND_OK) {
+        ks_compaction_config(ks, &cfg);
+        struct version *v = manifest_current(ks->man);
+        rc = compaction_pick_all(&cfg, v, &job);
+        version_unref(v);
+    }
+    if (rc == TIND_OK && job) {
+        pthread_mutex_lock(&ks->mu);
+        rc = busy_mark(ks, job, 1);
+        pthread_mutex_unlock(&ks->mu);
+        if (rc == TIND_OK) {
+            rc = compact_do(ks, job, &cfg);
+            pthread_mutex_lock(&ks->mu);
+            busy_mark(ks, job, 0);
+            pthread_mutex_unlock(&ks->mu);
+        }
+        compaction_job_free(job);
+    }
+    pthread_mutex_lock(&ks->mu);
+    ks->major = 0;
+    compact_schedule(ks);
+    pthread_cond_broadcast(&ks->flush_cond);
+    pthread_mutex_unlock(&ks->mu);
+    return rc;
+}

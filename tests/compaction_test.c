@@ -1,0 +1,259 @@
+/* Compaction at the database level: space reclaimed by overwrites and
+ * deletes, no resurrection of deleted keys, snapshots kept readable, FIFO
+ * limits, tiered and leveled keyspaces reading back what was written. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tests/support/testutil.h"
+#include "tind.h"
+
+static char *dir;
+static char dbp[512];
+
+static void setup(void)
+{
+    dir = tu_mkdtemp("compaction");
+    cr_assert_not_null(dir);
+    snprintf(dbp, sizeof dbp, "%s/db", dir);
+}
+
+static void teardown(void)
+{
+    tu_rmtree(dir);
+    free(dir);
+}
+
+TestSuite(compaction, .init = setup, .fini = teardown);
+
+static tind_db *open_db(void)
+{
+    tind_db *db;
+    int rc = tind_open(dbp, NULL, &db);
+    cr_assert_eq(rc, TIND_OK, "open: %s", tind_last_error());
+    return db;
+}
+
+static tind_keyspace *ks_with(tind_db *db, const char *name, int strategy)
+{
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.compaction = strategy;
+    ko.memtable_bytes = 256u << 10;
+    ko.table_target_bytes = 256u << 10;
+    tind_keyspace *ks;
+    int rc = tind_keyspace_open(db, name, &ko, &ks);
+    cr_assert_eq(rc, TIND_OK, "keyspace: %s", tind_last_error());
+    return ks;
+}
+
+static void put_all(tind_keyspace *ks, int n, int gen)
+{
+    char k[32], v[128];
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        int vl = snprintf(v, sizeof v, "value-%07d-generation-%03d-%060d", i, gen, 0);
+        int rc = tind_put(ks, k, (size_t)kl, v, (size_t)vl);
+        cr_assert_eq(rc, TIND_OK, "put: %s", tind_last_error());
+    }
+}
+
+static void check_all(tind_keyspace *ks, tind_snapshot *s, int n, int gen)
+{
+    char k[32], v[128];
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        int vl = snprintf(v, sizeof v, "value-%07d-generation-%03d-%060d", i, gen, 0);
+        void *got;
+        size_t gl;
+        int rc = s ? tind_snapshot_get(s, ks, k, (size_t)kl, &got, &gl) : tind_get(ks, k, (size_t)kl, &got, &gl);
+        cr_assert_eq(rc, TIND_OK, "get %s: %s: %s", k, tind_strerror(rc), tind_last_error());
+        cr_assert(gl == (size_t)vl && !memcmp(got, v, gl), "%s: got %s", k, tu_hex(got, gl));
+        tind_free(got);
+    }
+}
+
+/* Bytes of the keyspace's tables. */
+static uint64_t table_bytes(tind_keyspace *ks)
+{
+    struct tind_keyspace_stats st;
+    cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
+    uint64_t b = 0;
+    for (int l = 0; l < TIND_LEVELS; l++) b += st.table_bytes[l];
+    return b;
+}
+
+Test(compaction, overwrites_leave_about_one_copy_on_disk)
+{
+    tind_db *db = open_db();
+    tind_keyspace *ks = ks_with(db, "ks", TIND_COMPACTION_LEVELED);
+    const int n = 50000;
+    put_all(ks, n, 0);
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK, "%s", tind_last_error());
+    uint64_t one = table_bytes(ks);
+    for (int g = 1; g <= 5; g++) put_all(ks, n, g);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    struct tind_keyspace_stats st;
+    cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
+    cr_assert_gt(st.compactions, 0, "no compaction ran in the background");
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK, "%s", tind_last_error());
+    uint64_t after = table_bytes(ks);
+    cr_assert_lt((double)after, 1.3 * (double)one, "after 5 overwrites: %llu bytes, one copy %llu",
+                 (unsigned long long)after, (unsigned long long)one);
+    check_all(ks, NULL, n, 5);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(compaction, deleting_everything_and_compacting_frees_the_space)
+{
+    tind_db *db = open_db();
+    tind_keyspace *ks = ks_with(db, "ks", TIND_COMPACTION_LEVELED);
+    const int n = 40000;
+    put_all(ks, n, 0);
+    put_all(ks, n, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    uint64_t peak = table_bytes(ks);
+    char k[32];
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        cr_assert_eq(tind_delete(ks, k, (size_t)kl), TIND_OK);
+    }
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK, "%s", tind_last_error());
+    uint64_t after = table_bytes(ks);
+    cr_assert_lt((double)after, 0.1 * (double)peak, "after deleting all: %llu bytes, peak %llu",
+                 (unsigned long long)after, (unsigned long long)peak);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(compaction, deleted_keys_never_come_back)
+{
+    tind_db *db = open_db();
+    tind_keyspace *ks = ks_with(db, "ks", TIND_COMPACTION_LEVELED);
+    put_all(ks, 3000, 0);
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK); /* old versions deep down */
+    put_all(ks, 3000, 1);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    char k[32];
+    for (int i = 0; i < 3000; i += 2) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        cr_assert_eq(tind_delete(ks, k, (size_t)kl), TIND_OK);
+    }
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    put_all(ks, 0, 2);
+    for (int round = 0; round < 3; round++) {
+        if (round == 1) cr_assert_eq(tind_keyspace_compact(ks), TIND_OK);
+        if (round == 2) {
+            cr_assert_eq(tind_close(db), TIND_OK);
+            db = open_db();
+            cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+        }
+        for (int i = 0; i < 3000; i++) {
+            int kl = snprintf(k, sizeof k, "key%07d", i);
+            void *v;
+            size_t vl;
+            int rc = tind_get(ks, k, (size_t)kl, &v, &vl);
+            if (i % 2 == 0) cr_assert_eq(rc, TIND_NOT_FOUND, "round %d: %s came back", round, k);
+            else {
+                cr_assert_eq(rc, TIND_OK, "round %d: %s lost", round, k);
+                tind_free(v);
+            }
+        }
+        tind_iter *it;
+        cr_assert_eq(tind_iter_open(ks, NULL, NULL, &it), TIND_OK);
+        int count = 0;
+        for (tind_iter_seek_first(it); tind_iter_valid(it); tind_iter_next(it)) count++;
+        cr_assert_eq(tind_iter_status(it), TIND_OK);
+        tind_iter_close(it);
+        cr_assert_eq(count, 1500, "round %d: the scan saw %d keys", round, count);
+    }
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(compaction, a_snapshot_keeps_reading_its_values_through_compactions)
+{
+    tind_db *db = open_db();
+    tind_keyspace *ks = ks_with(db, "ks", TIND_COMPACTION_LEVELED);
+    put_all(ks, 5000, 0);
+    tind_snapshot *s;
+    cr_assert_eq(tind_snapshot_open(db, &s), TIND_OK);
+    for (int g = 1; g <= 3; g++) put_all(ks, 5000, g);
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK);
+    check_all(ks, s, 5000, 0);
+    check_all(ks, NULL, 5000, 3);
+    tind_snapshot_close(s);
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK);
+    check_all(ks, NULL, 5000, 3);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(compaction, fifo_stays_within_its_byte_limit)
+{
+    tind_db *db = open_db();
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.compaction = TIND_COMPACTION_FIFO;
+    ko.memtable_bytes = 128u << 10;
+    ko.table_target_bytes = 128u << 10;
+    ko.fifo_max_bytes = 1u << 20;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, "log", &ko, &ks), TIND_OK);
+    char k[32], v[200];
+    for (int i = 0; i < 40000; i++) {
+        int kl = snprintf(k, sizeof k, "entry%08d", i);
+        tu_fill(v, sizeof v, (uint64_t)i); /* incompressible: the limit is in stored bytes */
+        cr_assert_eq(tind_put(ks, k, (size_t)kl, v, sizeof v), TIND_OK);
+    }
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK);
+    uint64_t b = table_bytes(ks);
+    cr_assert_leq(b, (1u << 20) + (256u << 10), "FIFO keyspace holds %llu bytes", (unsigned long long)b);
+    /* The newest entries are there, the oldest are gone. */
+    void *got;
+    size_t gl;
+    cr_assert_eq(tind_get(ks, "entry00039999", 13, &got, &gl), TIND_OK);
+    tind_free(got);
+    cr_assert_eq(tind_get(ks, "entry00000000", 13, &got, &gl), TIND_NOT_FOUND);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(compaction, tiered_merges_and_reads_back)
+{
+    tind_db *db = open_db();
+    tind_keyspace *ks = ks_with(db, "ks", TIND_COMPACTION_TIERED);
+    for (int g = 0; g < 4; g++) put_all(ks, 20000, g);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    check_all(ks, NULL, 20000, 3);
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK, "%s", tind_last_error());
+    check_all(ks, NULL, 20000, 3);
+    struct tind_keyspace_stats st;
+    cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
+    cr_assert_gt(st.compactions, 0);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_db();
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    check_all(ks, NULL, 20000, 3);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(compaction, strategy_and_its_options_persist)
+{
+    tind_db *db = open_db();
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.compaction = TIND_COMPACTION_FIFO;
+    ko.fifo_ttl_seconds = 3600;
+    ko.tier_width = 7;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, "k", &ko, &ks), TIND_OK);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_db();
+    cr_assert_eq(tind_keyspace_open(db, "k", NULL, &ks), TIND_OK);
+    /* Reopening with the same options changes nothing; bad ones are refused. */
+    cr_assert_eq(tind_keyspace_open(db, "k", &ko, &ks), TIND_OK);
+    ko.compaction = 9;
+    cr_assert_eq(tind_keyspace_open(db, "k", &ko, &ks), TIND_INVALID);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
