@@ -137,6 +137,10 @@ typedef struct tind_keyspace_options {
     uint32_t tier_width;        /* tiered: runs of similar size that merge together; default 4, 2 to 64 */
     uint64_t fifo_max_bytes;    /* FIFO: oldest tables dropped past this total; default 0: no limit */
     uint64_t fifo_ttl_seconds;  /* FIFO: tables whose newest entry is older are dropped; default 0: none */
+    uint32_t l0_slowdown_tables; /* leveled: each write waits up to 1 ms while level 0 holds this
+                                   many tables; default 20 */
+    uint32_t l0_stop_tables;    /* leveled: writes wait until compaction brings level 0 below this;
+                                   default 36, at least l0_slowdown_tables */
 } tind_keyspace_options;
 
 /* Fills *o with the defaults documented in tind_keyspace_options. Thread-safe. */
@@ -301,6 +305,9 @@ struct tind_keyspace_stats {
     uint64_t flushes;            /* memtables flushed since open */
     uint64_t compactions;        /* compactions (merges, moves, drops) completed since open */
     uint64_t compaction_bytes_read, compaction_bytes_written;
+    uint64_t stalls;             /* writes that waited for a flush or a compaction to catch up */
+    uint64_t slowdowns;          /* writes delayed because level 0 was filling */
+    uint64_t stall_micros;       /* time writers spent in both */
     uint64_t flushed_sequence;   /* every write with a sequence number up to it is in a table */
 };
 

@@ -90,6 +90,7 @@ struct tind_keyspace {
     int major;                 /* tind_keyspace_compact holds the tree: no new picks */
     int compact_error;         /* a failed compaction stops further ones */
     uint64_t compactions, compact_read, compact_written;
+    uint64_t stalls, slowdowns, stall_ns; /* guarded by mu */
 };
 
 struct tind_snapshot {
@@ -185,8 +186,10 @@ int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq);
 void flush_schedule(tind_keyspace *ks);
 /* Deletes the journals every keyspace has flushed past. */
 void flush_retire_journals(tind_db *db);
-/* Leader, before writing to ks: waits while too many sealed memtables await
- * their flush; returns a failed flush's status instead of waiting forever. */
+/* Leader, before writing to ks: backpressure. Waits while too many sealed
+ * memtables await their flush or (leveled) level 0 holds l0_stop_tables;
+ * delays the write up to 1 ms while level 0 holds l0_slowdown_tables.
+ * Returns a failed flush's or compaction's status instead of waiting forever. */
 int flush_stall(tind_keyspace *ks);
 /* Leader: seals the keyspace pinning the oldest journal when the journals
  * have outgrown journal_total_max_bytes. */

@@ -216,13 +216,55 @@ void flush_retire_journals(tind_db *db)
     journal_retire(db->jnl, needed, NULL);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int flush_stall(tind_keyspace *ks)
 {
     uint32_t max = atomic_load(&ks->max_sealed);
+    int rc = TIND_OK, stalled = 0;
+    uint64_t t0 = 0;
     pthread_mutex_lock(&ks->mu);
-    while (ks->nsealed >= max && !ks->flush_error && !atomic_load(&ks->dropped))
+    /* Level-0 thresholds apply to leveled keyspaces: tiered and FIFO ones
+     * keep their runs in level 0 by design. */
+    int leveled = ks->opts.compaction == TIND_COMPACTION_LEVELED;
+    uint32_t l0_slow = ks->opts.l0_slowdown_tables, l0_stop = ks->opts.l0_stop_tables;
+    for (;;) {
+        if (atomic_load(&ks->dropped) || !ks->sv) break;
+        int memtables = ks->nsealed >= max;
+        int level0 = leveled && ks->sv->ver->nfiles[0] >= l0_stop;
+        if (!memtables && !level0) break;
+        int err = memtables ? ks->flush_error : ks->compact_error;
+        if (err) {
+            rc = err;
+            break;
+        }
+        if (!stalled) {
+            stalled = 1;
+            t0 = now_ns();
+            ks->stalls++;
+        }
         pthread_cond_wait(&ks->flush_cond, &ks->mu);
-    int rc = ks->nsealed >= max && ks->flush_error ? ks->flush_error : TIND_OK;
+    }
+    if (rc == TIND_OK && leveled && ks->sv && !atomic_load(&ks->dropped) && ks->sv->ver->nfiles[0] >= l0_slow) {
+        /* Slow down: one bounded wait, cut short when a compaction ends. */
+        if (!stalled) t0 = now_ns();
+        stalled = 1;
+        ks->slowdowns++;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&ks->flush_cond, &ks->mu, &until);
+    }
+    if (stalled) ks->stall_ns += now_ns() - t0;
     pthread_mutex_unlock(&ks->mu);
     return rc;
 }

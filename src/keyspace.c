@@ -35,6 +35,8 @@ enum ks_option_tag {
     KSOPT_TIER_WIDTH = 13,      /* frozen */
     KSOPT_FIFO_MAX_BYTES = 14,  /* frozen */
     KSOPT_FIFO_TTL = 15,        /* frozen */
+    KSOPT_L0_SLOWDOWN = 16,     /* frozen */
+    KSOPT_L0_STOP = 17,         /* frozen */
 };
 
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -118,6 +120,8 @@ static int ks_check_options(const tind_keyspace_options *o)
         return err_set(TIND_INVALID, "keyspace option table_target_bytes is below 64 KiB");
     if (o->tier_width < 2 || o->tier_width > 64)
         return err_set(TIND_INVALID, "keyspace option tier_width %u is outside 2..64", o->tier_width);
+    if (o->l0_slowdown_tables < 1 || o->l0_stop_tables < o->l0_slowdown_tables || o->l0_stop_tables > 10000)
+        return err_set(TIND_INVALID, "keyspace options need 1 <= l0_slowdown_tables <= l0_stop_tables <= 10000");
     return TIND_OK;
 }
 
@@ -141,6 +145,8 @@ void tind_keyspace_options_init(tind_keyspace_options *o)
     o->tier_width = 4;
     o->fifo_max_bytes = 0;
     o->fifo_ttl_seconds = 0;
+    o->l0_slowdown_tables = 20;
+    o->l0_stop_tables = 36;
 }
 
 static void ks_resolve(tind_keyspace *ks)
@@ -160,7 +166,7 @@ static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
 
 static int ks_write_options(const tind_keyspace *ks)
 {
-    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + (16 + TIND_LEVELS) * (VARINT32_MAX + VARINT64_MAX) + 8];
+    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + (18 + TIND_LEVELS) * (VARINT32_MAX + VARINT64_MAX) + 8];
     uint8_t *p = b;
     size_t nl = strlen(ks->name);
     put_u64(p, OPTIONS_MAGIC);
@@ -170,7 +176,7 @@ static int ks_write_options(const tind_keyspace *ks)
     memcpy(p + 17, ks->name, nl);
     p += 17 + nl;
     const tind_keyspace_options *o = &ks->opts;
-    p = put_varint32(p, 14 + TIND_LEVELS);
+    p = put_varint32(p, 16 + TIND_LEVELS);
     p = put_varint32(p, KSOPT_DURABILITY);
     p = put_varint64(p, zigzag(o->durability));
     p = put_varint32(p, KSOPT_MEMTABLE_BYTES);
@@ -203,6 +209,10 @@ static int ks_write_options(const tind_keyspace *ks)
     p = put_varint64(p, o->fifo_max_bytes);
     p = put_varint32(p, KSOPT_FIFO_TTL);
     p = put_varint64(p, o->fifo_ttl_seconds);
+    p = put_varint32(p, KSOPT_L0_SLOWDOWN);
+    p = put_varint64(p, o->l0_slowdown_tables);
+    p = put_varint32(p, KSOPT_L0_STOP);
+    p = put_varint64(p, o->l0_stop_tables);
     put_u64(p, checksum64(b, (size_t)(p - b)));
     p += 8;
     return file_write_atomic(ks->dir, KS_OPTIONS_FILE, b, (size_t)(p - b));
@@ -259,6 +269,8 @@ static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_
         case KSOPT_TIER_WIDTH: ks->opts.tier_width = (uint32_t)v; break;
         case KSOPT_FIFO_MAX_BYTES: ks->opts.fifo_max_bytes = v; break;
         case KSOPT_FIFO_TTL: ks->opts.fifo_ttl_seconds = v; break;
+        case KSOPT_L0_SLOWDOWN: ks->opts.l0_slowdown_tables = (uint32_t)v; break;
+        case KSOPT_L0_STOP: ks->opts.l0_stop_tables = (uint32_t)v; break;
         default: return err_set(TIND_CORRUPTION, "%s offset %zu: unknown option tag %u", path, off, tag);
         }
     }
@@ -607,6 +619,9 @@ int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
     st->compactions = ks->compactions;
     st->compaction_bytes_read = ks->compact_read;
     st->compaction_bytes_written = ks->compact_written;
+    st->stalls = ks->stalls;
+    st->slowdowns = ks->slowdowns;
+    st->stall_micros = ks->stall_ns / 1000;
     pthread_mutex_unlock(&ks->mu);
     return TIND_OK;
 }

@@ -3,6 +3,7 @@
  * limits, tiered and leveled keyspaces reading back what was written. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,5 +256,64 @@ Test(compaction, strategy_and_its_options_persist)
     cr_assert_eq(tind_keyspace_open(db, "k", &ko, &ks), TIND_OK);
     ko.compaction = 9;
     cr_assert_eq(tind_keyspace_open(db, "k", &ko, &ks), TIND_INVALID);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+struct writer_arg {
+    tind_keyspace *ks;
+    int id, n;
+    int rc;
+};
+
+static void *writer_main(void *p)
+{
+    struct writer_arg *a = p;
+    char k[32], v[300];
+    for (int i = 0; i < a->n && a->rc == TIND_OK; i++) {
+        int kl = snprintf(k, sizeof k, "w%d-%07d", a->id, i);
+        tu_fill(v, sizeof v, (uint64_t)(a->id * 1000000 + i));
+        a->rc = tind_put(a->ks, k, (size_t)kl, v, sizeof v);
+    }
+    return NULL;
+}
+
+Test(compaction, sustained_writers_stall_report_it_and_never_deadlock)
+{
+    tind_db *db = open_db();
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64u << 10;
+    ko.max_sealed_memtables = 1;
+    ko.table_target_bytes = 64u << 10;
+    ko.l0_trigger = 2;
+    ko.l0_slowdown_tables = 2;
+    ko.l0_stop_tables = 4;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, "ks", &ko, &ks), TIND_OK);
+    pthread_t th[4];
+    struct writer_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct writer_arg){ks, i, 4000, TIND_OK};
+        pthread_create(&th[i], NULL, writer_main, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) cr_assert_eq(args[i].rc, TIND_OK, "writer %d: %s", i, tind_strerror(args[i].rc));
+    struct tind_keyspace_stats st;
+    cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
+    cr_assert_gt(st.stalls + st.slowdowns, 0, "no write ever waited");
+    cr_assert_gt(st.stall_micros, 0);
+    cr_assert_gt(st.compactions, 0);
+    char k[32], v[300];
+    for (int w = 0; w < 4; w++) {
+        for (int i = 0; i < 4000; i += 37) {
+            int kl = snprintf(k, sizeof k, "w%d-%07d", w, i);
+            void *got;
+            size_t gl;
+            cr_assert_eq(tind_get(ks, k, (size_t)kl, &got, &gl), TIND_OK, "%s lost", k);
+            tu_fill(v, sizeof v, (uint64_t)(w * 1000000 + i));
+            cr_assert(gl == sizeof v && !memcmp(got, v, gl), "%s: wrong value", k);
+            tind_free(got);
+        }
+    }
     cr_assert_eq(tind_close(db), TIND_OK);
 }
