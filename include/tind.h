@@ -305,6 +305,12 @@ struct tind_keyspace_stats {
     uint64_t flushes;            /* memtables flushed since open */
     uint64_t compactions;        /* compactions (merges, moves, drops) completed since open */
     uint64_t compaction_bytes_read, compaction_bytes_written;
+    uint64_t compaction_micros;  /* time spent merging */
+    uint64_t level_compactions[TIND_LEVELS];  /* by output level */
+    uint64_t level_bytes_read[TIND_LEVELS];   /* by output level: input bytes */
+    uint64_t level_bytes_written[TIND_LEVELS]; /* by output level: output bytes */
+    uint64_t flushed_bytes;      /* bytes of the tables flushes wrote */
+    double write_amplification;  /* (flushed + compaction-written bytes) / flushed bytes; 0 before a flush */
     uint64_t stalls;             /* writes that waited for a flush or a compaction to catch up */
     uint64_t slowdowns;          /* writes delayed because level 0 was filling */
     uint64_t stall_micros;       /* time writers spent in both */
@@ -329,6 +335,8 @@ struct tind_db_stats {
     uint64_t cache_usage;        /* bytes it holds */
     uint64_t cache_hits, cache_misses;
     uint64_t open_tables;        /* tables in the table cache */
+    uint64_t compactions_active;    /* compaction jobs queued or running, every keyspace */
+    uint64_t compactions_completed; /* since open, every keyspace */
 };
 
 /* Fills *st. Thread-safe. */

@@ -122,6 +122,10 @@ static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const
             ks->compactions++;
             ks->compact_read += st.bytes_read;
             ks->compact_written += st.bytes_written;
+            ks->compact_ns += st.micros * 1000;
+            ks->level_compactions[job->out_level]++;
+            ks->level_read[job->out_level] += st.bytes_read;
+            ks->level_written[job->out_level] += st.bytes_written;
             pthread_mutex_unlock(&ks->mu);
         }
         pthread_mutex_unlock(&ks->edit_mu);

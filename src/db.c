@@ -288,6 +288,13 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
     memset(st, 0, sizeof *st);
     pthread_mutex_lock(&db->list_mu);
     st->keyspaces = db->nks;
+    for (size_t i = 0; i < db->nks; i++) {
+        tind_keyspace *ks = db->ks[i];
+        pthread_mutex_lock(&ks->mu);
+        st->compactions_active += ks->compacting + (ks->major ? 1u : 0u);
+        st->compactions_completed += ks->compactions;
+        pthread_mutex_unlock(&ks->mu);
+    }
     pthread_mutex_unlock(&db->list_mu);
     if (db->block_cache) {
         struct cache_stats cs;

@@ -89,7 +89,9 @@ struct tind_keyspace {
     unsigned compacting;       /* compaction jobs queued or running */
     int major;                 /* tind_keyspace_compact holds the tree: no new picks */
     int compact_error;         /* a failed compaction stops further ones */
-    uint64_t compactions, compact_read, compact_written;
+    uint64_t compactions, compact_read, compact_written, compact_ns;
+    uint64_t level_compactions[LSM_LEVELS], level_read[LSM_LEVELS], level_written[LSM_LEVELS];
+    uint64_t flushed_bytes;
     uint64_t stalls, slowdowns, stall_ns; /* guarded by mu */
 };
 

@@ -61,7 +61,7 @@ int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
 /* Writes mem as a level-0 table and records it, with flushed_seq = seal_seq,
  * in the manifest. Runs on a worker without ks->mu; returns TIND_OK holding
  * ks->edit_mu (the caller switches the super version, then releases it). */
-static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
+static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq, uint64_t *flushed_size)
 {
     uint64_t number = manifest_new_file_number(ks->man);
     struct table_meta *meta = table_meta_new(ks->dir, number);
@@ -97,6 +97,7 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq)
         return rc;
     }
     meta->size = size;
+    *flushed_size = size;
     meta->created = props.created;
     meta->entries = props.entries;
     meta->tombstones = props.tombstones;
@@ -141,7 +142,8 @@ static void flush_job(void *arg)
         pthread_mutex_unlock(&ks->mu);
         /* On success flush_write returns holding edit_mu: the new version and
          * the super version switch to it together. */
-        int rc = flush_write(ks, s.mem, s.seal_seq);
+        uint64_t flushed_size = 0;
+        int rc = flush_write(ks, s.mem, s.seal_seq, &flushed_size);
         pthread_mutex_lock(&ks->mu);
         if (rc) {
             ks->flush_error = rc;
@@ -151,6 +153,7 @@ static void flush_job(void *arg)
         ks->nsealed--;
         ks->flushes++;
         ks->flushed_seq = s.seal_seq;
+        ks->flushed_bytes += flushed_size;
         /* On failure the old super version stays: it still holds the
          * memtable, so reads see the same data twice, never lose it. */
         ks_install_sv(ks);

@@ -619,6 +619,15 @@ int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
     st->compactions = ks->compactions;
     st->compaction_bytes_read = ks->compact_read;
     st->compaction_bytes_written = ks->compact_written;
+    st->compaction_micros = ks->compact_ns / 1000;
+    for (unsigned l = 0; l < LSM_LEVELS && l < TIND_LEVELS; l++) {
+        st->level_compactions[l] = ks->level_compactions[l];
+        st->level_bytes_read[l] = ks->level_read[l];
+        st->level_bytes_written[l] = ks->level_written[l];
+    }
+    st->flushed_bytes = ks->flushed_bytes;
+    st->write_amplification =
+        ks->flushed_bytes ? (double)(ks->flushed_bytes + ks->compact_written) / (double)ks->flushed_bytes : 0.0;
     st->stalls = ks->stalls;
     st->slowdowns = ks->slowdowns;
     st->stall_micros = ks->stall_ns / 1000;

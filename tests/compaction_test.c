@@ -100,6 +100,15 @@ Test(compaction, overwrites_leave_about_one_copy_on_disk)
     struct tind_keyspace_stats st;
     cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
     cr_assert_gt(st.compactions, 0, "no compaction ran in the background");
+    cr_assert_gt(st.compaction_bytes_written, 0);
+    cr_assert_gt(st.flushed_bytes, 0);
+    cr_assert_gt(st.write_amplification, 1.0);
+    uint64_t by_level = 0;
+    for (int l = 0; l < TIND_LEVELS; l++) by_level += st.level_bytes_written[l];
+    cr_assert_eq(by_level, st.compaction_bytes_written);
+    struct tind_db_stats ds;
+    cr_assert_eq(tind_db_stats(db, &ds), TIND_OK);
+    cr_assert_geq(ds.compactions_completed, st.compactions);
     cr_assert_eq(tind_keyspace_compact(ks), TIND_OK, "%s", tind_last_error());
     uint64_t after = table_bytes(ks);
     cr_assert_lt((double)after, 1.3 * (double)one, "after 5 overwrites: %llu bytes, one copy %llu",

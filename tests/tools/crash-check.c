@@ -132,7 +132,9 @@ static int verify(const char *dir, uint64_t acked, uint64_t *counter, uint64_t *
     uint64_t ca = 0, cb = 0;
     tind_keyspace_options ko;
     tind_keyspace_options_init(&ko);
-    ko.memtable_bytes = 64 << 10; /* as the writer's: flushes all the time */
+    ko.memtable_bytes = 64 << 10; /* as the writer's: flushes and compactions all the time */
+    ko.table_target_bytes = 64 << 10;
+    ko.l0_trigger = 2;
     if (tind_keyspace_open(db, "a", &ko, &a) || tind_keyspace_open(db, "b", &ko, &b) || read_counter(a, &ca) ||
         read_counter(b, &cb)) {
         fprintf(stderr, "crash-check: keyspaces: %s\n", tind_last_error());

@@ -1,7 +1,7 @@
 /* The crash test's writer: commits numbered batches over two keyspaces and
  * reports each acknowledged one on stdout (8 bytes, the batch number), until
- * it is killed. Its keyspaces have 64 KiB memtables, so flushes run all the
- * time and many kills land in the middle of one.
+ * it is killed. Its keyspaces have 64 KiB memtables and tables, so flushes
+ * and compactions run all the time and many kills land in the middle of one.
  *   crash-writer DIR FIRST SEED */
 #include <errno.h>
 #include <stdio.h>
@@ -43,7 +43,9 @@ int main(int argc, char **argv)
     tind_keyspace *a, *b;
     tind_keyspace_options ko;
     tind_keyspace_options_init(&ko);
-    ko.memtable_bytes = 64 << 10; /* flush all the time */
+    ko.memtable_bytes = 64 << 10;     /* flush all the time */
+    ko.table_target_bytes = 64 << 10; /* and compact into many small tables */
+    ko.l0_trigger = 2;
     if ((rc = tind_keyspace_open(db, "a", &ko, &a)) || (rc = tind_keyspace_open(db, "b", &ko, &b))) {
         fprintf(stderr, "crash-writer: keyspace: %s: %s\n", tind_strerror(rc), tind_last_error());
         return 1;
