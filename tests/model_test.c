@@ -156,11 +156,13 @@ typedef struct run {
     unsigned alphabet_size;
     /* counters, printed at the end */
     uint64_t n_put, n_del, n_batch, n_get, n_scan, n_prefix, n_snap, n_live, n_reopen, n_drop, n_steps_walked;
-    uint64_t n_flush;
+    uint64_t n_flush, n_compact;
     /* keyspace options of the run (flush-heavy runs use tiny memtables and blocks) */
     uint64_t memtable_bytes;
     uint32_t block_size;
     unsigned flush_per_mille;
+    int strategy;        /* TIND_COMPACTION_* */
+    unsigned compact_per_mille;
 } run;
 
 static const char *ks_names[NKS] = {"alpha", "beta"};
@@ -198,6 +200,12 @@ static void open_db(run *r)
     tind_keyspace_options_init(&ko);
     if (r->memtable_bytes) ko.memtable_bytes = r->memtable_bytes;
     if (r->block_size) ko.block_size = r->block_size;
+    ko.compaction = r->strategy;
+    if (r->memtable_bytes) {
+        /* Tiny tables and early compactions: every strategy's machinery runs. */
+        ko.table_target_bytes = 64u << 10;
+        ko.l0_trigger = 2;
+    }
     for (int i = 0; i < NKS; i++) {
         rc = tind_keyspace_open(r->db, ks_names[i], &ko, &r->ks[i]);
         cr_assert_eq(rc, TIND_OK, FAILCTX "keyspace_open %s: %s", FAILARGS(r), ks_names[i], tind_last_error());
@@ -572,6 +580,14 @@ static void op_flush(run *r)
     r->n_flush++;
 }
 
+static void op_compact(run *r)
+{
+    int k = (int)rnd(r, NKS);
+    int rc = tind_keyspace_compact(r->ks[k]);
+    cr_assert_eq(rc, TIND_OK, FAILCTX "compact %s: %s", FAILARGS(r), ks_names[k], tind_last_error());
+    r->n_compact++;
+}
+
 static void op_drop(run *r)
 {
     /* only with no snapshot or iterator open: their models would need the drop */
@@ -649,6 +665,7 @@ static void run_model_with(run *r, const char *name, uint64_t steps, unsigned al
         else if (c < 884 + reopen_per_mille) op_drop(r);
         else if (c < 900 + reopen_per_mille) full_check(r, (int)rnd(r, NKS));
         else if (c < 900 + reopen_per_mille + r->flush_per_mille) op_flush(r);
+        else if (c < 900 + reopen_per_mille + r->flush_per_mille + r->compact_per_mille) op_compact(r);
         else op_put(r);
     }
     close_all_views(r);
@@ -708,4 +725,34 @@ Test(model, differential_with_flushes)
     r->block_size = 256;
     r->flush_per_mille = 20;
     run_model_with(r, "model::differential_with_flushes", 15000, 4, UINT64_C(256) << 10, 5);
+}
+
+/* The same under each compaction strategy, with major compactions besides
+ * the background ones. (FIFO without limits drops nothing, so the model
+ * holds.) */
+static void run_strategy(const char *name, int strategy)
+{
+    run *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    r->memtable_bytes = UINT64_C(64) << 10;
+    r->block_size = 512;
+    r->flush_per_mille = 15;
+    r->compact_per_mille = 5;
+    r->strategy = strategy;
+    run_model_with(r, name, 10000, 4, UINT64_C(256) << 10, 4);
+}
+
+Test(model, differential_leveled_compaction)
+{
+    run_strategy("model::differential_leveled_compaction", TIND_COMPACTION_LEVELED);
+}
+
+Test(model, differential_tiered_compaction)
+{
+    run_strategy("model::differential_tiered_compaction", TIND_COMPACTION_TIERED);
+}
+
+Test(model, differential_fifo_without_limits)
+{
+    run_strategy("model::differential_fifo_without_limits", TIND_COMPACTION_FIFO);
 }
