@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,5 +325,51 @@ Test(compaction, sustained_writers_stall_report_it_and_never_deadlock)
             tind_free(got);
         }
     }
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+struct reader_arg {
+    tind_keyspace *ks;
+    _Atomic int *stop;
+    int bad;
+    long reads;
+};
+
+/* Keys below 2000 always hold generation 0's value. */
+static void *reader_main(void *p)
+{
+    struct reader_arg *a = p;
+    char k[32], v[128];
+    for (int i = 0; !atomic_load(a->stop); i = (i + 7) % 2000) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        int vl = snprintf(v, sizeof v, "value-%07d-generation-%03d-%060d", i, 0, 0);
+        void *got;
+        size_t gl;
+        int rc = tind_get(a->ks, k, (size_t)kl, &got, &gl);
+        if (rc != TIND_OK || gl != (size_t)vl || memcmp(got, v, gl) != 0) a->bad++;
+        if (rc == TIND_OK) tind_free(got);
+        a->reads++;
+    }
+    return NULL;
+}
+
+Test(compaction, major_compaction_runs_beside_writers_and_readers)
+{
+    tind_db *db = open_db();
+    tind_keyspace *ks = ks_with(db, "ks", TIND_COMPACTION_LEVELED);
+    put_all(ks, 20000, 0);
+    _Atomic int stop = 0;
+    struct reader_arg ra = {ks, &stop, 0, 0};
+    struct writer_arg wa = {ks, 9, 20000, TIND_OK};
+    pthread_t rt, wt;
+    pthread_create(&rt, NULL, reader_main, &ra);
+    pthread_create(&wt, NULL, writer_main, &wa);
+    for (int i = 0; i < 3; i++) cr_assert_eq(tind_keyspace_compact(ks), TIND_OK, "%s", tind_last_error());
+    pthread_join(wt, NULL);
+    atomic_store(&stop, 1);
+    pthread_join(rt, NULL);
+    cr_assert_eq(wa.rc, TIND_OK);
+    cr_assert_eq(ra.bad, 0, "%d of %ld reads were wrong", ra.bad, ra.reads);
+    check_all(ks, NULL, 20000, 0);
     cr_assert_eq(tind_close(db), TIND_OK);
 }
