@@ -82,6 +82,12 @@ int compaction_pick(const struct compaction_config *c, const struct version *v, 
  * small tables merged into one). *out = NULL when there is nothing to do. */
 int compaction_pick_all(const struct compaction_config *c, const struct version *v, struct compaction_job **out);
 
+/* Bytes the strategy has yet to compact to bring v within its shape
+ * (leveled: level 0 once at its trigger, plus every level's excess over its
+ * target; tiered: the runs of full tiers; FIFO: 0). Writers slow down and
+ * stop on it. */
+uint64_t compaction_pending_bytes(const struct compaction_config *c, const struct version *v);
+
 /* Pickers of the strategies (compaction_pick dispatches to them). */
 int leveled_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
                  struct compaction_job **out);

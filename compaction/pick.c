@@ -267,3 +267,22 @@ int compaction_pick_all(const struct compaction_config *c, const struct version 
     default: return err_set(TIND_INVALID, "compaction: unknown strategy %u", c->strategy);
     }
 }
+
+uint64_t compaction_pending_bytes(const struct compaction_config *c, const struct version *v)
+{
+    uint64_t pending = 0;
+    if (c->strategy == COMPACTION_LEVELED) {
+        uint64_t target[LSM_LEVELS];
+        unsigned bottom, base;
+        leveled_targets(c, v, target, &bottom, &base);
+        if (c->l0_trigger && v->nfiles[0] >= c->l0_trigger) pending += v->level_bytes[0];
+        for (unsigned l = 1; l < LSM_LEVELS; l++)
+            if (target[l] && v->level_bytes[l] > target[l]) pending += v->level_bytes[l] - target[l];
+    } else if (c->strategy == COMPACTION_TIERED) {
+        /* Every level-0 table beyond one tier's width is waiting for a merge. */
+        size_t width = c->tier_width ? c->tier_width : 4;
+        if (v->nfiles[0] > width)
+            for (size_t i = width; i < v->nfiles[0]; i++) pending += v->files[0][i]->size;
+    }
+    return pending;
+}

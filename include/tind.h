@@ -141,6 +141,10 @@ typedef struct tind_keyspace_options {
                                    many tables; default 20 */
     uint32_t l0_stop_tables;    /* leveled: writes wait until compaction brings level 0 below this;
                                    default 36, at least l0_slowdown_tables */
+    uint64_t pending_slowdown_bytes; /* each write waits up to 1 ms while compaction is this far
+                                   behind (bytes the strategy has yet to compact); default 64 GiB */
+    uint64_t pending_stop_bytes; /* writes wait until compaction is less than this far behind;
+                                   default 256 GiB, at least pending_slowdown_bytes */
 } tind_keyspace_options;
 
 /* Fills *o with the defaults documented in tind_keyspace_options. Thread-safe. */
@@ -314,6 +318,7 @@ struct tind_keyspace_stats {
     uint64_t stalls;             /* writes that waited for a flush or a compaction to catch up */
     uint64_t slowdowns;          /* writes delayed because level 0 was filling */
     uint64_t stall_micros;       /* time writers spent in both */
+    uint64_t pending_compaction_bytes; /* how far compaction is behind (see the options) */
     uint64_t flushed_sequence;   /* every write with a sequence number up to it is in a table */
 };
 

@@ -228,8 +228,23 @@ int tind_keyspace_compact(tind_keyspace *ks)
 
     struct compaction_config cfg;
     struct compaction_job *job = NULL;
+    if (rc == TIND_OK) ks_compaction_config(ks, &cfg);
+    /* Due drops first (FIFO): what has expired or overflows must not be
+     * merged into a table that would carry it on. */
+    while (rc == TIND_OK) {
+        struct version *v = manifest_current(ks->man);
+        rc = compaction_pick(&cfg, v, NULL, 0, (uint64_t)time(NULL), &job);
+        version_unref(v);
+        if (rc || !job || job->kind != JOB_DROP) break;
+        rc = compact_do(ks, job, &cfg);
+        compaction_job_free(job);
+        job = NULL;
+    }
+    if (job) {
+        compaction_job_free(job);
+        job = NULL;
+    }
     if (rc == TIND_OK) {
-        ks_compaction_config(ks, &cfg);
         struct version *v = manifest_current(ks->man);
         rc = compaction_pick_all(&cfg, v, &job);
         version_unref(v);

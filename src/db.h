@@ -93,6 +93,7 @@ struct tind_keyspace {
     uint64_t level_compactions[LSM_LEVELS], level_read[LSM_LEVELS], level_written[LSM_LEVELS];
     uint64_t flushed_bytes;
     uint64_t stalls, slowdowns, stall_ns; /* guarded by mu */
+    uint64_t pending_bytes;    /* compaction_pending_bytes of sv's version; guarded by mu */
 };
 
 struct tind_snapshot {

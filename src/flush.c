@@ -236,10 +236,11 @@ int flush_stall(tind_keyspace *ks)
      * keep their runs in level 0 by design. */
     int leveled = ks->opts.compaction == TIND_COMPACTION_LEVELED;
     uint32_t l0_slow = ks->opts.l0_slowdown_tables, l0_stop = ks->opts.l0_stop_tables;
+    uint64_t pend_slow = ks->opts.pending_slowdown_bytes, pend_stop = ks->opts.pending_stop_bytes;
     for (;;) {
         if (atomic_load(&ks->dropped) || !ks->sv) break;
         int memtables = ks->nsealed >= max;
-        int level0 = leveled && ks->sv->ver->nfiles[0] >= l0_stop;
+        int level0 = (leveled && ks->sv->ver->nfiles[0] >= l0_stop) || ks->pending_bytes >= pend_stop;
         if (!memtables && !level0) break;
         int err = memtables ? ks->flush_error : ks->compact_error;
         if (err) {
@@ -253,7 +254,8 @@ int flush_stall(tind_keyspace *ks)
         }
         pthread_cond_wait(&ks->flush_cond, &ks->mu);
     }
-    if (rc == TIND_OK && leveled && ks->sv && !atomic_load(&ks->dropped) && ks->sv->ver->nfiles[0] >= l0_slow) {
+    if (rc == TIND_OK && ks->sv && !atomic_load(&ks->dropped) &&
+        ((leveled && ks->sv->ver->nfiles[0] >= l0_slow) || ks->pending_bytes >= pend_slow)) {
         /* Slow down: one bounded wait, cut short when a compaction ends. */
         if (!stalled) t0 = now_ns();
         stalled = 1;

@@ -37,6 +37,8 @@ enum ks_option_tag {
     KSOPT_FIFO_TTL = 15,        /* frozen */
     KSOPT_L0_SLOWDOWN = 16,     /* frozen */
     KSOPT_L0_STOP = 17,         /* frozen */
+    KSOPT_PENDING_SLOWDOWN = 18, /* frozen */
+    KSOPT_PENDING_STOP = 19,    /* frozen */
 };
 
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -122,6 +124,8 @@ static int ks_check_options(const tind_keyspace_options *o)
         return err_set(TIND_INVALID, "keyspace option tier_width %u is outside 2..64", o->tier_width);
     if (o->l0_slowdown_tables < 1 || o->l0_stop_tables < o->l0_slowdown_tables || o->l0_stop_tables > 10000)
         return err_set(TIND_INVALID, "keyspace options need 1 <= l0_slowdown_tables <= l0_stop_tables <= 10000");
+    if (o->pending_slowdown_bytes < (1u << 20) || o->pending_stop_bytes < o->pending_slowdown_bytes)
+        return err_set(TIND_INVALID, "keyspace options need 1 MiB <= pending_slowdown_bytes <= pending_stop_bytes");
     return TIND_OK;
 }
 
@@ -147,6 +151,8 @@ void tind_keyspace_options_init(tind_keyspace_options *o)
     o->fifo_ttl_seconds = 0;
     o->l0_slowdown_tables = 20;
     o->l0_stop_tables = 36;
+    o->pending_slowdown_bytes = UINT64_C(64) << 30;
+    o->pending_stop_bytes = UINT64_C(256) << 30;
 }
 
 static void ks_resolve(tind_keyspace *ks)
@@ -166,7 +172,7 @@ static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
 
 static int ks_write_options(const tind_keyspace *ks)
 {
-    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + (18 + TIND_LEVELS) * (VARINT32_MAX + VARINT64_MAX) + 8];
+    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + (20 + TIND_LEVELS) * (VARINT32_MAX + VARINT64_MAX) + 8];
     uint8_t *p = b;
     size_t nl = strlen(ks->name);
     put_u64(p, OPTIONS_MAGIC);
@@ -176,7 +182,7 @@ static int ks_write_options(const tind_keyspace *ks)
     memcpy(p + 17, ks->name, nl);
     p += 17 + nl;
     const tind_keyspace_options *o = &ks->opts;
-    p = put_varint32(p, 16 + TIND_LEVELS);
+    p = put_varint32(p, 18 + TIND_LEVELS);
     p = put_varint32(p, KSOPT_DURABILITY);
     p = put_varint64(p, zigzag(o->durability));
     p = put_varint32(p, KSOPT_MEMTABLE_BYTES);
@@ -213,6 +219,10 @@ static int ks_write_options(const tind_keyspace *ks)
     p = put_varint64(p, o->l0_slowdown_tables);
     p = put_varint32(p, KSOPT_L0_STOP);
     p = put_varint64(p, o->l0_stop_tables);
+    p = put_varint32(p, KSOPT_PENDING_SLOWDOWN);
+    p = put_varint64(p, o->pending_slowdown_bytes);
+    p = put_varint32(p, KSOPT_PENDING_STOP);
+    p = put_varint64(p, o->pending_stop_bytes);
     put_u64(p, checksum64(b, (size_t)(p - b)));
     p += 8;
     return file_write_atomic(ks->dir, KS_OPTIONS_FILE, b, (size_t)(p - b));
@@ -246,7 +256,8 @@ static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_
             return err_set(TIND_CORRUPTION, "%s offset %zu: truncated option", path, off);
         /* Values are range-checked below by ks_check_options; casts only narrow. */
         if (tag != KSOPT_DURABILITY && tag != KSOPT_ZSTD_LEVEL && tag != KSOPT_MEMTABLE_BYTES &&
-            tag != KSOPT_TABLE_TARGET && tag != KSOPT_FIFO_MAX_BYTES && tag != KSOPT_FIFO_TTL && v > UINT32_MAX)
+            tag != KSOPT_TABLE_TARGET && tag != KSOPT_FIFO_MAX_BYTES && tag != KSOPT_FIFO_TTL &&
+            tag != KSOPT_PENDING_SLOWDOWN && tag != KSOPT_PENDING_STOP && v > UINT32_MAX)
             return err_set(TIND_CORRUPTION, "%s offset %zu: option %u out of range", path, off, tag);
         switch (tag) {
         case KSOPT_DURABILITY: ks->opts.durability = (int)unzigzag(v); break;
@@ -271,6 +282,8 @@ static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_
         case KSOPT_FIFO_TTL: ks->opts.fifo_ttl_seconds = v; break;
         case KSOPT_L0_SLOWDOWN: ks->opts.l0_slowdown_tables = (uint32_t)v; break;
         case KSOPT_L0_STOP: ks->opts.l0_stop_tables = (uint32_t)v; break;
+        case KSOPT_PENDING_SLOWDOWN: ks->opts.pending_slowdown_bytes = v; break;
+        case KSOPT_PENDING_STOP: ks->opts.pending_stop_bytes = v; break;
         default: return err_set(TIND_CORRUPTION, "%s offset %zu: unknown option tag %u", path, off, tag);
         }
     }
@@ -631,6 +644,7 @@ int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
     st->stalls = ks->stalls;
     st->slowdowns = ks->slowdowns;
     st->stall_micros = ks->stall_ns / 1000;
+    st->pending_compaction_bytes = ks->pending_bytes;
     pthread_mutex_unlock(&ks->mu);
     return TIND_OK;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compaction/compaction.h"
 #include "src/db.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
@@ -56,12 +57,26 @@ static int sv_build(tind_keyspace *ks, memtable *mem, struct super_version **out
     return TIND_OK;
 }
 
+/* How far compaction is behind in sv's version. Caller holds ks->mu. */
+static uint64_t sv_pending_bytes(const tind_keyspace *ks, const struct super_version *sv)
+{
+    struct compaction_config c;
+    memset(&c, 0, sizeof c);
+    c.strategy = (unsigned)ks->opts.compaction;
+    c.l0_trigger = ks->opts.l0_trigger;
+    c.level_ratio = ks->opts.level_ratio;
+    c.table_target_bytes = ks->opts.table_target_bytes;
+    c.tier_width = ks->opts.tier_width;
+    return compaction_pending_bytes(&c, sv->ver);
+}
+
 int ks_install_sv(tind_keyspace *ks)
 {
     struct super_version *sv, *old = ks->sv;
     int rc = sv_build(ks, ks->active, &sv);
     if (rc) return rc;
     ks->sv = sv;
+    ks->pending_bytes = sv_pending_bytes(ks, sv);
     sv_unref(old);
     return TIND_OK;
 }
@@ -91,6 +106,9 @@ int ks_open_tree(tind_keyspace *ks, int create)
     if (!mem) return err_nomem();
     rc = sv_build(ks, mem, &ks->sv);
     memtable_unref(mem); /* the super version holds it */
-    if (rc == TIND_OK) ks->active = mem;
+    if (rc == TIND_OK) {
+        ks->active = mem;
+        ks->pending_bytes = sv_pending_bytes(ks, ks->sv);
+    }
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "tests/support/testutil.h"
 #include "tind.h"
@@ -371,5 +372,65 @@ Test(compaction, major_compaction_runs_beside_writers_and_readers)
     cr_assert_eq(wa.rc, TIND_OK);
     cr_assert_eq(ra.bad, 0, "%d of %ld reads were wrong", ra.bad, ra.reads);
     check_all(ks, NULL, 20000, 0);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+/* The byte threshold alone: level-0 thresholds out of reach, compaction
+ * allowed to fall only a little behind. */
+Test(compaction, writers_wait_while_compaction_is_too_far_behind)
+{
+    tind_db *db = open_db();
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64u << 10;
+    ko.table_target_bytes = 64u << 10;
+    ko.l0_trigger = 2;
+    ko.l0_slowdown_tables = 1000;
+    ko.l0_stop_tables = 1000;
+    ko.pending_slowdown_bytes = 1u << 20;
+    ko.pending_stop_bytes = 2u << 20;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, "ks", &ko, &ks), TIND_OK);
+    pthread_t th[2];
+    struct writer_arg args[2];
+    for (int i = 0; i < 2; i++) {
+        args[i] = (struct writer_arg){ks, i, 8000, TIND_OK};
+        pthread_create(&th[i], NULL, writer_main, &args[i]);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) cr_assert_eq(args[i].rc, TIND_OK);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    struct tind_keyspace_stats st;
+    cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
+    cr_assert_gt(st.compactions, 0);
+    cr_assert_leq(st.pending_compaction_bytes, 4u << 20, "compaction %llu bytes behind",
+                  (unsigned long long)st.pending_compaction_bytes);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(compaction, fifo_drops_tables_past_their_time_to_live)
+{
+    tind_db *db = open_db();
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.compaction = TIND_COMPACTION_FIFO;
+    ko.fifo_ttl_seconds = 1;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, "ttl", &ko, &ks), TIND_OK);
+    cr_assert_eq(tind_put(ks, "old", 3, "x", 1), TIND_OK);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    void *v;
+    size_t vl;
+    cr_assert_eq(tind_get(ks, "old", 3, &v, &vl), TIND_OK);
+    tind_free(v);
+    struct timespec ts = {2, 100000000}; /* past the one-second TTL */
+    nanosleep(&ts, NULL);
+    /* A flush schedules the compaction that finds the expired table. */
+    cr_assert_eq(tind_put(ks, "new", 3, "y", 1), TIND_OK);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK);
+    cr_assert_eq(tind_get(ks, "old", 3, &v, &vl), TIND_NOT_FOUND, "the expired table is still read");
+    cr_assert_eq(tind_get(ks, "new", 3, &v, &vl), TIND_OK);
+    tind_free(v);
     cr_assert_eq(tind_close(db), TIND_OK);
 }
