@@ -89,11 +89,14 @@ static uint64_t table_bytes(tind_keyspace *ks)
     return b;
 }
 
-Test(compaction, overwrites_leave_about_one_copy_on_disk)
+/* 50,000 keys by default; `make compaction-test` runs it at 1,000,000 (the
+ * size the space target is stated for) through TIND_OVERWRITE_KEYS. */
+Test(compaction, overwrites_leave_about_one_copy_on_disk, .timeout = 3600)
 {
     tind_db *db = open_db();
     tind_keyspace *ks = ks_with(db, "ks", TIND_COMPACTION_LEVELED);
-    const int n = 50000;
+    const char *e = getenv("TIND_OVERWRITE_KEYS");
+    const int n = e && atoi(e) > 0 ? atoi(e) : 50000;
     put_all(ks, n, 0);
     cr_assert_eq(tind_keyspace_compact(ks), TIND_OK, "%s", tind_last_error());
     uint64_t one = table_bytes(ks);
@@ -115,6 +118,9 @@ Test(compaction, overwrites_leave_about_one_copy_on_disk)
     uint64_t after = table_bytes(ks);
     cr_assert_lt((double)after, 1.3 * (double)one, "after 5 overwrites: %llu bytes, one copy %llu",
                  (unsigned long long)after, (unsigned long long)one);
+    fprintf(stderr, "compaction::overwrites: %d keys, one copy %llu bytes, after 5 overwrites %llu (%.3fx), "
+            "write amplification %.2f, %llu compactions\n", n, (unsigned long long)one, (unsigned long long)after,
+            (double)after / (double)one, st.write_amplification, (unsigned long long)st.compactions);
     check_all(ks, NULL, n, 5);
     cr_assert_eq(tind_close(db), TIND_OK);
 }
