@@ -5,7 +5,10 @@
 #   make SAN=address,undefined test / make SAN=thread test
 #                             the same under sanitizers, in build/san-<list>/
 #   make bench                the quick benchmark on a fresh database
+#   make bench-peers NUM=N    tind beside RocksDB, LevelDB and LMDB (installs them; N keys,
+#                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
+#   make compaction-test KEYS=N  the overwrite space test at N keys (default 1,000,000)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
 
@@ -16,7 +19,10 @@ INCDIR  ?= $(PREFIX)/include
 PKGDIR  ?= $(LIBDIR)/pkgconfig
 SAN     ?=
 KILLS   ?= 60
+KEYS    ?= 1000000
 BENCH_ARGS ?=
+NUM     ?=
+PEER_ARGS ?=
 comma := ,
 
 # One source for the version: the macros in include/tind.h.
@@ -76,14 +82,25 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOLS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+# The peer drivers and a second build of the engine registry (bench/engines.c
+# with -DTIND_BENCH_PEERS) make build/tind-bench-peers; only `make bench-peers`
+# builds them, so nothing else needs RocksDB, LevelDB or LMDB.
+PEER_DEB_PKGS := librocksdb-dev libleveldb-dev liblmdb-dev
+PEER_LIBS  := -lrocksdb -lleveldb -llmdb
+PEER_SRCS  := $(wildcard bench/peers/*.c)
+PEER_OBJS  := $(PEER_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/bench/peers/engines.o
+BENCH_SHARED_OBJS := $(filter-out $(BUILD)/obj/bench/engines.o,$(BENCH_OBJS))
+ROCKSDB_VERSION = $(shell dpkg-query -W -f='$${Version}' librocksdb-dev 2>/dev/null)
+PEER_CFLAGS = -DTIND_BENCH_PEERS -DBENCH_ROCKSDB_VERSION='"$(ROCKSDB_VERSION)"'
 
 STATIC := $(BUILD)/libtind.a
 SHARED := $(BUILD)/libtind.so
 TESTBIN := $(BUILD)/tests/tind-tests
 BENCHBIN := $(BUILD)/tind-bench
+PEERBIN  := $(BUILD)/tind-bench-peers
 
-.PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test \
-        install uninstall clean
+.PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
+        bench-peers peer-deps run-bench-peers install uninstall clean
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
 
@@ -126,11 +143,33 @@ bench: ensure-deps
 run-bench: check-pkgs $(BENCHBIN)
 	$(BENCHBIN) $(BENCH_ARGS)
 
+bench-peers: ensure-deps peer-deps
+	@$(MAKE) --no-print-directory run-bench-peers
+
+# Installs whatever of RocksDB, LevelDB and LMDB's Debian packages is missing.
+peer-deps:
+	@missing=""; \
+	for p in $(PEER_DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	echo "peer-deps: installing$$missing"; \
+	$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $$missing
+
+run-bench-peers: check-pkgs $(PEERBIN)
+	@dpkg-query -W $(PEER_DEB_PKGS)
+	@echo "tind source: commit $$(git rev-parse --short HEAD 2>/dev/null)$$(git --no-optional-locks diff --quiet HEAD -- src lsm journal compaction include 2>/dev/null || echo ' with uncommitted library changes')"
+	$(PEERBIN) --preset=peers $(if $(NUM),--num=$(NUM)) $(PEER_ARGS)
+
 crash-test: ensure-deps
 	@$(MAKE) --no-print-directory run-crash-test
 
 run-crash-test: check-pkgs $(BUILD)/tests/crash-writer $(BUILD)/tests/crash-check
 	$(BUILD)/tests/crash-check --kills=$(KILLS) --writer=$(BUILD)/tests/crash-writer
+
+# The space-amplification test at full size: 1,000,000 keys written six times.
+compaction-test: ensure-deps
+	@$(MAKE) --no-print-directory check-pkgs $(TESTBIN)
+	TIND_OVERWRITE_KEYS=$(KEYS) $(TESTBIN) --filter 'compaction/overwrites_leave_about_one_copy_on_disk'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -167,6 +206,18 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_SUPPORT_OBJS) $(STATIC)
 $(BENCHBIN): $(BENCH_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(STATIC) $(LDLIBS) -lm
+
+$(BUILD)/obj/bench/peers/%.o: bench/peers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PEER_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/bench/peers/engines.o: bench/engines.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PEER_CFLAGS) -c -o $@ $<
+
+$(PEERBIN): $(BENCH_SHARED_OBJS) $(PEER_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(BENCH_SHARED_OBJS) $(PEER_OBJS) $(STATIC) $(PEER_LIBS) $(LDLIBS) -lm
 
 install: all
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGDIR)
