@@ -30,6 +30,7 @@ struct tind_iter {
     int has_lower, has_upper;
     int valid, dir, status;
     buf saved_key, saved_val;
+    buf scratch; /* a key copied for a reseek */
 };
 
 static int below_upper(const tind_iter *it, const uint8_t *k, size_t kl)
@@ -54,15 +55,22 @@ static void fail(tind_iter *it, int rc)
     if (it->status == TIND_OK) it->status = rc;
 }
 
+/* After this many entries passed over in a row, find_next seeks instead of
+ * stepping: a hot key can hold thousands of versions, and a scan that meets
+ * it must not walk them one by one. */
+#define MAX_SEQUENTIAL_SKIPS 8
+
 /* Forward from src's position: the first key with a visible live version.
  * With `skipping`, entries of keys <= saved_key are passed over first. */
 static void find_next(tind_iter *it, int skipping)
 {
     iiter *s = it->src;
+    unsigned skipped = 0;
     while (s->valid) {
-        if (tag_seq(s->tag) <= it->seq) {
+        int older = 0, newer = tag_seq(s->tag) > it->seq;
+        if (!newer) {
             if (skipping && ukey_cmp(s->key, s->klen, it->saved_key.p, it->saved_key.len) <= 0) {
-                /* an older version of a key already returned or deleted */
+                older = 1; /* an older version of a key already returned or deleted */
             } else if (!below_upper(it, s->key, s->klen)) {
                 break;
             } else if (tag_kind(s->tag) == KIND_DELETE) {
@@ -71,10 +79,27 @@ static void find_next(tind_iter *it, int skipping)
                     return;
                 }
                 skipping = 1;
+                older = 1;
             } else {
                 it->valid = 1;
                 return;
             }
+        }
+        if (++skipped > MAX_SEQUENTIAL_SKIPS) {
+            skipped = 0;
+            if (older) {
+                /* (key, tag 0) sorts after every version of key: seq 0 is never given. */
+                iiter_seek(s, it->saved_key.p, it->saved_key.len, 0);
+                continue;
+            }
+            /* Newer than the view: on to the newest version it may see. The
+             * key is copied first, since the seek may free the block it is in. */
+            if (save(&it->scratch, s->key, s->klen)) {
+                fail(it, TIND_NO_MEMORY);
+                return;
+            }
+            iiter_seek(s, it->scratch.p, it->scratch.len, tag_pack(it->seq, KIND_MAX));
+            continue;
         }
         iiter_next(s);
     }
@@ -251,6 +276,7 @@ void tind_iter_close(tind_iter *it)
     buf_free(&it->upper);
     buf_free(&it->saved_key);
     buf_free(&it->saved_val);
+    buf_free(&it->scratch);
     atomic_fetch_sub(&it->db->niters, 1);
     free(it);
 }
@@ -312,6 +338,7 @@ static int iter_open(tind_keyspace *ks, tind_snapshot *snap, const void *lo, siz
     buf_init(&it->upper);
     buf_init(&it->saved_key);
     buf_init(&it->saved_val);
+    buf_init(&it->scratch);
     int rc = TIND_OK;
     if (has_lo && (rc = buf_append(&it->lower, lo, lolen)) != TIND_OK) goto fail;
     if (has_hi && (rc = buf_append(&it->upper, hi, hilen)) != TIND_OK) goto fail;

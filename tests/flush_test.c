@@ -393,3 +393,47 @@ Test(flush, iterators_never_open_tables_outside_their_bounds)
     cr_assert_eq(dstats(db).open_tables, 1, "the table of z keys was opened for an 'a' prefix scan");
     cr_assert_eq(tind_close(db), TIND_OK);
 }
+
+/* A hot key with thousands of versions (some newer than the iterator's view)
+ * between two others: forward scans must still return exactly a, hot, z with
+ * the right values, in memtables and in tables, at the latest and at a
+ * snapshot. (The iterator reseeks past long runs of versions.) */
+Test(flush, scans_past_a_key_with_thousands_of_versions)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    cr_assert_eq(tind_put(ks, "a", 1, "A", 1), TIND_OK);
+    cr_assert_eq(tind_put(ks, "z", 1, "Z", 1), TIND_OK);
+    char v[32];
+    tind_snapshot *s = NULL;
+    for (int i = 0; i < 3000; i++) {
+        int vl = snprintf(v, sizeof v, "v%d", i);
+        cr_assert_eq(tind_put(ks, "hot", 3, v, (size_t)vl), TIND_OK);
+        if (i == 1000) cr_assert_eq(tind_snapshot_open(db, &s), TIND_OK);
+        if (i == 2000) cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    }
+    cr_assert_eq(tind_delete(ks, "gone", 4), TIND_OK);
+    for (int round = 0; round < 2; round++) {
+        for (int view = 0; view < 2; view++) {
+            tind_iter *it;
+            cr_assert_eq(tind_iter_open(ks, view ? s : NULL, NULL, &it), TIND_OK);
+            const char *want_v = view ? "v1000" : "v2999";
+            const char *keys[3] = {"a", "hot", "z"};
+            int n = 0;
+            for (tind_iter_seek_first(it); tind_iter_valid(it); tind_iter_next(it), n++) {
+                size_t kl, vl;
+                const char *k = tind_iter_key(it, &kl), *val = tind_iter_value(it, &vl);
+                cr_assert_lt(n, 3, "too many keys");
+                cr_assert(kl == strlen(keys[n]) && !memcmp(k, keys[n], kl), "key %d: %.*s", n, (int)kl, k);
+                if (n == 1) cr_assert(vl == strlen(want_v) && !memcmp(val, want_v, vl), "hot = %.*s, want %s",
+                                      (int)vl, val, want_v);
+            }
+            cr_assert_eq(n, 3, "round %d view %d: %d keys", round, view, n);
+            cr_assert_eq(tind_iter_status(it), TIND_OK);
+            tind_iter_close(it);
+        }
+        cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
+    }
+    tind_snapshot_close(s);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
