@@ -179,18 +179,8 @@ static int compactor_finish_output(struct compactor *c)
     c->w = NULL;
     int rc = table_writer_finish(w, &props, &size);
     if (rc == TIND_OK) {
-        m->size = size;
-        m->entries = props.entries;
-        m->tombstones = props.tombstones;
-        m->min_seq = props.min_seq;
-        m->max_seq = props.max_seq;
-        m->smallest_tag = props.smallest_tag;
-        m->largest_tag = props.largest_tag;
-        m->created = c->created;
-        buf_clear(&m->smallest);
-        buf_clear(&m->largest);
-        if ((rc = buf_append(&m->smallest, props.smallest.p, props.smallest.len)) == TIND_OK)
-            rc = buf_append(&m->largest, props.largest.p, props.largest.len);
+        rc = table_meta_set_props(m, &props, size);
+        m->created = c->created; /* the newest input's, not the rewrite's */
         c->st.bytes_written += size;
         c->st.tables_written++;
     }

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "lsm/ikey.h"
+#include "lsm/table.h"
 #include "src/util/coding.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
@@ -69,6 +70,23 @@ void table_file_name(char *out, uint64_t number)
 int table_parse_name(const char *name, uint64_t *number)
 {
     return file_parse_numbered(name, TABLE_SUFFIX, number);
+}
+
+int table_meta_set_props(struct table_meta *m, const struct table_props *p, uint64_t size)
+{
+    m->size = size;
+    m->created = p->created;
+    m->entries = p->entries;
+    m->tombstones = p->tombstones;
+    m->min_seq = p->min_seq;
+    m->max_seq = p->max_seq;
+    m->smallest_tag = p->smallest_tag;
+    m->largest_tag = p->largest_tag;
+    buf_clear(&m->smallest);
+    buf_clear(&m->largest);
+    int rc = buf_append(&m->smallest, p->smallest.p, p->smallest.len);
+    if (rc == TIND_OK) rc = buf_append(&m->largest, p->largest.p, p->largest.len);
+    return rc;
 }
 
 struct table_meta *table_meta_new(const char *dir, uint64_t number)

@@ -52,6 +52,10 @@ struct table_meta {
 /* A new meta with one reference (path copied). NULL when out of memory. */
 struct table_meta *table_meta_new(const char *dir, uint64_t number);
 void table_meta_ref(struct table_meta *m);
+/* Fills m from a finished table's properties and size (created included).
+ * TIND_OK or TIND_NO_MEMORY. */
+struct table_props;
+int table_meta_set_props(struct table_meta *m, const struct table_props *p, uint64_t size);
 /* Drops a reference; the last one frees it and, when obsolete, removes its file. */
 void table_meta_unref(struct table_meta *m);
 /* Formats a table's file name into out (at least 21 bytes). */

@@ -96,17 +96,8 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq, uint
         table_meta_unref(meta);
         return rc;
     }
-    meta->size = size;
     *flushed_size = size;
-    meta->created = props.created;
-    meta->entries = props.entries;
-    meta->tombstones = props.tombstones;
-    meta->min_seq = props.min_seq;
-    meta->max_seq = props.max_seq;
-    meta->smallest_tag = props.smallest_tag;
-    meta->largest_tag = props.largest_tag;
-    if ((rc = buf_append(&meta->smallest, props.smallest.p, props.smallest.len)) == TIND_OK)
-        rc = buf_append(&meta->largest, props.largest.p, props.largest.len);
+    rc = table_meta_set_props(meta, &props, size);
     table_props_free(&props);
     struct version_edit e;
     version_edit_init(&e);
