@@ -9,6 +9,10 @@
 #                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
 #   make compaction-test KEYS=N  the overwrite space test at N keys (default 1,000,000)
+#   make model-test SEEDS=N   the randomized model test over N seeds and six option sets
+#                             (default 600; STEPS=N steps per seed, default 2500)
+#   make stress-test SECONDS=N  writers, readers, snapshots, flushes and compactions at once
+#                             for N seconds (default 60); with SAN=thread under ThreadSanitizer
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
 
@@ -20,6 +24,8 @@ PKGDIR  ?= $(LIBDIR)/pkgconfig
 SAN     ?=
 KILLS   ?= 60
 KEYS    ?= 1000000
+SEEDS   ?= 600
+STEPS   ?= 2500
 BENCH_ARGS ?=
 NUM     ?=
 PEER_ARGS ?=
@@ -100,6 +106,7 @@ BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
 
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
+        model-test stress-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
@@ -170,6 +177,16 @@ run-crash-test: check-pkgs $(BUILD)/tests/crash-writer $(BUILD)/tests/crash-chec
 compaction-test: ensure-deps
 	@$(MAKE) --no-print-directory check-pkgs $(TESTBIN)
 	TIND_OVERWRITE_KEYS=$(KEYS) $(TESTBIN) --filter 'compaction/overwrites_leave_about_one_copy_on_disk'
+
+# The model test over many seeds and option sets.
+model-test: ensure-deps
+	@$(MAKE) --no-print-directory check-pkgs $(TESTBIN)
+	TIND_MODEL_SEEDS=$(SEEDS) TIND_MODEL_STEPS=$(STEPS) $(TESTBIN) --filter 'model/seeds_over_option_sets'
+
+# The concurrency stress test for a chosen time (SAN=thread runs it under TSan).
+stress-test: ensure-deps
+	@$(MAKE) --no-print-directory check-pkgs $(TESTBIN)
+	TIND_STRESS_SECONDS=$(or $(SECONDS),60) $(TESTBIN) --filter 'stress/*'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -160,6 +160,12 @@ typedef struct run {
     /* keyspace options of the run (flush-heavy runs use tiny memtables and blocks) */
     uint64_t memtable_bytes;
     uint32_t block_size;
+    uint32_t restart_interval; /* 0: the default */
+    uint32_t bloom_bits;       /* with set_bloom */
+    int set_bloom;
+    int compression;           /* TIND_COMPRESSION_* for every level, with set_compression */
+    int set_compression;
+    int seed_given;            /* seed set by the caller, not drawn */
     unsigned flush_per_mille;
     int strategy;        /* TIND_COMPACTION_* */
     unsigned compact_per_mille;
@@ -200,6 +206,10 @@ static void open_db(run *r)
     tind_keyspace_options_init(&ko);
     if (r->memtable_bytes) ko.memtable_bytes = r->memtable_bytes;
     if (r->block_size) ko.block_size = r->block_size;
+    if (r->restart_interval) ko.restart_interval = r->restart_interval;
+    if (r->set_bloom) ko.bloom_bits_per_key = r->bloom_bits;
+    if (r->set_compression)
+        for (int l = 0; l < TIND_LEVELS; l++) ko.compression[l] = r->compression;
     ko.compaction = r->strategy;
     if (r->memtable_bytes) {
         /* Tiny tables and early compactions: every strategy's machinery runs. */
@@ -639,7 +649,7 @@ static void run_model_with(run *r, const char *name, uint64_t steps, unsigned al
                            unsigned reopen_per_mille)
 {
     r->name = name;
-    r->seed = tu_seed(name);
+    if (!r->seed_given) r->seed = tu_seed(name);
     r->rng = r->seed;
     r->alphabet_size = alphabet_size;
     r->dir = tu_mkdtemp("model");
@@ -685,13 +695,13 @@ static void run_model_with(run *r, const char *name, uint64_t steps, unsigned al
     }
     fprintf(stderr,
             "%s: seed %llu ok: %llu puts, %llu deletes, %llu batches, %llu gets, %llu scans, %llu prefix scans, "
-            "%llu snapshots, %llu long iterators, %llu reopens, %llu drops, %llu flushes, %llu iterator positions "
-            "checked; final sizes %zu and %zu\n",
+            "%llu snapshots, %llu long iterators, %llu reopens, %llu drops, %llu flushes, %llu compactions, "
+            "%llu iterator positions checked; final sizes %zu and %zu\n",
             name, (unsigned long long)r->seed, (unsigned long long)r->n_put, (unsigned long long)r->n_del,
             (unsigned long long)r->n_batch, (unsigned long long)r->n_get, (unsigned long long)r->n_scan,
             (unsigned long long)r->n_prefix, (unsigned long long)r->n_snap, (unsigned long long)r->n_live,
             (unsigned long long)r->n_reopen, (unsigned long long)r->n_drop, (unsigned long long)r->n_flush,
-            (unsigned long long)r->n_steps_walked,
+            (unsigned long long)r->n_compact, (unsigned long long)r->n_steps_walked,
             r->m[0].n, r->m[1].n);
     cr_assert_gt(r->n_put + r->n_batch, 0);
 
@@ -755,4 +765,73 @@ Test(model, differential_tiered_compaction)
 Test(model, differential_fifo_without_limits)
 {
     run_strategy("model::differential_fifo_without_limits", TIND_COMPACTION_FIFO);
+}
+
+/* ---- many seeds over option sets (make model-test SEEDS=N) ----------------------------------- */
+
+/* The option sets the seeds rotate through: block sizes from 256 bytes to
+ * 16 KiB, restart intervals from 1 to 64, no filter to 32 bits per key, each
+ * compression, each strategy, tiny memtables, tiny journals. */
+static const struct model_set {
+    const char *name;
+    uint64_t memtable_bytes, journal_max;
+    uint32_t block_size, restart_interval, bloom_bits;
+    int compression, strategy;
+    unsigned alphabet, reopen_per_mille, flush_per_mille, compact_per_mille;
+} model_sets[] = {
+    {"defaults", 0, UINT64_C(64) << 10, 0, 0, 10, TIND_COMPRESSION_LZ4, TIND_COMPACTION_LEVELED, 4, 6, 0, 0},
+    {"leveled-lz4-256B-blocks", UINT64_C(64) << 10, UINT64_C(256) << 10, 256, 1, 10, TIND_COMPRESSION_LZ4,
+     TIND_COMPACTION_LEVELED, 4, 4, 20, 5},
+    {"tiered-zstd-no-filter", UINT64_C(64) << 10, UINT64_C(256) << 10, 1024, 4, 0, TIND_COMPRESSION_ZSTD,
+     TIND_COMPACTION_TIERED, 4, 4, 20, 5},
+    {"fifo-uncompressed", UINT64_C(64) << 10, UINT64_C(128) << 10, 512, 16, 32, TIND_COMPRESSION_NONE,
+     TIND_COMPACTION_FIFO, 4, 4, 15, 5},
+    {"leveled-zstd-16K-blocks", UINT64_C(64) << 10, UINT64_C(1) << 20, 16384, 64, 4, TIND_COMPRESSION_ZSTD,
+     TIND_COMPACTION_LEVELED, 5, 3, 15, 8},
+    {"leveled-3-letters-reopens", UINT64_C(64) << 10, UINT64_C(64) << 10, 256, 2, 10, TIND_COMPRESSION_NONE,
+     TIND_COMPACTION_LEVELED, 3, 12, 20, 5},
+};
+enum { MODEL_SETS = sizeof model_sets / sizeof model_sets[0] };
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+    const char *e = getenv(name);
+    return e && *e ? strtoull(e, NULL, 0) : dflt;
+}
+
+/* TIND_MODEL_SEEDS runs (default: one per option set), seed i with set
+ * i % MODEL_SETS (or TIND_MODEL_SET) and seed base + i; a failure names the
+ * set and seed to replay alone. */
+Test(model, seeds_over_option_sets)
+{
+    uint64_t seeds = env_u64("TIND_MODEL_SEEDS", MODEL_SETS);
+    uint64_t steps = steps_from_env(2500);
+    const char *one_set = getenv("TIND_MODEL_SET");
+    cr_assert(!one_set || strtoull(one_set, NULL, 0) < MODEL_SETS, "TIND_MODEL_SET must be below %d", MODEL_SETS);
+    uint64_t base = tu_seed("model::seeds_over_option_sets");
+    for (uint64_t i = 0; i < seeds; i++) {
+        unsigned si = one_set ? (unsigned)strtoull(one_set, NULL, 0) : (unsigned)(i % MODEL_SETS);
+        const struct model_set *ms = &model_sets[si];
+        run *r = calloc(1, sizeof *r);
+        cr_assert_not_null(r);
+        r->seed = base + i;
+        r->seed_given = 1;
+        r->memtable_bytes = ms->memtable_bytes;
+        r->block_size = ms->block_size;
+        r->restart_interval = ms->restart_interval;
+        r->bloom_bits = ms->bloom_bits;
+        r->set_bloom = 1;
+        r->compression = ms->compression;
+        r->set_compression = 1;
+        r->strategy = ms->strategy;
+        r->flush_per_mille = ms->flush_per_mille;
+        r->compact_per_mille = ms->compact_per_mille;
+        char name[192];
+        snprintf(name, sizeof name, "model[%s] (replay: TIND_MODEL_SET=%u TIND_SEED=%llu TIND_MODEL_SEEDS=1)",
+                 ms->name, si, (unsigned long long)r->seed);
+        run_model_with(r, name, steps, ms->alphabet, ms->journal_max, ms->reopen_per_mille);
+        model_teardown(); /* the run's directory */
+    }
+    fprintf(stderr, "model::seeds_over_option_sets: %llu seeds over %d option sets, %llu steps each: ok\n",
+            (unsigned long long)seeds, one_set ? 1 : MODEL_SETS, (unsigned long long)steps);
 }
