@@ -130,4 +130,17 @@ int manifest_apply(manifest *m, struct version_edit *e);
  * TIND_OK or TIND_CORRUPTION with the first problem. */
 int manifest_check(manifest *m);
 
+struct manifest_verify_stats {
+    uint64_t records; /* records read and checked */
+    uint64_t bytes;   /* MANIFEST's size */
+};
+/* Reads MANIFEST from disk and checks every record (checksums, decoding,
+ * each edit applying to the state before it, the last record included: a
+ * MANIFEST in use has no torn tail), then that the state it gives is the
+ * version and flushed sequence in use, and that version's invariants.
+ * TIND_OK (with *st, may be NULL), TIND_CORRUPTION naming MANIFEST and the
+ * offset of the bad record, or the file layer's error. The caller
+ * serializes it with manifest_apply, so that the file does not change under it. */
+int manifest_verify(manifest *m, struct manifest_verify_stats *st);
+
 #endif
