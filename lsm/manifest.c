@@ -525,6 +525,29 @@ static int manifest_recover(manifest *m)
         for (size_t i = 0; i < v->nfiles[l]; i++)
             if (v->files[l][i]->number != UINT64_MAX && v->files[l][i]->number >= next)
                 next = v->files[l][i]->number + 1;
+    /* A torn append's edit was never used, so nothing it deleted is gone.
+     * When a table the remaining log holds is missing (or not its size), the
+     * bad record was applied: it is damage, not a torn append, and cutting it
+     * (then removing the tables it added as orphans) would lose data. */
+    for (int l = 0; torn && l < LSM_LEVELS; l++) {
+        for (size_t i = 0; i < v->nfiles[l]; i++) {
+            const struct table_meta *t = v->files[l][i];
+            uint64_t size;
+            int ex = file_exists(t->path);
+            if (ex < 0) {
+                rc = ex;
+                goto done;
+            }
+            if (ex && (rc = file_stat_size(t->path, &size)) != TIND_OK) goto done;
+            if (!ex || size != t->size) {
+                rc = err_set(TIND_CORRUPTION,
+                             "manifest %s offset %zu: %s; not a torn append, since table %llu that the records "
+                             "before it hold is %s",
+                             m->path, cut, what, (unsigned long long)t->number, ex ? "not the size they record" : "gone");
+                goto done;
+            }
+        }
+    }
     if ((rc = file_open(m->path, FILE_WRITE, &m->f)) != TIND_OK) goto done;
     if (torn && ((rc = file_truncate(m->f, cut)) != TIND_OK || (rc = file_sync(m->f, 0)) != TIND_OK)) goto done;
     m->current = v;
