@@ -9,6 +9,9 @@
 #                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
 #   make compaction-test KEYS=N  the overwrite space test at N keys (default 1,000,000)
+#   make corruption-test BITS=N TRUNCS=M
+#                             flips N bits and cuts M lengths of every file of a small database
+#                             ("all": every one; default all and all) and checks what tind reads
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
 
@@ -20,6 +23,8 @@ PKGDIR  ?= $(LIBDIR)/pkgconfig
 SAN     ?=
 KILLS   ?= 60
 KEYS    ?= 1000000
+BITS    ?= all
+TRUNCS  ?= all
 BENCH_ARGS ?=
 NUM     ?=
 PEER_ARGS ?=
@@ -100,6 +105,7 @@ BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
 
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
+        corruption-test run-corruption-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
@@ -170,6 +176,13 @@ run-crash-test: check-pkgs $(BUILD)/tests/crash-writer $(BUILD)/tests/crash-chec
 compaction-test: ensure-deps
 	@$(MAKE) --no-print-directory check-pkgs $(TESTBIN)
 	TIND_OVERWRITE_KEYS=$(KEYS) $(TESTBIN) --filter 'compaction/overwrites_leave_about_one_copy_on_disk'
+
+# The corruption suite (tests/tools/corruption-check.c) at a chosen density.
+corruption-test: ensure-deps
+	@$(MAKE) --no-print-directory run-corruption-test
+
+run-corruption-test: check-pkgs $(BUILD)/tests/corruption-check
+	$(BUILD)/tests/corruption-check --bits=$(BITS) --truncs=$(TRUNCS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -49,6 +49,7 @@ struct manifest {
     tfile *f;               /* MANIFEST, open for appends */
     uint64_t snapshot_size; /* bytes of MANIFEST's first record */
     atomic_int poisoned;    /* a write, sync or rename failed: no more applies */
+    int check_tables;       /* open: every table the log holds must exist */
     /* The next table number to hand out: above every number recorded or
      * handed out. Any thread. */
     _Atomic uint64_t next_file;
@@ -525,27 +526,31 @@ static int manifest_recover(manifest *m)
         for (size_t i = 0; i < v->nfiles[l]; i++)
             if (v->files[l][i]->number != UINT64_MAX && v->files[l][i]->number >= next)
                 next = v->files[l][i]->number + 1;
-    /* A torn append's edit was never used, so nothing it deleted is gone.
-     * When a table the remaining log holds is missing (or not its size), the
-     * bad record was applied: it is damage, not a torn append, and cutting it
-     * (then removing the tables it added as orphans) would lose data. */
-    for (int l = 0; torn && l < LSM_LEVELS; l++) {
+    /* Every table the log holds must exist: a table is durable before an
+     * edit adds it and unlinked only after an edit deleted it. One that is
+     * gone means the log lost an edit that was applied: a bad last record
+     * that is damage, not a torn append (cutting it would bring back deleted
+     * tables and remove the ones it added as orphans), or a log cut at a
+     * record boundary. Nothing is cut or removed then. */
+    for (int l = 0; m->check_tables && l < LSM_LEVELS; l++) {
         for (size_t i = 0; i < v->nfiles[l]; i++) {
             const struct table_meta *t = v->files[l][i];
-            uint64_t size;
             int ex = file_exists(t->path);
             if (ex < 0) {
                 rc = ex;
                 goto done;
             }
-            if (ex && (rc = file_stat_size(t->path, &size)) != TIND_OK) goto done;
-            if (!ex || size != t->size) {
+            if (ex) continue;
+            if (torn)
                 rc = err_set(TIND_CORRUPTION,
                              "manifest %s offset %zu: %s; not a torn append, since table %llu that the records "
-                             "before it hold is %s",
-                             m->path, cut, what, (unsigned long long)t->number, ex ? "not the size they record" : "gone");
-                goto done;
-            }
+                             "before it hold is gone",
+                             m->path, cut, what, (unsigned long long)t->number);
+            else
+                rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: table %llu that it holds is gone (an edit "
+                             "that deleted it is missing from the log's end, or the file was lost)",
+                             m->path, n, (unsigned long long)t->number);
+            goto done;
         }
     }
     if ((rc = file_open(m->path, FILE_WRITE, &m->f)) != TIND_OK) goto done;
@@ -709,11 +714,12 @@ static char *manifest_join(const char *dir, const char *name)
     return p;
 }
 
-int manifest_open(const char *dir, int create, manifest **out)
+static int manifest_open_impl(const char *dir, int create, int check_tables, manifest **out)
 {
     *out = NULL;
     manifest *m = calloc(1, sizeof *m);
     if (!m) return err_nomem();
+    m->check_tables = check_tables;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return err_nomem();
@@ -752,6 +758,13 @@ fail:
     buf_free(&payload);
     manifest_close(m);
     return rc;
+}
+
+int manifest_open(const char *dir, int create, manifest **m) { return manifest_open_impl(dir, create, 0, m); }
+
+int manifest_open_checked(const char *dir, int create, manifest **m)
+{
+    return manifest_open_impl(dir, create, 1, m);
 }
 
 void manifest_close(manifest *m)

@@ -113,6 +113,13 @@ typedef struct manifest manifest;
  * current version (a torn tail of MANIFEST, an edit whose append never
  * completed, is cut off) and removes the files it does not hold. */
 int manifest_open(const char *dir, int create, manifest **m);
+/* manifest_open that also requires every table the recovered version holds
+ * to exist: one that is gone means the log lost an edit that was applied (a
+ * damaged last record taken for a torn append, a log cut at a record
+ * boundary), and is TIND_CORRUPTION naming MANIFEST, with nothing cut or
+ * removed. The database opens its trees this way; tests of the manifest
+ * alone, whose tables are not real files, use manifest_open. */
+int manifest_open_checked(const char *dir, int create, manifest **m);
 void manifest_close(manifest *m);
 /* The current version, with a reference for the caller. */
 struct version *manifest_current(manifest *m);
