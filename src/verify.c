@@ -87,9 +87,10 @@ static int verify_table(struct verify *v, unsigned level, const struct table_met
         else if (p->min_seq != m->min_seq || p->max_seq != m->max_seq) what = "sequence range";
         else if (!key_eq(&p->smallest, &m->smallest) || p->smallest_tag != m->smallest_tag) what = "smallest key";
         else if (!key_eq(&p->largest, &m->largest) || p->largest_tag != m->largest_tag) what = "largest key";
-        else if (m->created != 0 && p->created != m->created) what = "creation time";
+        /* A compaction output records its newest input's time, not its own. */
+        else if (m->created > p->created) what = "creation time";
         if (what)
-            rc = err_set(TIND_CORRUPTION, "table %s offset %" PRIu64 ": its %s differ from the manifest's record",
+            rc = err_set(TIND_CORRUPTION, "table %s offset %" PRIu64 ": the manifest's record of its %s does not match the file",
                          m->path, ts.props_offset, what);
     }
     uint64_t last = db_last_seq(v->db);
@@ -197,8 +198,16 @@ static int verify_payload(const char *path, uint64_t off, const uint8_t *p, size
     return rc;
 }
 
+/* The journal checked before the current one. */
+struct verify_prev {
+    int any;
+    uint64_t end_seq, size; /* its last sequence number (last batch's, or its base), its size */
+    char path[PATH_MAX];
+};
+
 /* One journal file, up to `limit` bytes (UINT64_MAX: the whole file). */
-static int verify_journal(struct verify *v, const char *path, uint64_t number, uint64_t limit, uint64_t *next_seq)
+static int verify_journal(struct verify *v, const char *path, uint64_t number, uint64_t limit, uint64_t *next_seq,
+                          struct verify_prev *prev)
 {
     journal_reader *jr;
     int rc = journal_reader_open(path, &jr);
@@ -211,6 +220,19 @@ static int verify_journal(struct verify *v, const char *path, uint64_t number, u
                      journal_reader_header(jr)->number);
         goto done;
     }
+    /* As at open: a journal starts where the one before it ended. */
+    uint64_t base = journal_reader_header(jr)->base_seq;
+    if (prev->any && base > prev->end_seq) {
+        journal_reader_close(jr);
+        return err_set(TIND_CORRUPTION,
+                       "journal %s offset %" PRIu64 ": ends at sequence number %" PRIu64 ", but its successor %s "
+                       "starts after %" PRIu64 ": records at its end are missing",
+                       prev->path, prev->size, prev->end_seq, path, base);
+    }
+    prev->any = 1;
+    snprintf(prev->path, sizeof prev->path, "%s", path);
+    prev->size = journal_reader_file_size(jr);
+    if (base + 1 > *next_seq) *next_seq = base + 1;
     for (;;) {
         const uint8_t *p;
         size_t n;
@@ -225,6 +247,7 @@ static int verify_journal(struct verify *v, const char *path, uint64_t number, u
         v->r->journal_records++;
         if ((rc = verify_payload(path, off, p, n, next_seq)) != TIND_OK) break;
     }
+    prev->end_seq = *next_seq - 1;
 done:;
     uint64_t size = journal_reader_file_size(jr);
     v->r->bytes_read += size < limit ? size : limit;
@@ -248,18 +271,31 @@ static int verify_journals(struct verify *v)
     if (rc) return rc;
     char path[PATH_MAX];
     uint64_t next_seq = 0;
+    struct verify_prev *prev = calloc(1, sizeof *prev);
+    if (!prev) {
+        free(names);
+        return err_nomem();
+    }
     for (size_t i = 0; rc == TIND_OK && i < count; i++) {
         uint64_t num;
         if (!journal_parse_name(names[i], &num) || num > a.number) continue; /* not one, or started since */
         if ((rc = file_join(path, sizeof path, v->db->journal_dir, names[i])) != TIND_OK) break;
-        rc = verify_journal(v, path, num, num == a.number ? a.current_bytes : UINT64_MAX, &next_seq);
+        rc = verify_journal(v, path, num, num == a.number ? a.current_bytes : UINT64_MAX, &next_seq, prev);
         if (rc == TIND_NOT_FOUND) {
+            /* Retired meanwhile: the next one is not its successor in the check. */
+            prev->any = 0;
             rc = TIND_OK;
             continue;
         }
         v->r->journals++;
-        rc = verify_note(v, rc, path);
+        /* A gap is reported against the journal that lost its end; after
+         * damage, the next journal is not checked against this one. */
+        int bad = rc == TIND_CORRUPTION;
+        if (bad && prev->any && strcmp(prev->path, path) != 0) rc = verify_note(v, rc, prev->path);
+        else rc = verify_note(v, rc, path);
+        if (bad) prev->any = 0;
     }
+    free(prev);
     free(names);
     return rc;
 }

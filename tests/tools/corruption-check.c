@@ -28,6 +28,7 @@
  *
  * Prints the bits flipped and lengths cut per file kind. Exit 0 when every
  * case held, 1 otherwise (each failure is printed with its replay flags). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -51,7 +52,7 @@
 #define MAX_VLEN 300
 
 struct op {
-    unsigned ks; /* 0: "ks", 1: "ks2" */
+    unsigned ks; /* index into ks_name */
     int put;
     unsigned key;
     unsigned vseed, vlen;
@@ -62,8 +63,8 @@ struct batch {
 };
 
 static struct batch g_batches[MAX_BATCHES];
-#define NKS 2
-static const char *ks_name[NKS] = {"ks", "ks2"};
+#define NKS 3
+static const char *ks_name[NKS] = {"ks", "ks2", "ks3"};
 /* Batches in the journal; keyspace j's tables hold its ops of the first g_flushed[j]. */
 static unsigned g_nbatches, g_flushed[NKS];
 /* g_vlen[k][j][key]: the value's length + 1 in keyspace j after the first k batches (0: absent); seeds alongside. */
@@ -80,6 +81,8 @@ struct file {
     uint64_t size;
     uint64_t rec_end[MAX_BATCHES]; /* journal: where record i ends */
     unsigned nrec;
+    unsigned first_rec;            /* journal: the batch its first record holds */
+    int newest;                    /* journal: the newest one */
 };
 static struct file g_files[16];
 static unsigned g_nfiles;
@@ -111,22 +114,18 @@ static void model_build(uint64_t *rng)
     (void)rng;
 }
 
-static void make_base(const char *dir, uint64_t seed)
+static tind_db *base_open(const char *dir, tind_keyspace **ks)
 {
-    uint64_t rng = seed;
-    tind_options o;
-    tind_options_init(&o);
     tind_db *db;
-    int rc = tind_open(dir, &o, &db);
+    int rc = tind_open(dir, NULL, &db);
     if (rc) die("open the base", rc);
     tind_keyspace_options ko;
     tind_keyspace_options_init(&ko);
     ko.block_size = 256;
     ko.restart_interval = 4;
-    tind_keyspace *ks[NKS];
     if ((rc = tind_keyspace_open(db, ks_name[0], &ko, &ks[0])) != TIND_OK) die("keyspace", rc);
-    /* The other one: tiered, uncompressed, no filter, a restart at every key,
-     * values up to 300 bytes over 128-byte blocks: a block per entry or two. */
+    /* Tiered, uncompressed at level 0 and zstd below, no filter, a restart
+     * at every key, values up to MAX_VLEN bytes over 256-byte blocks. */
     tind_keyspace_options_init(&ko);
     ko.compaction = TIND_COMPACTION_TIERED;
     for (int l = 0; l < TIND_LEVELS; l++) ko.compression[l] = l == 0 ? TIND_COMPRESSION_NONE : TIND_COMPRESSION_ZSTD;
@@ -134,22 +133,42 @@ static void make_base(const char *dir, uint64_t seed)
     ko.restart_interval = 1;
     ko.block_size = 256;
     if ((rc = tind_keyspace_open(db, ks_name[1], &ko, &ks[1])) != TIND_OK) die("keyspace", rc);
+    /* FIFO, never flushed: it keeps the first journal alive. */
+    tind_keyspace_options_init(&ko);
+    ko.compaction = TIND_COMPACTION_FIFO;
+    if ((rc = tind_keyspace_open(db, ks_name[2], &ko, &ks[2])) != TIND_OK) die("keyspace", rc);
+    return db;
+}
+
+/* Two sessions (so two journals) of batches over the three keyspaces;
+ * "ks" is flushed twice, "ks2" flushed twice and compacted, "ks3" never. */
+static void make_base(const char *dir, uint64_t seed)
+{
+    uint64_t rng = seed;
+    tind_keyspace *ks[NKS];
+    tind_db *db = base_open(dir, ks);
     tind_batch *b;
+    int rc;
     if ((rc = tind_batch_new(&b)) != TIND_OK) die("batch", rc);
     const unsigned total = 36;
     for (unsigned bi = 0; bi < total; bi++) {
+        if (bi == 18) {
+            if ((rc = tind_close(db)) != TIND_OK) die("close the base", rc);
+            db = base_open(dir, ks);
+        }
         struct batch *bt = &g_batches[g_nbatches];
         bt->n = 1 + (unsigned)tu_below(&rng, bi < 8 ? MAX_OPS : 3);
         tind_batch_clear(b);
         for (unsigned i = 0; i < bt->n; i++) {
             struct op *op = &bt->ops[i];
-            op->ks = bi < 8 ? 0 : (unsigned)tu_below(&rng, 3) == 0;
-            /* The first batches fill every key; later ones overwrite and delete. */
+            unsigned pick = (unsigned)tu_below(&rng, 6);
+            op->ks = bi < 8 ? 0 : pick < 3 ? 0 : pick < 5 ? 1 : 2;
+            /* The first batches fill every key of "ks"; later ones overwrite and delete. */
             op->key = bi < 8 ? (bi * MAX_OPS + i) * NKEYS / (8 * MAX_OPS) + (unsigned)tu_below(&rng, 2)
                              : (unsigned)tu_below(&rng, NKEYS);
             op->put = bi < 8 || tu_below(&rng, 4) != 0;
             op->vseed = (unsigned)tu_rand(&rng);
-            op->vlen = (unsigned)tu_below(&rng, op->ks ? MAX_VLEN : 40);
+            op->vlen = (unsigned)tu_below(&rng, op->ks == 1 ? MAX_VLEN : 40);
             char k[16];
             uint8_t v[MAX_VLEN];
             key_of(k, op->key);
@@ -164,7 +183,7 @@ static void make_base(const char *dir, uint64_t seed)
             if ((rc = tind_keyspace_flush(ks[0])) != TIND_OK) die("flush", rc);
             g_flushed[0] = g_nbatches;
         }
-        if (bi == 15 || bi == 19 || bi == 27) {
+        if (bi == 15 || bi == 21 || bi == 27) {
             /* ks2: a flushed table, a second, then both and the rest merged into one run. */
             rc = bi == 27 ? tind_keyspace_compact(ks[1]) : tind_keyspace_flush(ks[1]);
             if (rc) die("flush or compact", rc);
@@ -209,12 +228,15 @@ static void add_file(const char *base, const char *rel, enum kind k)
         exit(2);
     }
     if (k == K_JOURNAL) {
+        static unsigned batches_seen;
         uint64_t off = 40;
+        f->first_rec = batches_seen;
         while (off + 20 <= f->size && f->nrec < MAX_BATCHES) {
             off += 20 + get_u64le(d + off);
             f->rec_end[f->nrec++] = off;
         }
-        if (off != f->size || f->nrec != g_nbatches) {
+        batches_seen += f->nrec;
+        if (off != f->size || batches_seen > g_nbatches) {
             fprintf(stderr, "corruption-check: %s holds %u records in %llu bytes; %u batches were written\n",
                     path, f->nrec, (unsigned long long)f->size, g_nbatches);
             exit(2);
@@ -228,8 +250,8 @@ static void find_files(const char *base)
     FILE *ls;
     char cmd[2600], line[200];
     /* Journals and tables by listing (names are fixed-width hex). */
-    const char *dirs[3] = {"journals", "keyspaces/1", "keyspaces/2"};
-    for (int di = 0; di < 3; di++) {
+    const char *dirs[4] = {"journals", "keyspaces/1", "keyspaces/2", "keyspaces/3"};
+    for (int di = 0; di < 4; di++) {
         snprintf(cmd, sizeof cmd, "ls '%s/%s'", base, dirs[di]);
         if (!(ls = popen(cmd, "r"))) exit(2);
         while (fgets(line, sizeof line, ls)) {
@@ -241,10 +263,24 @@ static void find_files(const char *base)
         }
         pclose(ls);
     }
-    add_file(base, "keyspaces/1/MANIFEST", K_MANIFEST);
-    add_file(base, "keyspaces/2/MANIFEST", K_MANIFEST);
-    add_file(base, "keyspaces/1/OPTIONS", K_OPTIONS);
-    add_file(base, "keyspaces/2/OPTIONS", K_OPTIONS);
+    unsigned seen = 0, last = 0;
+    for (unsigned i = 0; i < g_nfiles; i++) {
+        if (g_files[i].kind != K_JOURNAL) continue;
+        seen += g_files[i].nrec;
+        last = i;
+    }
+    g_files[last].newest = 1;
+    if (seen != g_nbatches) {
+        fprintf(stderr, "corruption-check: the journals hold %u records; %u batches were written\n", seen, g_nbatches);
+        exit(2);
+    }
+    for (int j = 1; j <= NKS; j++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "keyspaces/%d/MANIFEST", j);
+        add_file(base, rel, K_MANIFEST);
+        snprintf(rel, sizeof rel, "keyspaces/%d/OPTIONS", j);
+        add_file(base, rel, K_OPTIONS);
+    }
     add_file(base, "TIND", K_META);
 }
 
@@ -258,14 +294,40 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
     return remove(p);
 }
 
+/* Copies the database tree (plain files and folders) without a shell: a
+ * fork of a sanitized process per case costs more than the case itself. */
 static void copy_tree(const char *from, const char *to)
 {
-    char cmd[2400];
-    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", from, to);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "corruption-check: %s failed\n", cmd);
+    if (mkdir(to, 0755) != 0) {
+        fprintf(stderr, "corruption-check: mkdir %s: %s\n", to, strerror(errno));
         exit(2);
     }
+    DIR *d = opendir(from);
+    if (!d) exit(2);
+    struct dirent *e;
+    char src[1400], dst[1400];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(src, sizeof src, "%s/%s", from, e->d_name);
+        snprintf(dst, sizeof dst, "%s/%s", to, e->d_name);
+        struct stat st;
+        if (stat(src, &st) != 0) exit(2);
+        if (S_ISDIR(st.st_mode)) {
+            copy_tree(src, dst);
+            continue;
+        }
+        uint8_t *data;
+        uint64_t n;
+        if (read_file(src, &data, &n) != 0) exit(2);
+        int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0 || write(fd, data, n) != (ssize_t)n) {
+            fprintf(stderr, "corruption-check: copy to %s: %s\n", dst, strerror(errno));
+            exit(2);
+        }
+        close(fd);
+        free(data);
+    }
+    closedir(d);
 }
 
 struct ccase {
@@ -437,20 +499,23 @@ static void damage(const struct ccase *c, const char *work)
     close(fd);
 }
 
-/* The state a journal damaged at byte off (flip) or cut at off (trunc) must show. */
+/* The journal records (batches) that must survive a journal damaged at byte
+ * off (flip) or cut at off (trunc): -1 when the open must fail. Damage to a
+ * journal that is not the newest is always corruption: it was synced whole
+ * before its successor began. */
 static int journal_expect(const struct ccase *c)
 {
     const struct file *f = c->f;
-    if (!c->trunc) {
-        if (c->off < 40) return -1;
-        unsigned r = 0;
-        while (f->rec_end[r] <= c->off) r++;
-        if (r != f->nrec - 1) return -1;
-        return (int)r;
-    }
     unsigned k = 0;
+    if (!c->trunc) {
+        if (c->off < 40 || !f->newest) return -1;
+        while (f->rec_end[k] <= c->off) k++;
+        return k == f->nrec - 1 ? (int)(f->first_rec + k) : -1;
+    }
+    if (!f->newest) return -1;
+    if (c->off < 40) return (int)f->first_rec; /* torn at creation: removed */
     while (k < f->nrec && f->rec_end[k] <= c->off) k++;
-    return (int)k;
+    return (int)(f->first_rec + k);
 }
 
 static int run_case(struct ccase *c, const char *base, const char *work)
