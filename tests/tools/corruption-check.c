@@ -448,6 +448,52 @@ static void check_reads(const struct ccase *c, tind_keyspace *ks, unsigned j, in
     }
 }
 
+/* Seeks to every fifth key both ways and checks where each lands. */
+static void check_seeks(const struct ccase *c, tind_keyspace *ks, unsigned j, int k, int *errors)
+{
+    tind_iter *it;
+    int rc = tind_iter_open(ks, NULL, NULL, &it);
+    if (rc) {
+        if (names_file(c, rc, tind_last_error())) (*errors)++;
+        else VIOLATION("iter_open: %s: %s", tind_strerror(rc), tind_last_error());
+        return;
+    }
+    char key[16], wk[16];
+    uint8_t wv[MAX_VLEN];
+    unsigned wl = 0;
+    for (unsigned i = 0; i < NKEYS; i += 5) {
+        for (int back = 0; back < 2; back++) {
+            key_of(key, i);
+            if (back) tind_iter_seek_for_prev(it, key, strlen(key));
+            else tind_iter_seek(it, key, strlen(key));
+            int w = (int)i;
+            while (w >= 0 && w < NKEYS && !g_vlen[k][j][w]) w += back ? -1 : 1;
+            const char *how = back ? "seek_for_prev" : "seek";
+            if (!tind_iter_valid(it)) {
+                rc = tind_iter_status(it);
+                if (rc != TIND_OK) {
+                    if (rc == TIND_CORRUPTION) (*errors)++;
+                    else VIOLATION("%s %s: status %s", how, key, tind_strerror(rc));
+                } else if (w >= 0 && w < NKEYS) {
+                    VIOLATION("%s %s found nothing", how, key);
+                }
+                continue;
+            }
+            size_t kl, vl;
+            const void *kp = tind_iter_key(it, &kl), *vp = tind_iter_value(it, &vl);
+            if (w < 0 || w >= NKEYS) {
+                VIOLATION("%s %s landed on %s, want nothing", how, key, tu_hex(kp, kl));
+                continue;
+            }
+            key_of(wk, (unsigned)w);
+            want(k, j, (unsigned)w, wv, &wl);
+            if (kl != strlen(wk) || memcmp(kp, wk, kl) != 0) VIOLATION("%s %s landed on %s, want %s", how, key, tu_hex(kp, kl), wk);
+            else if (vl != wl || memcmp(vp, wv, wl) != 0) VIOLATION("%s %s: wrong value", how, key);
+        }
+    }
+    tind_iter_close(it);
+}
+
 /* The child: open, read, verify. Exit 0 when the oracle held, 1 otherwise,
  * 3 when it held and the open failed as allowed, plus 4 when a read failed
  * as allowed. */
@@ -467,7 +513,11 @@ static int run_child(const struct ccase *c, const char *work)
     if (c->expect_k < 0) VIOLATION("opened, but the damage must be reported at open");
     else
         for (unsigned j = 0; j < NKS; j++)
-            check_reads(c, ks[j], j, c->expect_k > (int)g_flushed[j] ? c->expect_k : (int)g_flushed[j], &errors);
+        {
+            int k = c->expect_k > (int)g_flushed[j] ? c->expect_k : (int)g_flushed[j];
+            check_reads(c, ks[j], j, k, &errors);
+            check_seeks(c, ks[j], j, k, &errors);
+        }
     struct tind_verify_report r;
     rc = tind_db_verify(db, &r);
     if (rc == TIND_CORRUPTION) {
