@@ -29,7 +29,7 @@
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CORR_SAMPLE "--bits=48 --truncs=16"
 #else
-#define CORR_SAMPLE "--bits=160 --truncs=48"
+#define CORR_SAMPLE "--bits=600 --truncs=200"
 #endif
 
 Test(corruption, sampled_flips_and_truncations_of_every_file, .timeout = 600)
