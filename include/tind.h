@@ -418,7 +418,8 @@ struct tind_db_stats {
     uint64_t transactions_committed; /* since open, read-only ones included */
     uint64_t transaction_conflicts;  /* commits failed with TIND_CONFLICT since open */
     uint64_t conflict_log_entries;   /* committed keys kept to check open transactions against */
-    uint64_t conflict_log_bytes;     /* their memory; 0 once no transaction is open */
+    uint64_t conflict_log_bytes;     /* their memory; 0 once no transaction is open
+                                      * and no write is in flight */
 };
 
 /* Fills *st. Thread-safe. */

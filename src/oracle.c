@@ -27,10 +27,13 @@ void oracle_destroy(struct oracle *o)
     pthread_mutex_destroy(&o->mu);
 }
 
-/* Drops the entries no open transaction can conflict with. Caller holds mu. */
-static void prune(struct oracle *o)
+/* Drops the entries no open transaction can conflict with. Caller holds mu.
+ * With none listed, a transaction may still be between counting itself in
+ * `active` and taking its snapshot, which then comes before the writes in
+ * flight (recorded, not yet published): their entries stay. */
+static void prune(struct oracle *o, uint64_t published)
 {
-    uint64_t keep_above = o->first ? o->first->snap->seq : UINT64_MAX;
+    uint64_t keep_above = o->first ? o->first->snap->seq : published;
     while (o->head < o->n && o->log[o->head].seq <= keep_above) {
         struct oracle_entry *e = &o->log[o->head++];
         o->log_bytes -= sizeof *e + e->klen;
@@ -94,7 +97,7 @@ void oracle_end(tind_db *db, struct tind_tx *tx, int committed, int read_only)
     tx->prev = tx->next = NULL;
     if (committed) o->commits++;
     if (read_only) o->read_only++;
-    prune(o);
+    prune(o, db_last_seq(db));
     atomic_fetch_sub(&o->active, 1);
     pthread_mutex_unlock(&o->mu);
 }

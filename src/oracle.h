@@ -10,7 +10,9 @@
  * one request after another, so no two commits race.
  *
  * Entries no open transaction can conflict with (at or below the oldest open
- * snapshot) are pruned as transactions end; with none open the log is empty.
+ * snapshot) are pruned as transactions end; with none open, the log keeps
+ * only the entries of writes not yet published (a transaction beginning now
+ * may take its snapshot before they publish).
  *
  * Writes that commit while no transaction is open are not recorded. The
  * leader publishes the last sequence number of each such write in
