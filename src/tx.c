@@ -16,13 +16,31 @@
 #include "src/util/checksum.h"
 #include "src/util/err.h"
 
-/* The database whose write gate this thread holds through a single-writer
- * transaction: its other writes would wait for themselves. */
-static _Thread_local tind_db *gate_held;
+/* The single-writer transactions this thread holds (one per database at
+ * most), linked through gate_next: its other writes to those databases would
+ * wait for themselves. */
+static _Thread_local struct tind_tx *gate_held;
+
+static int gate_held_by_me(const tind_db *db)
+{
+    for (const struct tind_tx *t = gate_held; t; t = t->gate_next)
+        if (t->db == db) return 1;
+    return 0;
+}
+
+static void gate_forget(struct tind_tx *tx)
+{
+    for (struct tind_tx **p = &gate_held; *p; p = &(*p)->gate_next)
+        if (*p == tx) {
+            *p = tx->gate_next;
+            break;
+        }
+    tx->gate_next = NULL;
+}
 
 int db_gate_enter(tind_db *db)
 {
-    if (gate_held == db)
+    if (gate_held_by_me(db))
         return err_set(TIND_BUSY, "this thread holds a single-writer transaction of the database: write through it");
     pthread_rwlock_rdlock(&db->write_gate);
     return TIND_OK;
@@ -112,17 +130,18 @@ static int tx_new(tind_db *db, int single_writer, tind_tx **out)
     buf_init(&tx->range_keys);
     buf_init(&tx->lock_keys);
     if (single_writer) {
-        if (gate_held == db) {
+        if (gate_held_by_me(db)) {
             free(tx);
             return err_set(TIND_BUSY, "this thread already holds a single-writer transaction of the database");
         }
         pthread_rwlock_wrlock(&db->write_gate);
-        gate_held = db;
+        tx->gate_next = gate_held;
+        gate_held = tx;
     }
     int rc = oracle_begin(db, tx);
     if (rc) {
         if (single_writer) {
-            gate_held = NULL;
+            gate_forget(tx);
             pthread_rwlock_unlock(&db->write_gate);
         }
         free(tx);
@@ -149,7 +168,7 @@ static void tx_free(tind_tx *tx, int committed, int read_only)
     oracle_end(db, tx, committed, read_only);
     tind_snapshot_close(tx->snap);
     if (tx->single_writer) {
-        gate_held = NULL;
+        gate_forget(tx);
         pthread_rwlock_unlock(&db->write_gate);
     }
     for (size_t i = 0; i < tx->nspaces; i++) memtable_unref(tx->spaces[i].mem);

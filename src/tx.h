@@ -67,6 +67,10 @@ struct tind_tx {
     struct tind_iter **iters; /* open iterators, whose ranges join at commit */
     size_t niters, capiters;
 
+    /* A single-writer transaction: the next one the beginning thread holds
+     * (its thread-local list, src/tx.c). */
+    struct tind_tx *gate_next;
+
     /* The oracle's list of open transactions, in snapshot order (its mu). */
     struct tind_tx *prev, *next;
 };

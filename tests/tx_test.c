@@ -437,6 +437,31 @@ Test(tx, single_writer_holds_other_writers_off_and_never_conflicts)
     put_s(a, "after", "abort");
 }
 
+/* The thread remembered only its newest single-writer transaction: ending it
+ * forgot the older one, of another database, and a plain write there took
+ * the gate it held for writing (glibc's EDEADLK, unchecked), then released
+ * it. */
+Test(tx, regression_a_thread_holding_single_writers_of_two_databases_keeps_both_gates)
+{
+    g_db = open_db(sub("db"), NULL);
+    tind_db *db2 = open_db(sub("db2"), NULL);
+    tind_keyspace *a = ks_open(g_db, "a", NULL);
+    tind_keyspace *b = ks_open(db2, "b", NULL);
+    tind_tx *w1 = NULL, *w2 = NULL;
+    EXPECT_OK(tind_wtx_begin(g_db, &w1));
+    EXPECT_OK(tind_wtx_begin(db2, &w2));
+    tx_put_s(w2, b, "k", "2");
+    EXPECT_OK(tind_tx_commit(w2));
+    put_s(b, "plain", "after"); /* db2's gate is free again */
+    EXPECT_RC(tind_put(a, "x", 1, "y", 1), TIND_BUSY);
+    EXPECT_RC(tind_wtx_begin(g_db, &w2), TIND_BUSY);
+    tx_put_s(w1, a, "k", "1");
+    EXPECT_OK(tind_tx_commit(w1));
+    put_s(a, "x", "y");
+    expect_val(NULL, a, "k", "1");
+    EXPECT_OK(tind_close(db2));
+}
+
 /* ---- the conflict log ----------------------------------------------------------------------- */
 
 Test(tx, the_conflict_log_is_pruned_as_transactions_end)
