@@ -67,12 +67,15 @@ static void fail(tind_iter *it, int rc)
 
 /* ---- the range a transaction's iterator covers ------------------------------------------- */
 
+/* Out of memory here leaves the range short of what the caller saw: the
+ * transaction cannot commit. */
 static void cover_key(tind_iter *it, const void *k, size_t kl)
 {
     if (!it->tx) return;
     if (!it->cov_lo_open && (!it->cov_lo_set || ukey_cmp(k, kl, it->cov_lo.p, it->cov_lo.len) < 0)) {
         if (save(&it->cov_lo, k, kl)) {
             fail(it, TIND_NO_MEMORY);
+            tx_poison(it->tx);
             return;
         }
         it->cov_lo_set = 1;
@@ -80,14 +83,16 @@ static void cover_key(tind_iter *it, const void *k, size_t kl)
     if (!it->cov_hi_open && (!it->cov_hi_set || ukey_cmp(k, kl, it->cov_hi.p, it->cov_hi.len) > 0)) {
         if (save(&it->cov_hi, k, kl)) {
             fail(it, TIND_NO_MEMORY);
+            tx_poison(it->tx);
             return;
         }
         it->cov_hi_set = 1;
     }
 }
 
-/* After a move: the key landed on joins the range; running off an end opens
- * the range to that bound. */
+/* After a move: the key landed on joins the range; stopping, at an end or
+ * on an error (which a caller may take for the end), opens the range to the
+ * bound in the direction of the move. */
 static void cover_result(tind_iter *it, int forward)
 {
     if (!it->tx) return;
@@ -95,9 +100,10 @@ static void cover_result(tind_iter *it, int forward)
         size_t kl;
         const void *k = tind_iter_key(it, &kl);
         cover_key(it, k, kl);
-    } else if (it->status == TIND_OK) {
-        if (forward) it->cov_hi_open = 1;
-        else it->cov_lo_open = 1;
+    } else if (forward) {
+        it->cov_hi_open = 1;
+    } else {
+        it->cov_lo_open = 1;
     }
 }
 
@@ -275,6 +281,7 @@ void tind_iter_next(tind_iter *it)
     } else {
         if (save(&it->saved_key, s->key, s->klen)) {
             fail(it, TIND_NO_MEMORY);
+            cover_result(it, 1);
             return;
         }
         iiter_next(s);
@@ -291,6 +298,7 @@ void tind_iter_prev(tind_iter *it)
         /* Step back past every entry of the current key. */
         if (save(&it->saved_key, s->key, s->klen)) {
             fail(it, TIND_NO_MEMORY);
+            cover_result(it, 0);
             return;
         }
         do {
@@ -299,6 +307,7 @@ void tind_iter_prev(tind_iter *it)
         it->dir = DIR_REVERSE;
         if (iiter_status(s)) {
             fail(it, iiter_status(s));
+            cover_result(it, 0);
             return;
         }
     }

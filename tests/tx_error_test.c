@@ -144,3 +144,51 @@ Test(tx_error, closing_with_a_single_writer_transaction_open_is_busy)
     put_s(a, "j", "v"); /* the gate is free */
     close_main();
 }
+
+/* An iterator that stopped on a read error had covered only up to its last
+ * key: a caller taking the stop for the end would commit having "seen" an
+ * empty rest. The stop now covers the rest, as the end would. */
+Test(tx_error, regression_an_iterator_stopped_by_a_read_error_covers_the_rest_of_its_way)
+{
+    tind_options o;
+    tind_options_init(&o);
+    o.cache_bytes = 0; /* every block comes from the file */
+    g_db = open_db(sub("db"), &o);
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.block_size = 256;
+    tind_keyspace *a = ks_open(g_db, "a", &ko);
+    char val[100];
+    memset(val, 'v', sizeof val);
+    for (int i = 0; i < 200; i++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "r%03d", i);
+        EXPECT_OK(tind_put(a, k, (size_t)kl, val, sizeof val));
+    }
+    EXPECT_OK(tind_keyspace_flush(a));
+    for (int dir = 0; dir < 2; dir++) {
+        tind_tx *tx = begin(g_db);
+        tind_iter *it = NULL;
+        EXPECT_OK(tind_tx_iter_open(tx, a, NULL, &it));
+        if (dir == 0) tind_iter_seek(it, "r100", 4);
+        else tind_iter_seek_for_prev(it, "r100", 4);
+        cr_assert(tind_iter_valid(it));
+        struct file_fault f = {.ops = FOP_BIT(FOP_READ), .path_part = ".tbl", .nth = 0, .err = EIO, .forever = 1};
+        file_fault_set(&f);
+        int steps = 0;
+        while (tind_iter_valid(it) && steps < 1000) {
+            if (dir == 0) tind_iter_next(it);
+            else tind_iter_prev(it);
+            steps++;
+        }
+        file_fault_clear();
+        cr_assert_eq(tind_iter_status(it), TIND_IO_ERROR, "direction %d: the iterator ran %d steps without error", dir,
+                     steps);
+        tind_iter_close(it);
+        /* written past the far end of the keys, after the snapshot */
+        if (dir == 0) put_s(a, "z", "after");
+        else put_s(a, "a", "after");
+        tx_put_s(tx, a, "w", "1");
+        EXPECT_RC(tind_tx_commit(tx), TIND_CONFLICT);
+    }
+}
