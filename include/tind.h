@@ -326,7 +326,8 @@ TIND_API int tind_tx_get_untracked(tind_tx *tx, tind_keyspace *ks, const void *k
                                    size_t *vlen);
 /* Like tind_tx_get(), and the key counts as written by this transaction when
  * it commits: any open transaction that read it then fails its commit, as
- * this one fails if another wrote it first. */
+ * this one fails if another wrote it first. (A transaction that wrote
+ * nothing commits without checks and records nothing.) */
 TIND_API int tind_tx_get_for_update(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val,
                                     size_t *vlen);
 
