@@ -24,7 +24,7 @@ TestSuite(tx_model, .init = api_setup, .fini = api_teardown);
 #define NEG_INF (-100)
 #define POS_INF (4 * NK)
 
-static char keys[NK][8];
+static char keys[NK][16];
 static size_t klens[NK];
 
 struct val {
@@ -74,7 +74,7 @@ struct model {
 static void make_keys(void)
 {
     for (int i = 0; i < NK; i++) {
-        snprintf(keys[i], sizeof keys[i], "k%02d%s", i / 2, i % 2 ? "x" : "");
+        snprintf(keys[i], sizeof keys[i], "k%02u%s", (unsigned)i / 2 % 100, i % 2 ? "x" : "");
         klens[i] = strlen(keys[i]);
     }
 }
@@ -82,10 +82,10 @@ static void make_keys(void)
 /* The bytes of position p. */
 static size_t probe(int p, char *out)
 {
-    if (p < 0) return (size_t)snprintf(out, 16, "a");
-    if (p >= 2 * NK) return (size_t)snprintf(out, 16, "z");
-    if (p % 2 == 0) return (size_t)snprintf(out, 16, "%s", keys[p / 2]);
-    return (size_t)snprintf(out, 16, "%s0", keys[p / 2]);
+    if (p < 0) return (size_t)snprintf(out, 32, "a");
+    if (p >= 2 * NK) return (size_t)snprintf(out, 32, "z");
+    if (p % 2 == 0) return (size_t)snprintf(out, 32, "%s", keys[p / 2]);
+    return (size_t)snprintf(out, 32, "%s0", keys[p / 2]);
 }
 
 static int rand_pos(struct model *m) { return (int)tu_below(&m->rng, 2 * NK + 1) - 1; }
@@ -193,7 +193,7 @@ static void iter_open(struct model *m, tind_tx *tx, struct model_iter *mi)
         mi->view[i].present = o->st == OWN_PUT || (o->st == OWN_NONE && m->snap[i].present);
         memcpy(mi->view[i].v, o->st == OWN_PUT ? o->v : m->snap[i].v, MAXV);
     }
-    char lo[16], hi[16];
+    char lo[32], hi[32];
     tind_bounds b = {0};
     mi->lo2 = NEG_INF;
     mi->hi2 = POS_INF;
@@ -266,7 +266,7 @@ static void iter_move(struct model *m, struct model_iter *mi)
     int hi_last = mi->hi2 - 1; /* the last position below the upper bound */
     int op = (int)tu_below(&m->rng, mi->cur >= 0 ? 8 : 4), p = 0;
     const char *what;
-    char t[16];
+    char t[32];
     switch (op) {
     case 0:
         what = "seek_first";
