@@ -176,6 +176,9 @@ int oracle_prepare(tind_db *db, struct journal_req *r, struct tind_tx *tx)
     /* A failed record only loses bookkeeping: the write fails rather than
      * commit unchecked against transactions that depend on it. */
     if (rc == TIND_OK && (rc = record(o, r, tx)) != TIND_OK) r->why = "out of memory recording a transaction's writes";
+    /* Refused, its numbers go to the next request: a beginning transaction
+     * has nothing of it to wait for. The writes before it stay covered. */
+    if (rc != TIND_OK) atomic_store(&o->unregistered, r->first_seq - 1);
     pthread_mutex_unlock(&o->mu);
     return rc;
 }

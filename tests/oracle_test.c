@@ -72,3 +72,25 @@ Test(oracle, regression_the_entry_of_an_unpublished_write_outlives_the_last_tran
     cr_assert_eq(tind_db_stats(db, &st), TIND_OK);
     cr_assert_eq(st.conflict_log_entries, 0);
 }
+
+/* A refused commit had published its numbers as `unregistered`, though they
+ * go to the next request: until another write, every tind_tx_begin waited
+ * for them with a needless round through the journal. */
+Test(oracle, regression_a_refused_commit_leaves_nothing_for_new_transactions_to_wait_for)
+{
+    tind_keyspace *ks = NULL;
+    cr_assert_eq(tind_keyspace_open(db, "a", NULL, &ks), TIND_OK, "%s", tind_last_error());
+    cr_assert_eq(tind_put(ks, "k", 1, "0", 1), TIND_OK);
+    tind_tx *tx = NULL;
+    cr_assert_eq(tind_tx_begin(db, &tx), TIND_OK);
+    void *v;
+    size_t vl;
+    cr_assert_eq(tind_tx_get(tx, ks, "k", 1, &v, &vl), TIND_OK);
+    tind_free(v);
+    for (int i = 0; i < 5; i++) cr_assert_eq(tind_tx_put(tx, ks, "abcde" + i, 1, "v", 1), TIND_OK);
+    cr_assert_eq(tind_put(ks, "k", 1, "1", 1), TIND_OK);
+    cr_assert_eq(tind_tx_commit(tx), TIND_CONFLICT);
+    cr_assert_leq(atomic_load(&db->oracle.unregistered), db_last_seq(db),
+                  "a refused commit left %llu to wait for, past the published %llu",
+                  (unsigned long long)atomic_load(&db->oracle.unregistered), (unsigned long long)db_last_seq(db));
+}
