@@ -4,7 +4,7 @@
  * keyspace), reads them back, opens up to two iterators at once with random
  * bounds and moves them both ways (seeks between keys, direction changes),
  * takes savepoints and rolls back, while plain writes commit after its
- * snapshot. Every answer is compared with the model (the snapshot overlaid
+ * snapshot (one round in six: a single-writer transaction, alone). Every answer is compared with the model (the snapshot overlaid
  * with the writes made before each iterator opened); the commit must fail
  * with TIND_CONFLICT when a later write hit a key the transaction read or a
  * gap its iterators walked, and succeed when nothing was written after its
@@ -371,8 +371,11 @@ static void round_run(struct model *m, tind_db *db)
 {
     plain_writes(m, (int)tu_below(&m->rng, 6));
     if (tu_below(&m->rng, 8) == 0) EXPECT_OK(tind_keyspace_flush(m->ks));
+    /* One round in six runs a single-writer transaction: no one else writes
+     * meanwhile (this thread's plain writes are refused), and it commits. */
+    int single = tu_below(&m->rng, 6) == 0;
     tind_tx *tx = NULL;
-    EXPECT_OK(tind_tx_begin(db, &tx));
+    EXPECT_OK(single ? tind_wtx_begin(db, &tx) : tind_tx_begin(db, &tx));
     memcpy(m->snap, m->cur, sizeof m->snap);
     memset(m->own, 0, sizeof m->own);
     memset(m->conc, 0, sizeof m->conc);
@@ -380,7 +383,7 @@ static void round_run(struct model *m, tind_db *db)
     m->other_writes = 0;
     m->ndeps = 0;
     m->nsaves = 0;
-    int conc_odds = (int)tu_below(&m->rng, 3); /* 0: no one writes meanwhile */
+    int conc_odds = single ? 0 : (int)tu_below(&m->rng, 3); /* 0: no one writes meanwhile */
     int steps = 10 + (int)tu_below(&m->rng, 40);
     for (m->step = 0; m->step < steps; m->step++) {
         struct model_iter *mi = &m->iters[tu_below(&m->rng, 2)];
@@ -398,6 +401,8 @@ static void round_run(struct model *m, tind_db *db)
             savepoint(m, tx);
         } else if (op < 17) {
             rollback(m, tx);
+        } else if (single) {
+            EXPECT_RC(tind_put(m->ks, "x", 1, "y", 1), TIND_BUSY);
         } else if (conc_odds > 0 && (int)tu_below(&m->rng, 3) < conc_odds) {
             /* Someone else commits after the snapshot: invisible to tx. */
             int i = (int)tu_below(&m->rng, NK);
@@ -436,8 +441,8 @@ static void round_run(struct model *m, tind_db *db)
         tind_tx_abort(tx);
     } else {
         int rc = tind_tx_commit(tx);
-        if (!writes) {
-            EXPECT_OK(rc); /* read-only: no checks */
+        if (!writes || single) {
+            EXPECT_OK(rc); /* read-only: no checks; single-writer: never conflicts */
         } else if (must) {
             cr_assert_eq(rc, TIND_CONFLICT,
                          "round %d: %s, read by the transaction, was written after its snapshot, yet its commit "
