@@ -35,7 +35,7 @@
 
 static struct {
     const char *engine, *benchmarks, *db, *results;
-    uint64_t num, reads, seeks, ycsb_ops, sync_ops;
+    uint64_t num, reads, seeks, ycsb_ops, sync_ops, tx_ops;
     uint64_t key_size, value_size, threads, sync_threads, batch_size, batch_stores, scan_length;
     uint64_t cache_mb, write_buffer_mb, map_mb, block_size, bloom_bits, compression, workers, fresh, seed;
     uint64_t use_existing;
@@ -46,6 +46,7 @@ static struct {
     .db = "build/bench-db",
     .num = 1000000,
     .sync_ops = 2000,
+    .tx_ops = 4,
     .key_size = 16,
     .value_size = 100,
     .threads = 1,
@@ -80,8 +81,9 @@ static const struct flagdef flagdefs[] = {
     {"num", FT_U64, &F.num, "keys in the data set (1000000)"},
     {"reads", FT_U64, &F.reads, "operations of readrandom/readmissing/readhot/readwhilewriting (0: num)"},
     {"seeks", FT_U64, &F.seeks, "operations of seekrandom and ycsbe (0: num / 10)"},
-    {"ycsb-ops", FT_U64, &F.ycsb_ops, "operations of ycsba-d and ycsbf (0: num)"},
+    {"ycsb-ops", FT_U64, &F.ycsb_ops, "operations of ycsba-d, ycsbf and ycsbtx (0: num)"},
     {"sync-ops", FT_U64, &F.sync_ops, "synced puts of fillsync, per thread count (2000)"},
+    {"tx-ops", FT_U64, &F.tx_ops, "operations per transaction of ycsbtx (4)"},
     {"key-size", FT_U64, &F.key_size, "key bytes (16)"},
     {"value-size", FT_U64, &F.value_size, "value bytes (100)"},
     {"threads", FT_U64, &F.threads, "threads of each workload; readers of readwhilewriting (1)"},
@@ -112,7 +114,7 @@ static const struct flagdef flagdefs[] = {
 /* Presets are flag lists applied in place, so later flags override them. */
 static const char *const preset_quick[] = {
     "--benchmarks=fillrandom,fillbatch,flush,stats,readrandom,readmissing,seekrandom,readseq,readreverse,"
-    "reopen,readrandom,fillsync,stats",
+    "reopen,readrandom,ycsbtx,fillsync,stats",
     "--write-buffer-mb=16", "--batch-stores=2", "--fresh=0", NULL};
 static const char *const preset_peers[] = {
     "--engine=tind,rocksdb,leveldb,lmdb", "--num=2000000", "--db=build/bench-peers-db",
@@ -120,7 +122,7 @@ static const char *const preset_peers[] = {
      * more data behind; it runs after the other reads so that their numbers do
      * not depend on it. */
     "--benchmarks=fillseq,fillbatch,fillrandom,overwrite,readrandom,readmissing,readhot,seekrandom,readseq,"
-    "readreverse,ycsba,ycsbb,ycsbc,ycsbd,ycsbe,ycsbf,readwhilewriting,fillsync,stats,space,deleterandom",
+    "readreverse,ycsba,ycsbb,ycsbc,ycsbd,ycsbe,ycsbf,ycsbtx,readwhilewriting,fillsync,stats,space,deleterandom",
     NULL};
 
 static void usage(FILE *out);
@@ -216,6 +218,7 @@ struct worker {
     struct rng rng;
     uint64_t vpos;       /* position in the value buffer */
     uint64_t ops, bytes, found, user_bytes;
+    uint64_t commits, conflicts; /* ycsbtx's transactions */
     uint64_t t_start, t_end; /* the writer's own span */
     char *buf;           /* values read */
     size_t cap;
@@ -549,6 +552,60 @@ static void ycsb(struct worker *w, char kind)
     w->bytes += w->user_bytes;
 }
 
+/* YCSB A through optimistic transactions: --tx-ops operations per
+ * transaction, each a read or (half the time) a blind update of a Zipfian
+ * key; a transaction that loses to a concurrent write is retried with the
+ * same operations. Counts commits and conflicts. */
+static void wl_ycsbtx(struct worker *w)
+{
+    struct run *r = w->r;
+    const struct engine_ops *ops = r->ops;
+    uint64_t b, e, per = F.tx_ops ? F.tx_ops : 1;
+    slice(w, r->ycsb_ops, &b, &e);
+    uint64_t idx[64];
+    int upd[64];
+    if (per > 64) per = 64;
+    uint64_t t0 = now_ns();
+    for (uint64_t i = b; i < e; i += per) {
+        uint64_t n = e - i < per ? e - i : per;
+        for (uint64_t k = 0; k < n; k++) {
+            idx[k] = zipf_scrambled(&r->zipf, &w->rng);
+            upd[k] = rng_double(&w->rng) >= 0.5;
+        }
+        for (;;) {
+            struct engine_tx *tx;
+            check(ops->tx_begin(r->e, &tx), "tx_begin");
+            for (uint64_t k = 0; k < n; k++) {
+                char key[KEY_MAX];
+                key_format(key, F.key_size, idx[k]);
+                if (upd[k]) {
+                    const char *v = values_next(&r->values, &w->vpos);
+                    check(ops->tx_put(tx, r->store, key, F.key_size, v, F.value_size), "tx_put");
+                    w->user_bytes += F.key_size + F.value_size;
+                } else {
+                    size_t vl;
+                    int rc = ops->tx_get(tx, r->store, key, F.key_size, w->buf, w->cap, &vl);
+                    check(rc, "tx_get");
+                    if (rc == ENGINE_OK) w->bytes += F.key_size + vl;
+                }
+            }
+            int rc = ops->tx_commit(tx);
+            check(rc, "tx_commit");
+            if (rc == ENGINE_CONFLICT) {
+                w->conflicts++;
+                continue;
+            }
+            w->commits++;
+            break;
+        }
+        uint64_t t1 = now_ns();
+        hist_add(&w->hist, t1 - t0);
+        t0 = t1;
+    }
+    w->ops = e - b;
+    w->bytes += w->user_bytes;
+}
+
 static void wl_ycsba(struct worker *w) { ycsb(w, 'a'); }
 static void wl_ycsbb(struct worker *w) { ycsb(w, 'b'); }
 static void wl_ycsbc(struct worker *w) { ycsb(w, 'c'); }
@@ -686,6 +743,8 @@ static void run_threads(struct run *r, const struct workload *wl, unsigned nthre
         total->bytes += ws[i].bytes;
         total->found += ws[i].found;
         total->user_bytes += ws[i].user_bytes;
+        total->commits += ws[i].commits;
+        total->conflicts += ws[i].conflicts;
         hist_merge(&total->hist, &ws[i].hist);
     }
     r->user_bytes += total->user_bytes;
@@ -791,6 +850,7 @@ static const struct workload workloads[] = {
     {"ycsbd", wl_ycsbd, NULL, 0},
     {"ycsbe", wl_ycsbe, NULL, 0},
     {"ycsbf", wl_ycsbf, NULL, 0},
+    {"ycsbtx", wl_ycsbtx, NULL, 0},
     {"flush", NULL, step_flush, 0},
     {"stats", NULL, step_stats, 0},
     {"reopen", NULL, step_reopen, 0},
@@ -856,9 +916,19 @@ static void run_workload(struct run *r, const struct workload *wl)
         r->last = name;
         return;
     }
+    if (wl->fn == wl_ycsbtx && !r->ops->tx_begin) {
+        printf("%-26s (%s has no transactions)\n", name, r->ops->name);
+        return;
+    }
     make_label(r, name, label, sizeof label);
     run_threads(r, wl, (unsigned)F.threads, label, &total);
     r->last = name;
+    if (wl->fn == wl_ycsbtx)
+        printf("%-26s %llu transactions of %llu ops committed, %llu conflicts retried (conflict rate %.2f%%)\n", "",
+               (unsigned long long)total.commits, (unsigned long long)F.tx_ops, (unsigned long long)total.conflicts,
+               total.commits + total.conflicts
+                   ? 100.0 * (double)total.conflicts / (double)(total.commits + total.conflicts)
+                   : 0.0);
 
     uint64_t present = F.num + atomic_load(&r->inserted);
     if (wl->fn == wl_fillseq || wl->fn == wl_fillrandom || (wl->fn == wl_fillbatch && !r->nbstores))

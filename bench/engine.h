@@ -21,12 +21,14 @@
 
 #define ENGINE_OK 0
 #define ENGINE_NOT_FOUND 1
+#define ENGINE_CONFLICT 2 /* a transaction's commit lost to a concurrent write */
 #define ENGINE_ERROR (-1)
 
 struct engine;
 struct engine_store;
 struct engine_batch;
 struct engine_iter;
+struct engine_tx;
 
 /* What every engine is configured with, alike. */
 struct engine_config {
@@ -98,6 +100,14 @@ struct engine_ops {
     void (*report)(struct engine *e, FILE *out);     /* engine-specific statistics */
     int (*counters)(struct engine *e, struct engine_counters *c);
     void (*thread_end)(struct engine *e);            /* the calling worker thread is done */
+    /* Optimistic transactions: reads of the snapshot taken at begin (plus
+     * the transaction's writes), buffered writes; commit returns
+     * ENGINE_CONFLICT when it lost, and frees the transaction either way. */
+    int (*tx_begin)(struct engine *e, struct engine_tx **tx);
+    int (*tx_get)(struct engine_tx *tx, struct engine_store *s, const void *k, size_t kl, void *buf, size_t cap,
+                  size_t *vl);
+    int (*tx_put)(struct engine_tx *tx, struct engine_store *s, const void *k, size_t kl, const void *v, size_t vl);
+    int (*tx_commit)(struct engine_tx *tx);
 };
 
 /* Records the failure of the calling thread's last engine call; returns ENGINE_ERROR. */

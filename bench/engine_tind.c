@@ -260,6 +260,44 @@ static int t_counters(struct engine *e, struct engine_counters *c)
     return ENGINE_OK;
 }
 
+/* ---- transactions ---------------------------------------------------------------------- */
+
+static int t_tx_begin(struct engine *e, struct engine_tx **out)
+{
+    tind_tx *tx;
+    int rc = tind_tx_begin(e->db, &tx);
+    if (rc) return fail("tx_begin", rc);
+    *out = (struct engine_tx *)tx;
+    return ENGINE_OK;
+}
+
+static int t_tx_get(struct engine_tx *tx, struct engine_store *s, const void *k, size_t kl, void *buf, size_t cap,
+                    size_t *vl)
+{
+    void *v;
+    size_t len;
+    int rc = tind_tx_get((tind_tx *)tx, s->ks, k, kl, &v, &len);
+    if (rc == TIND_NOT_FOUND) return ENGINE_NOT_FOUND;
+    if (rc) return fail("tx_get", rc);
+    memcpy(buf, v, len < cap ? len : cap);
+    *vl = len;
+    tind_free(v);
+    return ENGINE_OK;
+}
+
+static int t_tx_put(struct engine_tx *tx, struct engine_store *s, const void *k, size_t kl, const void *v, size_t vl)
+{
+    int rc = tind_tx_put((tind_tx *)tx, s->ks, k, kl, v, vl);
+    return rc ? fail("tx_put", rc) : ENGINE_OK;
+}
+
+static int t_tx_commit(struct engine_tx *tx)
+{
+    int rc = tind_tx_commit((tind_tx *)tx);
+    if (rc == TIND_CONFLICT) return ENGINE_CONFLICT;
+    return rc ? fail("tx_commit", rc) : ENGINE_OK;
+}
+
 const struct engine_ops engine_tind = {
     .name = "tind",
     .lsm = 1,
@@ -289,4 +327,8 @@ const struct engine_ops engine_tind = {
     .report = t_report,
     .counters = t_counters,
     .thread_end = NULL,
+    .tx_begin = t_tx_begin,
+    .tx_get = t_tx_get,
+    .tx_put = t_tx_put,
+    .tx_commit = t_tx_commit,
 };

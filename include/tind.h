@@ -14,7 +14,7 @@
  * Threads: a tind_db and its keyspaces may be used from any number of threads
  * at once unless a function says otherwise. A tind_batch, a tind_iter and a
  * tind_snapshot are each used by one thread at a time (a snapshot may be read
- * from several threads at once, but not closed while in use).
+ * from several threads at once, but not closed while in use); so is a tind_tx.
  */
 #ifndef TIND_H
 #define TIND_H
@@ -78,6 +78,7 @@ typedef struct tind_keyspace tind_keyspace;
 typedef struct tind_batch tind_batch;
 typedef struct tind_snapshot tind_snapshot;
 typedef struct tind_iter tind_iter;
+typedef struct tind_tx tind_tx;
 
 /* Returns the library's version as "MAJOR.MINOR.PATCH"; a static string. Thread-safe. */
 TIND_API const char *tind_version(void);
@@ -283,6 +284,78 @@ TIND_API int tind_iter_status(const tind_iter *it);
 /* Closes the iterator. NULL is a no-op. */
 TIND_API void tind_iter_close(tind_iter *it);
 
+/* ---- transactions ----------------------------------------------------------------------------
+ *
+ * An optimistic transaction reads from a snapshot taken at begin, overlaid
+ * with its own writes, which it buffers until commit; it may span keyspaces.
+ * Commit is serializable: it fails with TIND_CONFLICT when a write committed
+ * after the transaction's snapshot (by another transaction, a batch or a
+ * plain put or delete) touched a key it read or a key inside a range one of
+ * its iterators covered, phantoms included. Blind writes do not conflict; a
+ * transaction that wrote nothing commits without checks. A commit is one
+ * atomic journal record, as durable as tind_tx_set_durability says (default:
+ * the database's durability).
+ *
+ * A single-writer transaction (tind_wtx_begin) holds the database's write
+ * gate from begin to end: other writers (plain writes, batches, commits of
+ * other transactions) wait meanwhile, so it never conflicts; readers and
+ * optimistic transactions that only read go on. While it is open, the thread
+ * that holds it gets TIND_BUSY from its other writes to the database.
+ *
+ * A transaction is used by one thread at a time. It ends with
+ * tind_tx_commit() or tind_tx_abort(), which free it; its open iterators stay
+ * valid (close them as usual) but no longer track reads. Open transactions
+ * count as open snapshots for tind_close(). */
+
+/* Begins an optimistic transaction. Thread-safe. */
+TIND_API int tind_tx_begin(tind_db *db, tind_tx **tx);
+/* Begins a single-writer transaction: waits until no other writer holds the
+ * gate. TIND_BUSY if this thread holds one of db already. */
+TIND_API int tind_wtx_begin(tind_db *db, tind_tx **tx);
+/* Durability of the commit (TIND_DURABILITY_*). */
+TIND_API int tind_tx_set_durability(tind_tx *tx, int durability);
+/* The sequence number of the transaction's snapshot. */
+TIND_API uint64_t tind_tx_sequence(const tind_tx *tx);
+
+/* Reads key: the transaction's own newest write of it, else its snapshot.
+ * The read joins the read set checked at commit. Like tind_get otherwise. */
+TIND_API int tind_tx_get(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val, size_t *vlen);
+/* Like tind_tx_get() without joining the read set: a later write of the key
+ * by others does not fail the commit. */
+TIND_API int tind_tx_get_untracked(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val,
+                                   size_t *vlen);
+/* Like tind_tx_get(), and the key counts as written by this transaction when
+ * it commits: any open transaction that read it then fails its commit, as
+ * this one fails if another wrote it first. (A transaction that wrote
+ * nothing commits without checks and records nothing.) */
+TIND_API int tind_tx_get_for_update(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val,
+                                    size_t *vlen);
+
+/* Buffer a write of key -> value / a deletion of key. */
+TIND_API int tind_tx_put(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, const void *val,
+                         size_t vlen);
+TIND_API int tind_tx_delete(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen);
+
+/* An iterator over the keyspace as the transaction sees it: its snapshot
+ * merged with its writes made before the open, within the bounds (NULL: all
+ * keys). The keys it passes over, and the gaps between them, join the read
+ * set: a key another writer inserts into the range it walked fails the
+ * commit. Used like any tind_iter. */
+TIND_API int tind_tx_iter_open(tind_tx *tx, tind_keyspace *ks, const tind_bounds *b, tind_iter **it);
+
+/* Marks a savepoint (they nest). tind_tx_rollback_to() undoes every write,
+ * read and iterated range since the newest savepoint and removes it;
+ * TIND_NOT_FOUND when there is none. */
+TIND_API int tind_tx_savepoint(tind_tx *tx);
+TIND_API int tind_tx_rollback_to(tind_tx *tx);
+
+/* Commits and frees the transaction: TIND_OK, TIND_CONFLICT when it lost to
+ * a write that committed after its snapshot (nothing is written; retry with
+ * a new transaction), or the write's error. */
+TIND_API int tind_tx_commit(tind_tx *tx);
+/* Discards the transaction's writes and frees it. NULL is a no-op. */
+TIND_API void tind_tx_abort(tind_tx *tx);
+
 /* Seals the keyspace's memtable and waits until it, and every memtable sealed
  * before it, is written to a table and recorded in the keyspace's manifest.
  * An empty memtable is not sealed. Returns TIND_OK, or the error of a failed
@@ -342,6 +415,12 @@ struct tind_db_stats {
     uint64_t open_tables;        /* tables in the table cache */
     uint64_t compactions_active;    /* compaction jobs queued or running, every keyspace */
     uint64_t compactions_completed; /* since open, every keyspace */
+    uint64_t transactions_open;      /* open transactions, both kinds */
+    uint64_t transactions_committed; /* since open, read-only ones included */
+    uint64_t transaction_conflicts;  /* commits failed with TIND_CONFLICT since open */
+    uint64_t conflict_log_entries;   /* committed keys kept to check open transactions against */
+    uint64_t conflict_log_bytes;     /* their memory; 0 once no transaction is open
+                                      * and no write is in flight */
 };
 
 /* Fills *st. Thread-safe. */

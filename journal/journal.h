@@ -43,9 +43,10 @@ struct journal_req {
 
 struct journal_callbacks {
     void *ctx;
-    /* Leader, before the write, once per request: return TIND_OK to include
-     * it, or a status to fail it alone (it is not written), with r->why set
-     * to a static message. */
+    /* Leader, before the write, once per request, in sequence order: return
+     * TIND_OK to include it, or a status to fail it alone (it is not
+     * written), with r->why set to a static message. r->first_seq holds the
+     * first sequence number the request gets if it is included. */
     int (*prepare)(void *ctx, struct journal_req *r);
     /* Leader, after the group's records are written (and synced if asked):
      * apply them, in order. Sequence numbers up to last_seq are published by

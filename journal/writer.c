@@ -311,6 +311,7 @@ int journal_write(journal *j, struct journal_req *r)
         /* Prepare, drop the refused, give out sequence numbers. */
         for (size_t i = 0; i < n; i++) {
             struct journal_req *q = j->group[i];
+            q->first_seq = j->assigned_seq + 1; /* what it gets if prepare keeps it */
             int prc = j->cb.prepare ? j->cb.prepare(j->cb.ctx, q) : TIND_OK;
             if (prc != TIND_OK) {
                 q->status = prc;

@@ -67,6 +67,8 @@ static void db_free(tind_db *db)
     pthread_mutex_destroy(&db->ks_mu);
     pthread_mutex_destroy(&db->list_mu);
     pthread_mutex_destroy(&db->snap_mu);
+    oracle_destroy(&db->oracle);
+    pthread_rwlock_destroy(&db->write_gate);
     file_unlock(db->lock_fd);
     free(db->path);
     free(db->journal_dir);
@@ -156,6 +158,16 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     pthread_mutex_init(&db->ks_mu, NULL);
     pthread_mutex_init(&db->list_mu, NULL);
     pthread_mutex_init(&db->snap_mu, NULL);
+    oracle_init(&db->oracle);
+    {
+        /* Writer-preferring: a single-writer transaction is not starved by a
+         * stream of plain writes. */
+        pthread_rwlockattr_t ga;
+        pthread_rwlockattr_init(&ga);
+        pthread_rwlockattr_setkind_np(&ga, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&db->write_gate, &ga);
+        pthread_rwlockattr_destroy(&ga);
+    }
     db->snaps.next = db->snaps.prev = &db->snaps;
     db->path = strdup(path);
     db->journal_dir = path_join(path, DB_JOURNAL_DIR);
@@ -313,6 +325,8 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
     st->journal_syncs = js.syncs;
     st->snapshots = (uint64_t)atomic_load(&db->nsnaps);
     st->iterators = (uint64_t)atomic_load(&db->niters);
+    oracle_stats(&db->oracle, &st->conflict_log_entries, &st->conflict_log_bytes, &st->transactions_open,
+                 &st->transactions_committed, &st->transaction_conflicts);
     char **names;
     size_t n;
     int rc = file_list_dir(db->journal_dir, &names, &n);

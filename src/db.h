@@ -11,6 +11,7 @@
 #include "lsm/memtable.h"
 #include "lsm/table_cache.h"
 #include "lsm/version.h"
+#include "src/oracle.h"
 #include "src/util/buf.h"
 #include "src/workers.h"
 #include "tind.h"
@@ -126,6 +127,12 @@ struct tind_db {
     table_cache *tables;
     workers *pool;
 
+    /* Transactions: the conflict oracle, and the write gate that plain
+     * writes and optimistic commits hold shared and a single-writer
+     * transaction exclusive (writer-preferring). */
+    struct oracle oracle;
+    pthread_rwlock_t write_gate;
+
     /* snap_mu guards the snapshot list. */
     pthread_mutex_t snap_mu;
     struct tind_snapshot snaps; /* list head (sentinel) */
@@ -138,6 +145,14 @@ int db_check_key(const void *key, size_t klen);
 int db_check_value(const void *val, size_t vlen);
 int db_check_durability(int d);
 int db_check_keyspace(const tind_keyspace *ks); /* non-NULL, not dropped */
+
+/* Reads key as of seq into a fresh copy (src/read.c). */
+int db_read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, void **val, size_t *vlen);
+
+/* The write gate (src/tx.c): TIND_BUSY when this thread holds a
+ * single-writer transaction of db, else waits for the gate, shared. */
+int db_gate_enter(tind_db *db);
+void db_gate_leave(tind_db *db);
 
 /* Takes a reference on the keyspace's super version: TIND_OK, or TIND_INVALID if dropped. */
 int ks_acquire_sv(tind_keyspace *ks, struct super_version **sv);
@@ -182,6 +197,7 @@ int ks_verify_options(tind_keyspace *ks, uint64_t *bytes);
 struct write_target {
     tind_keyspace **ks;
     size_t n;
+    struct tind_tx *tx; /* a transaction's commit: checked by the oracle */
     int seal;
     uint64_t seal_seq;
 };

@@ -17,6 +17,8 @@
 #include "lsm/merge.h"
 #include "lsm/table.h"
 #include "src/db.h"
+#include "src/tx.h"
+#include "src/tx_iter.h"
 #include "src/util/err.h"
 
 enum { DIR_FORWARD, DIR_REVERSE };
@@ -31,6 +33,14 @@ struct tind_iter {
     int valid, dir, status;
     buf saved_key, saved_val;
     buf scratch; /* a key copied for a reseek */
+
+    /* A transaction's iterator, while its transaction is open: the range it
+     * has covered, [lo, hi], or from the lower bound / to the upper bound
+     * when open (it ran off that end or started there). */
+    struct tind_tx *tx;
+    uint32_t ks_id;
+    int cov_lo_set, cov_hi_set, cov_lo_open, cov_hi_open;
+    buf cov_lo, cov_hi;
 };
 
 static int below_upper(const tind_iter *it, const uint8_t *k, size_t kl)
@@ -53,6 +63,67 @@ static void fail(tind_iter *it, int rc)
 {
     it->valid = 0;
     if (it->status == TIND_OK) it->status = rc;
+}
+
+/* ---- the range a transaction's iterator covers ------------------------------------------- */
+
+/* Out of memory here leaves the range short of what the caller saw: the
+ * transaction cannot commit. */
+static void cover_key(tind_iter *it, const void *k, size_t kl)
+{
+    if (!it->tx) return;
+    if (!it->cov_lo_open && (!it->cov_lo_set || ukey_cmp(k, kl, it->cov_lo.p, it->cov_lo.len) < 0)) {
+        if (save(&it->cov_lo, k, kl)) {
+            fail(it, TIND_NO_MEMORY);
+            tx_poison(it->tx);
+            return;
+        }
+        it->cov_lo_set = 1;
+    }
+    if (!it->cov_hi_open && (!it->cov_hi_set || ukey_cmp(k, kl, it->cov_hi.p, it->cov_hi.len) > 0)) {
+        if (save(&it->cov_hi, k, kl)) {
+            fail(it, TIND_NO_MEMORY);
+            tx_poison(it->tx);
+            return;
+        }
+        it->cov_hi_set = 1;
+    }
+}
+
+/* After a move: the key landed on joins the range; stopping, at an end or
+ * on an error (which a caller may take for the end), opens the range to the
+ * bound in the direction of the move. */
+static void cover_result(tind_iter *it, int forward)
+{
+    if (!it->tx) return;
+    if (it->valid) {
+        size_t kl;
+        const void *k = tind_iter_key(it, &kl);
+        cover_key(it, k, kl);
+    } else if (forward) {
+        it->cov_hi_open = 1;
+    } else {
+        it->cov_lo_open = 1;
+    }
+}
+
+void tx_iter_detach(tind_iter *it)
+{
+    struct tind_tx *tx = it->tx;
+    if (!tx) return;
+    int lo_ok = it->cov_lo_open || it->cov_lo_set, hi_ok = it->cov_hi_open || it->cov_hi_set;
+    if (lo_ok && hi_ok) {
+        /* Open ends stop at the bounds. */
+        int lo_open = it->cov_lo_open && !it->has_lower, hi_open = it->cov_hi_open && !it->has_upper;
+        const buf *lo = it->cov_lo_open ? &it->lower : &it->cov_lo;
+        const buf *hi = it->cov_hi_open ? &it->upper : &it->cov_hi;
+        /* Out of memory here makes the commit fail rather than go unchecked. */
+        if (tx_add_range(tx, it->ks_id, lo_open, lo->p, lo->len, hi_open, hi->p, hi->len,
+                         it->cov_hi_open && it->has_upper))
+            tx_poison(tx);
+    }
+    tx_forget_iter(tx, it);
+    it->tx = NULL;
 }
 
 /* After this many entries passed over in a row, find_next seeks instead of
@@ -142,6 +213,8 @@ void tind_iter_seek_first(tind_iter *it)
     if (it->has_lower) iiter_seek(it->src, it->lower.p, it->lower.len, tag_pack(it->seq, KIND_MAX));
     else iiter_seek_first(it->src);
     find_next(it, 0);
+    it->cov_lo_open = 1;
+    cover_result(it, 1);
 }
 
 void tind_iter_seek_last(tind_iter *it)
@@ -152,6 +225,8 @@ void tind_iter_seek_last(tind_iter *it)
     if (it->has_upper) iiter_seek_for_prev(it->src, it->upper.p, it->upper.len, UINT64_MAX);
     else iiter_seek_last(it->src);
     find_prev(it);
+    it->cov_hi_open = 1;
+    cover_result(it, 0);
 }
 
 void tind_iter_seek(tind_iter *it, const void *key, size_t klen)
@@ -168,6 +243,8 @@ void tind_iter_seek(tind_iter *it, const void *key, size_t klen)
     it->dir = DIR_FORWARD;
     iiter_seek(it->src, key, klen, tag_pack(it->seq, KIND_MAX));
     find_next(it, 0);
+    cover_key(it, key, klen); /* no key between it and the one found */
+    cover_result(it, 1);
 }
 
 void tind_iter_seek_for_prev(tind_iter *it, const void *key, size_t klen)
@@ -185,6 +262,8 @@ void tind_iter_seek_for_prev(tind_iter *it, const void *key, size_t klen)
     /* (key, tag 0) sorts after every entry of key: all its versions count. */
     iiter_seek_for_prev(it->src, key, klen, 0);
     find_prev(it);
+    cover_key(it, key, klen);
+    cover_result(it, 0);
 }
 
 int tind_iter_valid(const tind_iter *it) { return it && it->valid; }
@@ -202,11 +281,13 @@ void tind_iter_next(tind_iter *it)
     } else {
         if (save(&it->saved_key, s->key, s->klen)) {
             fail(it, TIND_NO_MEMORY);
+            cover_result(it, 1);
             return;
         }
         iiter_next(s);
     }
     find_next(it, 1);
+    cover_result(it, 1);
 }
 
 void tind_iter_prev(tind_iter *it)
@@ -217,6 +298,7 @@ void tind_iter_prev(tind_iter *it)
         /* Step back past every entry of the current key. */
         if (save(&it->saved_key, s->key, s->klen)) {
             fail(it, TIND_NO_MEMORY);
+            cover_result(it, 0);
             return;
         }
         do {
@@ -225,10 +307,12 @@ void tind_iter_prev(tind_iter *it)
         it->dir = DIR_REVERSE;
         if (iiter_status(s)) {
             fail(it, iiter_status(s));
+            cover_result(it, 0);
             return;
         }
     }
     find_prev(it);
+    cover_result(it, 0);
 }
 
 const void *tind_iter_key(const tind_iter *it, size_t *len)
@@ -270,6 +354,7 @@ int tind_iter_status(const tind_iter *it)
 void tind_iter_close(tind_iter *it)
 {
     if (!it) return;
+    if (it->tx) tx_iter_detach(it);
     iiter_destroy(it->src);
     sv_unref(it->sv);
     buf_free(&it->lower);
@@ -277,6 +362,8 @@ void tind_iter_close(tind_iter *it)
     buf_free(&it->saved_key);
     buf_free(&it->saved_val);
     buf_free(&it->scratch);
+    buf_free(&it->cov_lo);
+    buf_free(&it->cov_hi);
     atomic_fetch_sub(&it->db->niters, 1);
     free(it);
 }
@@ -328,8 +415,10 @@ static int iter_sources(tind_keyspace *ks, struct super_version *sv, const tind_
     return rc;
 }
 
-static int iter_open(tind_keyspace *ks, tind_snapshot *snap, const void *lo, size_t lolen, int has_lo,
-                     const void *hi, size_t hilen, int has_hi, tind_iter **out)
+/* Opens an iterator as of snap (NULL: now); with tx, over tx's snapshot
+ * overlaid with its writes, tracking its range for tx. */
+static int iter_open(tind_keyspace *ks, tind_snapshot *snap, struct tind_tx *tx, const void *lo, size_t lolen,
+                     int has_lo, const void *hi, size_t hilen, int has_hi, tind_iter **out)
 {
     tind_iter *it = calloc(1, sizeof *it);
     if (!it) return err_nomem();
@@ -339,6 +428,8 @@ static int iter_open(tind_keyspace *ks, tind_snapshot *snap, const void *lo, siz
     buf_init(&it->saved_key);
     buf_init(&it->saved_val);
     buf_init(&it->scratch);
+    buf_init(&it->cov_lo);
+    buf_init(&it->cov_hi);
     int rc = TIND_OK;
     if (has_lo && (rc = buf_append(&it->lower, lo, lolen)) != TIND_OK) goto fail;
     if (has_hi && (rc = buf_append(&it->upper, hi, hilen)) != TIND_OK) goto fail;
@@ -348,15 +439,50 @@ static int iter_open(tind_keyspace *ks, tind_snapshot *snap, const void *lo, siz
 
     if ((rc = ks_acquire_sv(ks, &it->sv)) != TIND_OK) goto fail;
     if ((rc = iter_sources(ks, it->sv, it, &it->src)) != TIND_OK) goto fail;
+    memtable *m = tx ? tx_buffer(tx, ks) : NULL;
+    if (m && tx->nops > 0) {
+        /* Reads at snapshot + 1: the transaction's writes, then the snapshot. */
+        iiter *kids[2] = {tx_overlay_iter(m, tx->nops, it->seq + 1), seq_filter_iter(it->src, it->seq)};
+        it->src = NULL;
+        iiter *merged = kids[0] && kids[1] ? merge_iter_new(kids, 2) : NULL;
+        if (!kids[0] || !kids[1]) {
+            iiter_destroy(kids[0]);
+            iiter_destroy(kids[1]);
+        }
+        if (!merged) {
+            rc = err_nomem();
+            goto fail;
+        }
+        it->src = merged;
+        it->seq++;
+    }
+    if (tx && !tx->single_writer) {
+        if ((rc = tx_track_iter(tx, it)) != TIND_OK) goto fail;
+        it->tx = tx;
+        it->ks_id = ks->id;
+    }
     atomic_fetch_add(&ks->db->niters, 1);
     *out = it;
     return TIND_OK;
 fail:
+    iiter_destroy(it->src);
     if (it->sv) sv_unref(it->sv);
     buf_free(&it->lower);
     buf_free(&it->upper);
     free(it);
     return rc;
+}
+
+/* iter_open with the bounds b (NULL: none), checked. */
+static int iter_open_bounded(tind_keyspace *ks, tind_snapshot *snap, struct tind_tx *tx, const tind_bounds *b,
+                             tind_iter **out)
+{
+    if (!b) return iter_open(ks, snap, tx, NULL, 0, 0, NULL, 0, 0, out);
+    int rc;
+    if (b->lower && (rc = db_check_key(b->lower, b->lower_len)) != TIND_OK) return rc;
+    if (b->upper && (rc = db_check_key(b->upper, b->upper_len)) != TIND_OK) return rc;
+    return iter_open(ks, snap, tx, b->lower, b->lower_len, b->lower != NULL, b->upper, b->upper_len,
+                     b->upper != NULL, out);
 }
 
 int tind_iter_open(tind_keyspace *ks, tind_snapshot *s, const tind_bounds *b, tind_iter **out)
@@ -367,17 +493,7 @@ int tind_iter_open(tind_keyspace *ks, tind_snapshot *s, const tind_bounds *b, ti
     int rc = db_check_keyspace(ks);
     if (rc) return rc;
     if (s && s->db != ks->db) return err_set(TIND_INVALID, "the snapshot belongs to another database");
-    const void *lo = NULL, *hi = NULL;
-    size_t lol = 0, hil = 0;
-    if (b) {
-        lo = b->lower;
-        lol = b->lower_len;
-        hi = b->upper;
-        hil = b->upper_len;
-        if (lo && (rc = db_check_key(lo, lol)) != TIND_OK) return rc;
-        if (hi && (rc = db_check_key(hi, hil)) != TIND_OK) return rc;
-    }
-    return iter_open(ks, s, lo, lol, lo != NULL, hi, hil, hi != NULL, out);
+    return iter_open_bounded(ks, s, NULL, b, out);
 }
 
 int tind_iter_open_prefix(tind_keyspace *ks, tind_snapshot *s, const void *prefix, size_t len, tind_iter **out)
@@ -396,7 +512,19 @@ int tind_iter_open_prefix(tind_keyspace *ks, tind_snapshot *s, const void *prefi
     size_t hl = len;
     while (hl > 0 && hi[hl - 1] == 0xff) hl--;
     if (hl > 0) hi[hl - 1]++;
-    rc = iter_open(ks, s, prefix, len, 1, hi, hl, hl > 0, out);
+    rc = iter_open(ks, s, NULL, prefix, len, 1, hi, hl, hl > 0, out);
     free(hi);
     return rc;
+}
+
+int tind_tx_iter_open(tind_tx *tx, tind_keyspace *ks, const tind_bounds *b, tind_iter **out)
+{
+    err_clear();
+    if (!out) return err_set(TIND_INVALID, "tind_tx_iter_open: NULL argument");
+    *out = NULL;
+    if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
+    int rc = db_check_keyspace(ks);
+    if (rc) return rc;
+    if (ks->db != tx->db) return err_set(TIND_INVALID, "the keyspace belongs to another database");
+    return iter_open_bounded(ks, tx->snap, tx, b, out);
 }

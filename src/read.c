@@ -43,9 +43,9 @@ static int version_get(tind_db *db, uint32_t space, const struct version *v, con
     return TIND_OK;
 }
 
-/* Reads key as of seq into a fresh copy: the active memtable, the sealed
- * ones newest first, then the tables; the first version found wins. */
-static int read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, void **val, size_t *vlen)
+/* The active memtable, the sealed ones newest first, then the tables; the
+ * first version found wins. */
+int db_read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, void **val, size_t *vlen)
 {
     struct super_version *sv;
     int rc = ks_acquire_sv(ks, &sv);
@@ -101,7 +101,7 @@ int tind_get(tind_keyspace *ks, const void *key, size_t klen, void **val, size_t
     err_clear();
     int rc = check_get_args(ks, key, klen, val, vlen);
     if (rc) return rc;
-    return read_at(ks, db_last_seq(ks->db), key, klen, val, vlen);
+    return db_read_at(ks, db_last_seq(ks->db), key, klen, val, vlen);
 }
 
 void tind_free(void *p) { free(p); }
@@ -134,7 +134,7 @@ int tind_snapshot_get(tind_snapshot *s, tind_keyspace *ks, const void *key, size
     if (rc) return rc;
     if (!s) return err_set(TIND_INVALID, "snapshot is NULL");
     if (s->db != ks->db) return err_set(TIND_INVALID, "the snapshot belongs to another database");
-    return read_at(ks, s->seq, key, klen, val, vlen);
+    return db_read_at(ks, s->seq, key, klen, val, vlen);
 }
 
 uint64_t tind_snapshot_sequence(const tind_snapshot *s) { return s ? s->seq : 0; }

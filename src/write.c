@@ -49,7 +49,6 @@ int db_check_keyspace(const tind_keyspace *ks)
 
 int db_write_prepare(void *ctx, struct journal_req *r)
 {
-    (void)ctx;
     const struct write_target *t = r->user;
     if (r->len == 0 || r->payload[0] != JPAYLOAD_BATCH) return TIND_OK;
     for (size_t i = 0; i < t->n; i++) {
@@ -64,7 +63,9 @@ int db_write_prepare(void *ctx, struct journal_req *r)
             return rc;
         }
     }
-    return TIND_OK;
+    /* Last: a transaction is checked, and the write recorded, only once
+     * nothing else can refuse it. */
+    return oracle_prepare(ctx, r, t->tx);
 }
 
 static tind_keyspace *target_find(const struct write_target *t, uint32_t id)
@@ -209,7 +210,10 @@ static int write_single(tind_keyspace *ks, unsigned kind, const void *key, size_
         struct write_target t = {.ks = &one, .n = 1};
         struct journal_req r = {.payload = b.p, .len = b.len, .durability = atomic_load(&ks->durability),
                                 .seq_count = 1, .user = &t};
-        rc = journal_write(ks->db->jnl, &r);
+        if ((rc = db_gate_enter(ks->db)) == TIND_OK) {
+            rc = journal_write(ks->db->jnl, &r);
+            db_gate_leave(ks->db);
+        }
     }
     buf_free(&b);
     return rc;
@@ -319,7 +323,10 @@ int tind_batch_commit(tind_db *db, tind_batch *b, int durability)
     struct write_target t = {.ks = b->ks, .n = b->nks};
     struct journal_req r = {.payload = b->payload.p, .len = b->payload.len, .durability = durability,
                             .seq_count = count, .user = &t};
-    return journal_write(db->jnl, &r);
+    if ((rc = db_gate_enter(db)) != TIND_OK) return rc;
+    rc = journal_write(db->jnl, &r);
+    db_gate_leave(db);
+    return rc;
 }
 
 void tind_batch_free(tind_batch *b)

@@ -1,4 +1,5 @@
-/* The crash test's writer: commits numbered batches over two keyspaces and
+/* The crash test's writer: commits numbered batches over two keyspaces
+ * (every third as a transaction that reads the counter it then writes) and
  * reports each acknowledged one on stdout (8 bytes, the batch number), until
  * it is killed. Its keyspaces have 64 KiB memtables and tables, so flushes
  * and compactions run all the time and many kills land in the middle of one.
@@ -21,6 +22,38 @@ static int write_all(int fd, const void *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* Batch i's writes (the same as the batch's) through a transaction, which
+ * must commit whole or leave no trace. */
+static int commit_as_transaction(tind_db *db, tind_keyspace *a, tind_keyspace *b, uint64_t i, int dur)
+{
+    tind_tx *tx;
+    int rc = tind_tx_begin(db, &tx);
+    if (rc) return rc;
+    char key[32], cnt[24];
+    uint8_t val[512];
+    size_t kl = crash_key(key, i), vl = crash_value(val, i);
+    int cl = sprintf(cnt, "%llu", (unsigned long long)i);
+    void *old;
+    size_t oldl;
+    rc = tind_tx_get(tx, a, "counter", 7, &old, &oldl);
+    if (rc == TIND_OK) tind_free(old);
+    if (rc == TIND_NOT_FOUND) rc = TIND_OK;
+    if (!rc) rc = tind_tx_put(tx, a, key, kl, val, vl);
+    if (!rc) rc = tind_tx_put(tx, b, key, kl, val, vl);
+    if (!rc) rc = tind_tx_put(tx, a, "counter", 7, cnt, (size_t)cl);
+    if (!rc) rc = tind_tx_put(tx, b, "counter", 7, cnt, (size_t)cl);
+    if (!rc && i > A_WINDOW) {
+        kl = crash_key(key, i - A_WINDOW);
+        rc = tind_tx_delete(tx, a, key, kl);
+    }
+    if (!rc) rc = tind_tx_set_durability(tx, dur);
+    if (rc) {
+        tind_tx_abort(tx);
+        return rc;
+    }
+    return tind_tx_commit(tx);
 }
 
 int main(int argc, char **argv)
@@ -68,7 +101,8 @@ int main(int argc, char **argv)
             rc = tind_batch_delete(bt, a, key, kl);
         }
         int dur = rand() % 50 == 0 ? TIND_DURABILITY_SYNC_DATA : TIND_DURABILITY_BUFFERED;
-        if (!rc) rc = tind_batch_commit(db, bt, dur);
+        if (!rc && i % 3 == 0) rc = commit_as_transaction(db, a, b, i, dur);
+        else if (!rc) rc = tind_batch_commit(db, bt, dur);
         if (rc) {
             fprintf(stderr, "crash-writer: batch %llu: %s: %s\n", (unsigned long long)i, tind_strerror(rc),
                     tind_last_error());

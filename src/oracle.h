@@ -1,0 +1,77 @@
+/* The conflict oracle of optimistic transactions.
+ *
+ * While any transaction is open, the journal's group-commit leader records
+ * the keys of every committed write (plain writes, batches and transactions)
+ * with its sequence number, in sequence order: the log. A transaction that
+ * commits is checked by the leader, in sequence order, against the log
+ * entries newer than its snapshot: a key it read, or a key inside a range it
+ * iterated, written by anyone after its snapshot fails the commit with
+ * TIND_CONFLICT. Checking and recording happen in the leader's prepare step,
+ * one request after another, so no two commits race.
+ *
+ * Entries no open transaction can conflict with (at or below the oldest open
+ * snapshot) are pruned as transactions end; with none open, the log keeps
+ * only the entries of writes not yet published (a transaction beginning now
+ * may take its snapshot before they publish).
+ *
+ * Writes that commit while no transaction is open are not recorded. The
+ * leader publishes the last sequence number of each such write in
+ * `unregistered` before it reads `active`; a transaction increments `active`
+ * before it reads `unregistered`, so (both sequentially consistent) either
+ * the leader sees the transaction and records the write, or the transaction
+ * sees the write and waits for it to be published before taking its snapshot.
+ */
+#ifndef TIND_SRC_ORACLE_H
+#define TIND_SRC_ORACLE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tind_tx;
+struct tind_db;
+struct journal_req;
+
+struct oracle_entry {
+    uint64_t seq;
+    uint64_t hash;    /* tx_key_hash */
+    uint32_t ks;
+    uint32_t klen;
+    uint8_t *key;     /* own allocation */
+};
+
+struct oracle {
+    /* mu guards the log, the list of open transactions and the counters; it
+     * is taken by the journal leader in prepare and by transactions at begin
+     * and end; it is never held across I/O. Taken before the db's snap_mu. */
+    pthread_mutex_t mu;
+    _Atomic long active;             /* open optimistic and single-writer transactions */
+    _Atomic uint64_t unregistered;   /* see above */
+    struct oracle_entry *log;        /* entries [head, n) are live, in sequence order */
+    size_t head, n, cap;
+    uint64_t log_bytes;              /* memory of the live entries */
+    struct tind_tx *first, *last;    /* open transactions, oldest snapshot first */
+    uint64_t commits, conflicts, read_only;
+};
+
+void oracle_init(struct oracle *o);
+void oracle_destroy(struct oracle *o);
+
+/* Opens tx's snapshot (tx->snap) such that every write after it will be in
+ * the log, and lists tx as open. */
+int oracle_begin(struct tind_db *db, struct tind_tx *tx);
+/* Unlists tx and prunes the log; counts the outcome. */
+void oracle_end(struct tind_db *db, struct tind_tx *tx, int committed, int read_only);
+
+/* Leader, for a batch request about to be given sequence numbers from
+ * r->first_seq: with tx set (an optimistic transaction), checks it against
+ * the log and fails with TIND_CONFLICT; then records the request's keys
+ * (and tx's keys read for update) when a transaction is open. */
+int oracle_prepare(struct tind_db *db, struct journal_req *r, struct tind_tx *tx);
+
+/* Entries and bytes of the log, open transactions, and outcome counters. */
+void oracle_stats(struct oracle *o, uint64_t *entries, uint64_t *bytes, uint64_t *open, uint64_t *commits,
+                  uint64_t *conflicts);
+
+#endif

@@ -1,0 +1,445 @@
+/* Transactions: optimistic (serializable, checked at commit by the oracle)
+ * and single-writer (holding the database's write gate from begin to end).
+ *
+ * A transaction reads from its snapshot, overlaid with its own writes, which
+ * it buffers per keyspace in a memtable numbered by op (src/tx.h). Commit
+ * turns the newest op of each key into one batch record. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal/payload.h"
+#include "lsm/ikey.h"
+#include "src/db.h"
+#include "src/oracle.h"
+#include "src/tx.h"
+#include "src/util/array.h"
+#include "src/util/checksum.h"
+#include "src/util/err.h"
+
+/* The single-writer transactions this thread holds (one per database at
+ * most), linked through gate_next: its other writes to those databases would
+ * wait for themselves. */
+static _Thread_local struct tind_tx *gate_held;
+
+static int gate_held_by_me(const tind_db *db)
+{
+    for (const struct tind_tx *t = gate_held; t; t = t->gate_next)
+        if (t->db == db) return 1;
+    return 0;
+}
+
+static void gate_forget(struct tind_tx *tx)
+{
+    for (struct tind_tx **p = &gate_held; *p; p = &(*p)->gate_next)
+        if (*p == tx) {
+            *p = tx->gate_next;
+            break;
+        }
+    tx->gate_next = NULL;
+}
+
+int db_gate_enter(tind_db *db)
+{
+    if (gate_held_by_me(db))
+        return err_set(TIND_BUSY, "this thread holds a single-writer transaction of the database: write through it");
+    pthread_rwlock_rdlock(&db->write_gate);
+    return TIND_OK;
+}
+
+void db_gate_leave(tind_db *db) { pthread_rwlock_unlock(&db->write_gate); }
+
+uint64_t tx_key_hash(uint32_t ks, const void *key, size_t klen) { return XXH3_64bits_withSeed(key, klen, ks); }
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int tx_read_conflicts(const struct tind_tx *tx, uint32_t ks, uint64_t hash, const uint8_t *key, size_t klen)
+{
+    if (tx->nreads && bsearch(&hash, tx->reads, tx->nreads, sizeof *tx->reads, cmp_u64)) return 1;
+    for (size_t i = 0; i < tx->nranges; i++) {
+        const struct tx_range *r = &tx->ranges[i];
+        if (r->ks != ks) continue;
+        if (!r->lo_open && ukey_cmp(key, klen, tx->range_keys.p + r->lo_off, r->lo_len) < 0) continue;
+        if (!r->hi_open) {
+            int c = ukey_cmp(key, klen, tx->range_keys.p + r->hi_off, r->hi_len);
+            if (c > 0 || (c == 0 && r->hi_excl)) continue;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+memtable *tx_buffer(const struct tind_tx *tx, const tind_keyspace *ks)
+{
+    for (size_t i = 0; i < tx->nspaces; i++)
+        if (tx->spaces[i].ks == ks) return tx->spaces[i].mem;
+    return NULL;
+}
+
+int tx_add_range(struct tind_tx *tx, uint32_t ks, int lo_open, const void *lo, size_t lo_len, int hi_open,
+                 const void *hi, size_t hi_len, int hi_excl)
+{
+    if (tx->single_writer) return TIND_OK; /* nothing to check */
+    int rc = array_reserve((void **)&tx->ranges, tx->nranges, &tx->capranges, sizeof *tx->ranges, 4);
+    if (rc) return rc;
+    struct tx_range r = {.ks = ks, .lo_open = lo_open, .hi_open = hi_open, .hi_excl = hi_excl};
+    r.lo_off = tx->range_keys.len;
+    r.lo_len = lo_open ? 0 : lo_len;
+    if (r.lo_len && (rc = buf_append(&tx->range_keys, lo, lo_len))) return rc;
+    r.hi_off = tx->range_keys.len;
+    r.hi_len = hi_open ? 0 : hi_len;
+    if (r.hi_len && (rc = buf_append(&tx->range_keys, hi, hi_len))) return rc;
+    tx->ranges[tx->nranges++] = r;
+    return TIND_OK;
+}
+
+int tx_track_iter(struct tind_tx *tx, struct tind_iter *it)
+{
+    int rc = array_reserve((void **)&tx->iters, tx->niters, &tx->capiters, sizeof *tx->iters, 4);
+    if (rc) return rc;
+    tx->iters[tx->niters++] = it;
+    return TIND_OK;
+}
+
+void tx_poison(struct tind_tx *tx) { tx->failed = TIND_NO_MEMORY; }
+
+void tx_forget_iter(struct tind_tx *tx, struct tind_iter *it)
+{
+    for (size_t i = 0; i < tx->niters; i++)
+        if (tx->iters[i] == it) {
+            tx->iters[i] = tx->iters[--tx->niters];
+            return;
+        }
+}
+
+/* ---- begin and end ---------------------------------------------------------------------------- */
+
+static int tx_new(tind_db *db, int single_writer, tind_tx **out)
+{
+    err_clear();
+    if (!db || !out) return err_set(TIND_INVALID, "tind_tx_begin: NULL argument");
+    *out = NULL;
+    tind_tx *tx = calloc(1, sizeof *tx);
+    if (!tx) return err_nomem();
+    tx->db = db;
+    tx->single_writer = single_writer;
+    tx->durability = db->opts.durability;
+    buf_init(&tx->range_keys);
+    buf_init(&tx->lock_keys);
+    if (single_writer) {
+        if (gate_held_by_me(db)) {
+            free(tx);
+            return err_set(TIND_BUSY, "this thread already holds a single-writer transaction of the database");
+        }
+        pthread_rwlock_wrlock(&db->write_gate);
+        tx->gate_next = gate_held;
+        gate_held = tx;
+    }
+    int rc = oracle_begin(db, tx);
+    if (rc) {
+        if (single_writer) {
+            gate_forget(tx);
+            pthread_rwlock_unlock(&db->write_gate);
+        }
+        free(tx);
+        return rc;
+    }
+    *out = tx;
+    return TIND_OK;
+}
+
+int tind_tx_begin(tind_db *db, tind_tx **tx) { return tx_new(db, 0, tx); }
+
+int tind_wtx_begin(tind_db *db, tind_tx **tx) { return tx_new(db, 1, tx); }
+
+/* Folds the ranges of open iterators into the read set and detaches them. */
+static void detach_iters(tind_tx *tx)
+{
+    while (tx->niters > 0) tx_iter_detach(tx->iters[tx->niters - 1]); /* each forgets itself */
+}
+
+static void tx_free(tind_tx *tx, int committed, int read_only)
+{
+    tind_db *db = tx->db;
+    detach_iters(tx);
+    oracle_end(db, tx, committed, read_only);
+    tind_snapshot_close(tx->snap);
+    if (tx->single_writer) {
+        gate_forget(tx);
+        pthread_rwlock_unlock(&db->write_gate);
+    }
+    for (size_t i = 0; i < tx->nspaces; i++) memtable_unref(tx->spaces[i].mem);
+    free(tx->spaces);
+    free(tx->reads);
+    free(tx->ranges);
+    buf_free(&tx->range_keys);
+    free(tx->locks);
+    buf_free(&tx->lock_keys);
+    free(tx->saves);
+    free(tx->iters);
+    free(tx);
+}
+
+void tind_tx_abort(tind_tx *tx)
+{
+    if (tx) tx_free(tx, 0, 0);
+}
+
+uint64_t tind_tx_sequence(const tind_tx *tx) { return tx ? tx->snap->seq : 0; }
+
+int tind_tx_set_durability(tind_tx *tx, int durability)
+{
+    err_clear();
+    if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
+    int rc = db_check_durability(durability);
+    if (rc) return rc;
+    tx->durability = durability;
+    return TIND_OK;
+}
+
+/* ---- reads ----------------------------------------------------------------------------------- */
+
+static int check_tx_ks(const tind_tx *tx, const tind_keyspace *ks)
+{
+    if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
+    int rc = db_check_keyspace(ks);
+    if (rc) return rc;
+    if (ks->db != tx->db) return err_set(TIND_INVALID, "the keyspace belongs to another database");
+    return TIND_OK;
+}
+
+enum { READ_TRACKED, READ_UNTRACKED, READ_FOR_UPDATE };
+
+static int add_read(tind_tx *tx, uint32_t ks, const void *key, size_t klen)
+{
+    int rc = array_reserve((void **)&tx->reads, tx->nreads, &tx->capreads, sizeof *tx->reads, 16);
+    if (rc) return rc;
+    tx->reads[tx->nreads++] = tx_key_hash(ks, key, klen);
+    return TIND_OK;
+}
+
+static int add_lock(tind_tx *tx, uint32_t ks, const void *key, size_t klen)
+{
+    int rc = array_reserve((void **)&tx->locks, tx->nlocks, &tx->caplocks, sizeof *tx->locks, 4);
+    if (rc) return rc;
+    size_t off = tx->lock_keys.len;
+    if ((rc = buf_append(&tx->lock_keys, key, klen))) return rc;
+    tx->locks[tx->nlocks++] = (struct tx_lock){ks, off, klen};
+    return TIND_OK;
+}
+
+static int tx_read(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val, size_t *vlen, int mode)
+{
+    err_clear();
+    if (!val || !vlen) return err_set(TIND_INVALID, "value out-parameters are NULL");
+    *val = NULL;
+    *vlen = 0;
+    int rc;
+    if ((rc = check_tx_ks(tx, ks)) || (rc = db_check_key(key, klen))) return rc;
+    if (mode == READ_FOR_UPDATE && !tx->single_writer && (rc = add_lock(tx, ks->id, key, klen))) {
+        tx_poison(tx);
+        return rc;
+    }
+    memtable *m = tx_buffer(tx, ks);
+    unsigned kind;
+    const uint8_t *v;
+    size_t vl;
+    if (m && memtable_get(m, key, klen, SEQ_MAX, &kind, &v, &vl)) {
+        /* Its own write: the answer does not depend on anyone else. */
+        if (kind == KIND_DELETE) return TIND_NOT_FOUND;
+        uint8_t *copy = malloc(vl ? vl : 1);
+        if (!copy) return err_nomem();
+        if (vl) memcpy(copy, v, vl);
+        *val = copy;
+        *vlen = vl;
+        return TIND_OK;
+    }
+    if (mode != READ_UNTRACKED && !tx->single_writer && (rc = add_read(tx, ks->id, key, klen))) {
+        tx_poison(tx);
+        return rc;
+    }
+    return db_read_at(ks, tx->snap->seq, key, klen, val, vlen);
+}
+
+int tind_tx_get(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    return tx_read(tx, ks, key, klen, val, vlen, READ_TRACKED);
+}
+
+int tind_tx_get_untracked(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    return tx_read(tx, ks, key, klen, val, vlen, READ_UNTRACKED);
+}
+
+int tind_tx_get_for_update(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    return tx_read(tx, ks, key, klen, val, vlen, READ_FOR_UPDATE);
+}
+
+/* ---- writes ------------------------------------------------------------------------------------ */
+
+static int tx_write(tind_tx *tx, tind_keyspace *ks, unsigned kind, const void *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+    memtable *m = tx_buffer(tx, ks);
+    int rc;
+    if (!m) {
+        if ((rc = array_reserve((void **)&tx->spaces, tx->nspaces, &tx->capspaces, sizeof *tx->spaces, 2))) return rc;
+        if (!(m = memtable_new())) return err_nomem();
+        tx->spaces[tx->nspaces++] = (struct tx_space){ks, m};
+    }
+    if (tx->nops >= UINT32_MAX) return err_set(TIND_INVALID, "a transaction holds at most %u writes", UINT32_MAX);
+    if ((rc = memtable_add(m, tx->nops + 1, kind, key, klen, val, vlen))) return rc;
+    tx->nops++;
+    return TIND_OK;
+}
+
+int tind_tx_put(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    err_clear();
+    int rc;
+    if ((rc = check_tx_ks(tx, ks)) || (rc = db_check_key(key, klen)) || (rc = db_check_value(val, vlen))) return rc;
+    return tx_write(tx, ks, KIND_PUT, key, klen, val, vlen);
+}
+
+int tind_tx_delete(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen)
+{
+    err_clear();
+    int rc;
+    if ((rc = check_tx_ks(tx, ks)) || (rc = db_check_key(key, klen))) return rc;
+    return tx_write(tx, ks, KIND_DELETE, key, klen, NULL, 0);
+}
+
+/* ---- savepoints ---------------------------------------------------------------------------------- */
+
+int tind_tx_savepoint(tind_tx *tx)
+{
+    err_clear();
+    if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
+    int rc = array_reserve((void **)&tx->saves, tx->nsaves, &tx->capsaves, sizeof *tx->saves, 4);
+    if (rc) return rc;
+    tx->saves[tx->nsaves++] = (struct tx_savepoint){tx->nops, tx->nreads, tx->nranges, tx->nlocks,
+                                                    tx->range_keys.len, tx->lock_keys.len};
+    return TIND_OK;
+}
+
+/* A copy of m holding the ops numbered up to nops. */
+static int buffer_cut(memtable *m, uint64_t nops, memtable **out)
+{
+    memtable *n = memtable_new();
+    iiter *it = n ? memtable_iter(m) : NULL;
+    if (!it) {
+        if (n) memtable_unref(n);
+        return err_nomem();
+    }
+    int rc = TIND_OK;
+    for (iiter_seek_first(it); it->valid && rc == TIND_OK; iiter_next(it))
+        if (tag_seq(it->tag) <= nops)
+            rc = memtable_add(n, tag_seq(it->tag), tag_kind(it->tag), it->key, it->klen, it->val, it->vlen);
+    iiter_destroy(it);
+    if (rc) {
+        memtable_unref(n);
+        return rc;
+    }
+    *out = n;
+    return TIND_OK;
+}
+
+int tind_tx_rollback_to(tind_tx *tx)
+{
+    err_clear();
+    if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
+    if (tx->nsaves == 0) return err_set(TIND_NOT_FOUND, "the transaction has no savepoint");
+    const struct tx_savepoint *s = &tx->saves[tx->nsaves - 1];
+    if (s->nops < tx->nops) {
+        /* Build every cut buffer first, so that a failure changes nothing.
+         * Open iterators keep the old buffers alive. */
+        memtable **cut = calloc(tx->nspaces ? tx->nspaces : 1, sizeof *cut);
+        if (!cut) return err_nomem();
+        int rc = TIND_OK;
+        for (size_t i = 0; i < tx->nspaces && rc == TIND_OK; i++) rc = buffer_cut(tx->spaces[i].mem, s->nops, &cut[i]);
+        if (rc) {
+            for (size_t i = 0; i < tx->nspaces; i++)
+                if (cut[i]) memtable_unref(cut[i]);
+            free(cut);
+            return rc;
+        }
+        for (size_t i = 0; i < tx->nspaces; i++) {
+            memtable_unref(tx->spaces[i].mem);
+            tx->spaces[i].mem = cut[i];
+        }
+        free(cut);
+        tx->nops = s->nops;
+    }
+    tx->nreads = s->nreads;
+    tx->nranges = s->nranges;
+    tx->nlocks = s->nlocks;
+    tx->range_keys.len = s->range_bytes;
+    tx->lock_keys.len = s->lock_bytes;
+    tx->nsaves--;
+    return TIND_OK;
+}
+
+/* ---- commit ------------------------------------------------------------------------------------- */
+
+/* The batch payload of the newest op of every key buffered. */
+static int build_payload(tind_tx *tx, buf *payload)
+{
+    int rc = payload_batch_init(payload);
+    for (size_t i = 0; i < tx->nspaces && rc == TIND_OK; i++) {
+        iiter *it = memtable_iter(tx->spaces[i].mem);
+        if (!it) return err_nomem();
+        const uint8_t *prev = NULL;
+        size_t prevl = 0;
+        for (iiter_seek_first(it); it->valid && rc == TIND_OK; iiter_next(it)) {
+            /* Versions of a key come newest first: the first is the one. */
+            if (prev && ukey_cmp(prev, prevl, it->key, it->klen) == 0) continue;
+            prev = it->key;
+            prevl = it->klen;
+            if (payload_batch_count(payload->p) == UINT32_MAX) rc = err_set(TIND_INVALID, "transaction too large");
+            else rc = payload_batch_add(payload, tag_kind(it->tag), tx->spaces[i].ks->id, it->key, it->klen, it->val,
+                                        it->vlen);
+        }
+        iiter_destroy(it);
+    }
+    return rc;
+}
+
+int tind_tx_commit(tind_tx *tx)
+{
+    err_clear();
+    if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
+    tind_db *db = tx->db;
+    detach_iters(tx);
+    buf payload;
+    buf_init(&payload);
+    int rc = tx->failed ? err_set(tx->failed, "the transaction's read tracking failed earlier; it cannot commit")
+                        : build_payload(tx, &payload);
+    uint32_t count = rc == TIND_OK ? payload_batch_count(payload.p) : 0;
+    if (rc == TIND_OK && count == 0) {
+        /* Read-only: it saw one snapshot; nothing to check. */
+        buf_free(&payload);
+        tx_free(tx, 1, 1);
+        return TIND_OK;
+    }
+    tind_keyspace **ks = rc == TIND_OK ? calloc(tx->nspaces, sizeof *ks) : NULL;
+    if (rc == TIND_OK && !ks) rc = err_nomem();
+    if (rc == TIND_OK) {
+        for (size_t i = 0; i < tx->nspaces; i++) ks[i] = tx->spaces[i].ks;
+        if (tx->nreads > 1) qsort(tx->reads, tx->nreads, sizeof *tx->reads, cmp_u64);
+        struct write_target t = {.ks = ks, .n = tx->nspaces, .tx = tx};
+        struct journal_req r = {.payload = payload.p, .len = payload.len, .durability = tx->durability,
+                                .seq_count = count, .user = &t};
+        if (tx->single_writer || (rc = db_gate_enter(db)) == TIND_OK) {
+            rc = journal_write(db->jnl, &r);
+            if (!tx->single_writer) db_gate_leave(db);
+        }
+    }
+    free(ks);
+    buf_free(&payload);
+    tx_free(tx, rc == TIND_OK, 0);
+    return rc;
+}
