@@ -396,6 +396,20 @@ int file_join(char *out, size_t cap, const char *dir, const char *name)
     return TIND_OK;
 }
 
+int file_sync_parent(const char *path)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    while (n > 0 && path[n - 1] != '/') n--;
+    if (n == 0) return file_sync_dir(".");
+    while (n > 1 && path[n - 1] == '/') n--;
+    char dir[PATH_MAX];
+    if (n >= sizeof dir) return err_set(TIND_INVALID, "path too long: %s", path);
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    return file_sync_dir(dir);
+}
+
 static void pl_forget(const char *path);
 
 /* Removes a temporary file left by a failed atomic write. */

@@ -46,6 +46,9 @@ int file_mkdir(const char *path);
 int file_rmdir(const char *path);
 /* fsyncs the directory itself, making creations, renames and unlinks in it durable. */
 int file_sync_dir(const char *dir);
+/* fsyncs the directory that holds path (its last component's parent, "."
+ * for a bare name), making path's creation or rename durable. */
+int file_sync_parent(const char *path);
 /* 1 if path exists, 0 if not, or a negative status. */
 int file_exists(const char *path);
 /* Size of the file at path. */
