@@ -8,6 +8,8 @@
 #   make bench-peers NUM=N    tind beside RocksDB, LevelDB and LMDB (installs them; N keys,
 #                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
+#   make powerloss-test STATES=N  the power-loss test: N crash states over every drop mode
+#                             (default 0: every sync boundary of the workload in every mode)
 #   make compaction-test KEYS=N  the overwrite space test at N keys (default 1,000,000)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
@@ -19,6 +21,7 @@ INCDIR  ?= $(PREFIX)/include
 PKGDIR  ?= $(LIBDIR)/pkgconfig
 SAN     ?=
 KILLS   ?= 60
+STATES  ?= 0
 KEYS    ?= 1000000
 BENCH_ARGS ?=
 NUM     ?=
@@ -99,7 +102,7 @@ TESTBIN := $(BUILD)/tests/tind-tests
 BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
 
-.PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
+.PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test powerloss-test run-powerloss-test compaction-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
@@ -165,6 +168,12 @@ crash-test: ensure-deps
 
 run-crash-test: check-pkgs $(BUILD)/tests/crash-writer $(BUILD)/tests/crash-check
 	$(BUILD)/tests/crash-check --kills=$(KILLS) --writer=$(BUILD)/tests/crash-writer
+
+powerloss-test: ensure-deps
+	@$(MAKE) --no-print-directory run-powerloss-test
+
+run-powerloss-test: check-pkgs $(BUILD)/tests/powerloss-check
+	$(BUILD)/tests/powerloss-check --states=$(STATES)
 
 # The space-amplification test at full size: 1,000,000 keys written six times.
 compaction-test: ensure-deps

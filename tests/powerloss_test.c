@@ -1,5 +1,7 @@
 /* Power-loss tests of the database: regression tests for the durability
- * bugs the power-loss simulator (src/util/file.h) found. */
+ * bugs the power-loss simulator (src/util/file.h) found, and a sample of the
+ * crash-state exploration of tests/tools/powerloss-check.c (the whole of it
+ * is `make powerloss-test`). */
 #include <criterion/criterion.h>
 
 #include <limits.h>
@@ -107,4 +109,14 @@ Test(powerloss, a_flush_never_outlives_the_other_half_of_its_batches)
         cr_assert_eq(ia, ib, "batch %d is torn after the power loss: a has it %d, b has it %d", i, ia, ib);
     }
     cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(powerloss, a_sample_of_crash_states_loses_no_durable_batch, .timeout = 600)
+{
+    const char *tools = getenv("TIND_TOOLS");
+    cr_assert(tools != NULL, "TIND_TOOLS must name the folder of powerloss-check (make test sets it)");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/powerloss-check --states=100", tools);
+    int st = system(cmd);
+    cr_assert_eq(st, 0, "powerloss-check failed (status %d); its output above says how to replay it", st);
 }
