@@ -254,6 +254,22 @@ Test(powerloss_sim, a_removed_durable_directory_comes_back)
     expect_content("ks/t1", 2000, 1);
 }
 
+Test(powerloss_sim, a_directory_replaced_under_a_durable_file_is_undone)
+{
+    cr_assert_eq(file_pl_start(root), TIND_OK);
+    cr_assert_eq(file_mkdir(P("d")), TIND_OK);
+    cr_assert_eq(file_sync_dir(root), TIND_OK);
+    mk("d/x", 700, 5, 1, 0);
+    cr_assert_eq(file_sync_dir(P("d")), TIND_OK);
+    /* d moves to e, a new d takes x back: the same file under another directory. */
+    cr_assert_eq(file_rename(P("d"), P("e")), TIND_OK);
+    cr_assert_eq(file_mkdir(P("d")), TIND_OK);
+    cr_assert_eq(file_rename(P("e/x"), P("d/x")), TIND_OK);
+    cr_assert_eq(file_pl_drop(FILE_PL_ALL, 1), TIND_OK, "%s", err_msg());
+    expect_content("d/x", 700, 5);
+    cr_assert(!present("e"), "the directory rename was never durable");
+}
+
 Test(powerloss_sim, a_truncation_is_durable_at_once)
 {
     cr_assert_eq(file_pl_start(root), TIND_OK);

@@ -881,6 +881,21 @@ static int pl_reachable(const char *path)
     }
 }
 
+/* 1 when every directory above path (below the root) is the same inode now
+ * as in dur: else the removal of a replaced directory takes path with it. */
+static int pl_same_dirs(const char *path)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s", path);
+    for (;;) {
+        size_t l = pl_parent_len(p);
+        if (l <= pl.rootlen) return 1;
+        p[l] = 0;
+        struct pl_name *d = pl_find(&pl.dur, p), *c = pl_find(&pl.cur, p);
+        if (!d || !c || d->node != c->node) return 0;
+    }
+}
+
 static int pl_cmp_len_desc(const void *a, const void *b)
 {
     size_t la = strlen(((const struct pl_name *)a)->path), lb = strlen(((const struct pl_name *)b)->path);
@@ -998,7 +1013,7 @@ static int pl_drop_locked(enum file_pl_mode mode, uint64_t seed)
         struct pl_keep *k = &keep[nk++];
         k->path = d->path;
         k->node = d->node;
-        if (d->node->is_dir || (c && c->node == d->node)) continue;
+        if (d->node->is_dir || (c && c->node == d->node && pl_same_dirs(d->path))) continue;
         k->moved = 1;
         const char *src = NULL;
         for (size_t j = 0; j < pl.cur.n && !src; j++)
