@@ -15,13 +15,22 @@
  *   batch before it), and no batch that was never issued;
  * - the sequence number after reopening is not below that of batch P, and a
  *   batch written after recovery is durable and visible after another reopen.
+ * Before the checks, a second power loss strikes during recovery: the
+ * database is opened with a crash armed at one of its first boundaries (a
+ * torn tail cut, a new journal started, empty journals removed), then the
+ * checks run on what that leaves.
+ * The workload also makes a third keyspace, c, a sixth of the way in, writes
+ * it in the batches up to a third, and drops it at five twelfths: c must be
+ * gone after an acknowledged drop and otherwise hold exactly its part of the
+ * batches present.
  * n runs 0, 1, 2, ... (or with a stride, for a sample) until the workload
  * finishes before boundary n; that last state is a power loss after a clean
  * close. Background flushes and compactions make the numbering vary between
  * runs; each run is one explored state.
  *
  *   powerloss-check [--states=N] [--modes=all,keep,random-part,torn-512,torn-4k]
- *                   [--batches=N] [--seed=S] [--at=N] [--dir=DIR] [--verbose]
+ *                   [--batches=N] [--seed=S] [--at=N] [--dir=DIR] [--no-recovery-crash]
+ *                   [--verbose]
  * --states=N explores about N states over all modes (0, the default: every
  * boundary in every mode); --at=N runs the single state n=N of each mode
  * (a replay, with --seed). Exit 0 and a summary when every check held; 1 and
@@ -55,6 +64,8 @@ struct shared {
                               (or made durable by tind_persist) */
     uint64_t boundaries;   /* boundaries the child passed (set when it finished) */
     int finished;          /* the workload ran to its end */
+    int c_drop_issued;     /* tind_keyspace_drop("c") was called */
+    int c_dropped;         /* and returned TIND_OK */
     uint64_t seq[MAX_BATCHES + 2]; /* seq[i]: the sequence number after batch i's commit */
 };
 
@@ -62,7 +73,12 @@ static struct shared *sh;
 static enum file_pl_mode child_mode;
 static uint64_t child_seed;
 static uint64_t nbatches = 600;
+/* Keyspace c is created before batch c_first, written by batches c_first..
+ * c_last and dropped before batch c_drop. */
+static uint64_t c_first, c_last, c_drop;
 static int verbose;
+static int recovery_crashes = 1; /* a second loss during the recovery of each state */
+static uint64_t recovery_crashed;  /* how many of those fired */
 
 static uint64_t now_ms(void)
 {
@@ -142,9 +158,9 @@ static void open_all(const char *db_path, tind_db **db, tind_keyspace **a, tind_
         child_fail("keyspace open", rc);
 }
 
-/* Batch i: puts a/k(i) and b/k(i), sets a/counter and b/counter to i, and
- * deletes a/k(i - WINDOW). */
-static int fill_batch(tind_batch *bt, tind_keyspace *a, tind_keyspace *b, uint64_t i)
+/* Batch i: puts a/k(i) and b/k(i), sets a/counter and b/counter to i,
+ * deletes a/k(i - WINDOW), and puts c/k(i) when c is given. */
+static int fill_batch(tind_batch *bt, tind_keyspace *a, tind_keyspace *b, tind_keyspace *c, uint64_t i)
 {
     char key[32], cnt[24];
     uint8_t val[1300];
@@ -157,6 +173,10 @@ static int fill_batch(tind_batch *bt, tind_keyspace *a, tind_keyspace *b, uint64
     if ((rc = tind_batch_put(bt, b, key, kl, val, vl))) return rc;
     if ((rc = tind_batch_put(bt, a, "counter", 7, cnt, (size_t)cl))) return rc;
     if ((rc = tind_batch_put(bt, b, "counter", 7, cnt, (size_t)cl))) return rc;
+    if (c) {
+        vl = value_of(val, i, 2);
+        if ((rc = tind_batch_put(bt, c, key, kl, val, vl))) return rc;
+    }
     if (i > WINDOW) {
         kl = key_of(key, i - WINDOW);
         if ((rc = tind_batch_delete(bt, a, key, kl))) return rc;
@@ -183,8 +203,22 @@ static void child_run(const char *root, const char *db_path, uint64_t crash_at)
     tind_keyspace *a, *b;
     open_all(db_path, &db, &a, &b);
     tind_batch *bt;
+    tind_keyspace *c = NULL;
     if ((rc = tind_batch_new(&bt))) child_fail("batch", rc);
     for (uint64_t i = 1; i <= nbatches; i++) {
+        if (i == c_first) {
+            /* A keyspace made in the middle: its folder, options and the
+             * database's meta file must be durable before its writes are. */
+            tind_keyspace_options ko;
+            ks_options(&ko);
+            if ((rc = tind_keyspace_open(db, "c", &ko, &c))) child_fail("keyspace c", rc);
+        }
+        if (i == c_drop) {
+            sh->c_drop_issued = 1;
+            if ((rc = tind_keyspace_drop(db, "c"))) child_fail("drop c", rc);
+            sh->c_dropped = 1;
+            sh->synced = i - 1; /* the drop is synced, and every batch before it */
+        }
         if (i == nbatches / 2) {
             /* A close and reopen in the middle: what close leaves must be
              * recoverable too. */
@@ -193,7 +227,7 @@ static void child_run(const char *root, const char *db_path, uint64_t crash_at)
             open_all(db_path, &db, &a, &b);
             if ((rc = tind_batch_new(&bt))) child_fail("batch", rc);
         }
-        if ((rc = fill_batch(bt, a, b, i))) child_fail("batch fill", rc);
+        if ((rc = fill_batch(bt, a, b, i >= c_first && i <= c_last ? c : NULL, i))) child_fail("batch fill", rc);
         int dur = durability_of(i);
         sh->issued = i;
         if ((rc = tind_batch_commit(db, bt, dur))) child_fail("commit", rc);
@@ -211,6 +245,22 @@ static void child_run(const char *root, const char *db_path, uint64_t crash_at)
     sh->finished = 1;
     /* The power goes after a clean close. */
     if ((rc = file_pl_drop(child_mode, child_seed))) child_fail("drop", rc);
+    _exit(0);
+}
+
+/* A second power loss, during recovery: opens the database left by the first
+ * with a crash armed at boundary crash_at of the open. Exits 0 when the open
+ * (and close) finished first. */
+static void child_recover(const char *root, const char *db_path, uint64_t crash_at)
+{
+    int rc = file_pl_start(root);
+    if (rc) child_fail("tracking start", rc);
+    file_pl_crash_at(crash_at, on_crash, NULL);
+    tind_db *db;
+    tind_keyspace *a, *b;
+    open_all(db_path, &db, &a, &b);
+    if ((rc = tind_close(db))) child_fail("close after recovery", rc);
+    file_pl_stop();
     _exit(0);
 }
 
@@ -309,6 +359,38 @@ static int open_check(const char *db_path, tind_db **db, tind_keyspace **a, tind
     return 0;
 }
 
+/* Keyspace c: gone once its drop was acknowledged; present, holding exactly
+ * its part of batches c_first..min(P, c_last), whenever a batch that wrote it
+ * is present, unless its drop (issued, not acknowledged) made it. */
+static int verify_c(tind_db *db, uint64_t p)
+{
+    char **names;
+    size_t n;
+    int rc = tind_keyspace_list(db, &names, &n);
+    if (rc) return FAIL("keyspace list: %s: %s", tind_strerror(rc), tind_last_error());
+    int exists = 0;
+    for (size_t i = 0; i < n; i++) exists |= !strcmp(names[i], "c");
+    tind_free(names);
+    if (sh->c_dropped && exists) return FAIL("keyspace c is back after its acknowledged drop");
+    if (!exists) {
+        if (p >= c_first && !sh->c_drop_issued)
+            return FAIL("keyspace c is missing although batch %llu, which wrote it, is present",
+                        (unsigned long long)c_first);
+        return 0;
+    }
+    tind_keyspace *c;
+    if ((rc = tind_keyspace_open(db, "c", NULL, &c)))
+        return FAIL("keyspace c: %s: %s", tind_strerror(rc), tind_last_error());
+    uint64_t last = p < c_last ? p : c_last;
+    if (last < c_first) {
+        /* Nothing of c present: the scan below must find nothing. */
+        return expect_scan(c, 2, 1, 0);
+    }
+    int fail = expect_scan(c, 2, c_first, last);
+    for (uint64_t i = c_first; !fail && i <= last; i++) fail = expect_get(c, 2, i, 1);
+    return fail;
+}
+
 /* Checks the database left by one crash state; *present gets P. */
 static int verify(const char *db_path, uint64_t *present, uint64_t *checks)
 {
@@ -345,9 +427,10 @@ static int verify(const char *db_path, uint64_t *present, uint64_t *checks)
         (*checks)++;
     }
     if (!fail) fail = expect_get(b, 1, p + 1, 0) || expect_get(a, 0, p + 1, 0);
+    if (!fail) fail = verify_c(db, p);
     /* Recovery must leave a database that takes new writes durably. */
     tind_batch *bt = NULL;
-    if (!fail && ((rc = tind_batch_new(&bt)) || (rc = fill_batch(bt, a, b, p + 1)) ||
+    if (!fail && ((rc = tind_batch_new(&bt)) || (rc = fill_batch(bt, a, b, NULL, p + 1)) ||
                   (rc = tind_batch_commit(db, bt, TIND_DURABILITY_SYNC_DATA))))
         fail = FAIL("commit after recovery: %s: %s", tind_strerror(rc), tind_last_error());
     tind_batch_free(bt);
@@ -397,6 +480,25 @@ static int run_state(const char *root, const char *db_path, enum file_pl_mode mo
         return 1;
     }
     *finished = WEXITSTATUS(st) == 0;
+    if (recovery_crashes) {
+        /* Recovery writes too (a torn tail cut, a new journal, empty journals
+         * removed, manifests rewritten): lose power in the middle of it. */
+        if ((pid = fork()) < 0) {
+            FAIL("fork: %s", strerror(errno));
+            return 1;
+        }
+        if (pid == 0) {
+            child_mode = mode;
+            child_seed = seed ^ 0x5bd1e995u;
+            child_recover(root, db_path, (seed >> 8) % 8);
+        }
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        if (!WIFEXITED(st) || (WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != EXIT_CRASHED)) {
+            FAIL("recovery failed (status 0x%x; its message is above)", st);
+            return 1;
+        }
+        if (WEXITSTATUS(st) == EXIT_CRASHED) recovery_crashed++;
+    }
     return verify(db_path, present, checks);
 }
 
@@ -413,16 +515,20 @@ int main(int argc, char **argv)
         else if (!strncmp(argv[i], "--dir=", 6)) dir_arg = argv[i] + 6;
         else if (!strncmp(argv[i], "--modes=", 8)) modes_arg = argv[i] + 8;
         else if (!strcmp(argv[i], "--verbose")) verbose = 1;
+        else if (!strcmp(argv[i], "--no-recovery-crash")) recovery_crashes = 0;
         else {
             fprintf(stderr, "usage: powerloss-check [--states=N] [--modes=M,...] [--batches=N] [--seed=S] [--at=N] "
-                            "[--dir=DIR] [--verbose]\n");
+                            "[--dir=DIR] [--no-recovery-crash] [--verbose]\n");
             return 2;
         }
     }
-    if (nbatches < 4 || nbatches > MAX_BATCHES) {
-        fprintf(stderr, "powerloss-check: --batches must be 4 to %d\n", MAX_BATCHES);
+    if (nbatches < 12 || nbatches > MAX_BATCHES) {
+        fprintf(stderr, "powerloss-check: --batches must be 12 to %d\n", MAX_BATCHES);
         return 2;
     }
+    c_first = nbatches / 6;
+    c_last = nbatches / 3;
+    c_drop = nbatches * 5 / 12;
     enum file_pl_mode modes[FILE_PL_MODES];
     int nmodes = 0;
     for (int m = 0; m < FILE_PL_MODES; m++) {
@@ -518,8 +624,10 @@ int main(int argc, char **argv)
                (unsigned long long)seed, file_pl_mode_name(fail_mode), (unsigned long long)fail_n, db_path);
         return 1;
     }
-    printf("powerloss-check: %llu crash states explored, %llu batch checks, all held, %.1f s\n",
-           (unsigned long long)total, (unsigned long long)checks, (double)(now_ms() - t0) / 1000.0);
+    printf("powerloss-check: %llu crash states explored (%llu with a second loss during recovery), %llu batch "
+           "checks, all held, %.1f s\n",
+           (unsigned long long)total, (unsigned long long)recovery_crashed, (unsigned long long)checks,
+           (double)(now_ms() - t0) / 1000.0);
     if (!dir_arg) rm_tree(root);
     return 0;
 }
