@@ -347,6 +347,35 @@ Test(powerloss_sim, torn_512_tears_one_sector_after_whole_ones) { torn(FILE_PL_T
 
 Test(powerloss_sim, torn_4k_tears_one_sector_after_whole_ones) { torn(FILE_PL_TORN_4K, 4096); }
 
+Test(powerloss_sim, zero_tail_keeps_the_size_and_zeroes_from_a_point_on)
+{
+    int zeroed_seen = 0;
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        cr_assert_eq(file_pl_start(root), TIND_OK);
+        tfile *f = mk("a", 1000, 1, 1, 1);
+        cr_assert_eq(file_sync_dir(root), TIND_OK);
+        append(f, 9000, 9);
+        cr_assert_eq(file_close(f), TIND_OK);
+        cr_assert_eq(file_pl_drop(FILE_PL_ZERO_TAIL, seed), TIND_OK);
+        uint8_t *d;
+        size_t got;
+        cr_assert_eq(file_read_all(P("a"), &d, &got), TIND_OK);
+        cr_assert_eq(got, 10000u, "seed %llu: the size changed", (unsigned long long)seed);
+        uint8_t want[10000];
+        fill(want, 1000, 1);
+        fill(want + 1000, 9000, 9);
+        size_t good = 0;
+        while (good < got && d[good] == want[good]) good++;
+        cr_assert(good >= 1000, "seed %llu: synced bytes changed", (unsigned long long)seed);
+        for (size_t i = good; i < got; i++)
+            cr_assert_eq(d[i], 0, "seed %llu: byte %zu after the last good one is not zero", (unsigned long long)seed, i);
+        if (good < got) zeroed_seen++;
+        free(d);
+        cr_assert_eq(unlink(P("a")), 0);
+    }
+    cr_assert(zeroed_seen > 0, "no seed zeroed anything");
+}
+
 static atomic_int cb_calls;
 
 static void note_crash(void *arg)

@@ -786,6 +786,7 @@ const char *file_pl_mode_name(enum file_pl_mode mode)
     case FILE_PL_RANDOM_PART: return "random-part";
     case FILE_PL_TORN_512: return "torn-512";
     case FILE_PL_TORN_4K: return "torn-4k";
+    case FILE_PL_ZERO_TAIL: return "zero-tail";
     default: return "?";
     }
 }
@@ -955,6 +956,19 @@ static int pl_drop_data(const char *path, uint64_t synced, enum file_pl_mode mod
             goto done;
         }
         keep = end;
+    } else if (mode == FILE_PL_ZERO_TAIL) {
+        /* The size made it, the data from a random point on did not: zeros
+         * up to the end, as a file system that extends the size first. */
+        uint64_t from = s + pl_rand(rng) % (len - s + 1);
+        uint8_t zeros[4096] = {0};
+        for (uint64_t off = from; off < len;) {
+            size_t n = len - off < sizeof zeros ? (size_t)(len - off) : sizeof zeros;
+            if (pwrite(fd, zeros, n, (off_t)off) != (ssize_t)n) {
+                rc = err_errno(errno ? errno : EIO, "write", path);
+                goto done;
+            }
+            off += n;
+        }
     }
     if (keep < len && ftruncate(fd, (off_t)keep) != 0) rc = err_errno(errno, "truncate", path);
 done:

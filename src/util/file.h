@@ -146,6 +146,8 @@ enum file_pl_mode {
                             boundary; the sector after it is torn: a random
                             part of it new data, the rest zeros or garbage */
     FILE_PL_TORN_4K,     /* the same with 4096-byte sectors */
+    FILE_PL_ZERO_TAIL,   /* the size survives whole but the unsynced bytes from a
+                            random point on read as zeros */
     FILE_PL_MODES
 };
 
@@ -165,7 +167,7 @@ int file_pl_crashed(void);
  * renamed over, and cuts each kept file's unsynced data as mode says, drawing
  * random choices from seed. Stops tracking. Callable from the crash callback. */
 int file_pl_drop(enum file_pl_mode mode, uint64_t seed);
-/* "all", "keep", "random-part", "torn-512", "torn-4k". */
+/* "all", "keep", "random-part", "torn-512", "torn-4k", "zero-tail". */
 const char *file_pl_mode_name(enum file_pl_mode mode);
 
 #endif

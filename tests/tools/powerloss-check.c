@@ -28,7 +28,7 @@
  * close. Background flushes and compactions make the numbering vary between
  * runs; each run is one explored state.
  *
- *   powerloss-check [--states=N] [--modes=all,keep,random-part,torn-512,torn-4k]
+ *   powerloss-check [--states=N] [--modes=all,keep,random-part,torn-512,torn-4k,zero-tail]
  *                   [--batches=N] [--seed=S] [--at=N] [--dir=DIR] [--no-recovery-crash]
  *                   [--verbose]
  * --states=N explores about N states over all modes (0, the default: every
