@@ -402,6 +402,9 @@ Test(powerloss_sim, boundaries_are_counted_and_the_armed_one_crashes)
     cr_assert_eq(file_exists(P("a")), TIND_IO_ERROR);
     cr_assert_eq(atomic_load(&cb_calls), 1);
     cr_assert_eq(file_pl_drop(FILE_PL_ALL, 1), TIND_OK);
+    cr_assert(file_pl_crashed(), "the power stays off after the drop");
+    cr_assert_eq(file_exists(P("a")), TIND_IO_ERROR, "no operation runs on the dropped files");
+    file_pl_stop();
     cr_assert(!file_pl_crashed());
     file_close(f);
     expect_content("a", 100, 1);

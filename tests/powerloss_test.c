@@ -116,7 +116,7 @@ Test(powerloss, a_sample_of_crash_states_loses_no_durable_batch, .timeout = 600)
     const char *tools = getenv("TIND_TOOLS");
     cr_assert(tools != NULL, "TIND_TOOLS must name the folder of powerloss-check (make test sets it)");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/powerloss-check --states=100", tools);
+    snprintf(cmd, sizeof cmd, "%s/powerloss-check --states=500", tools);
     int st = system(cmd);
     cr_assert_eq(st, 0, "powerloss-check failed (status %d); its output above says how to replay it", st);
 }

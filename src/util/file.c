@@ -535,6 +535,7 @@ static struct {
     size_t nnodes, capnodes;
     uint64_t boundaries;
     int armed, crashed;
+    int trace;            /* $TIND_PL_TRACE set at start: every step on stderr */
     uint64_t crash_at;
     void (*cb)(void *);
     void *cb_arg;
@@ -737,6 +738,7 @@ int file_pl_start(const char *root)
         pl.root[rl] = 0;
         pl.rootlen = rl;
         rc = pl_walk(pl.root);
+        pl.trace = getenv("TIND_PL_TRACE") != NULL;
     }
     if (rc == TIND_OK) atomic_store(&pl_on, 1);
     else pl_reset();
@@ -810,10 +812,11 @@ static int pl_check(void) { return pl.crashed ? EIO : 0; }
  * it and fires the armed crash at it. The callback runs with pl_mu held, so
  * every other thread's file operation waits; if it returns, this operation
  * and every later one fail with EIO until tracking stops. */
-static int pl_boundary(void)
+static int pl_boundary(const char *op, const char *path)
 {
     if (pl.crashed) return EIO;
     uint64_t n = pl.boundaries++;
+    if (pl.trace) fprintf(stderr, "pl: #%llu %s %s\n", (unsigned long long)n, op, path);
     if (pl.armed && n == pl.crash_at) {
         pl.crashed = 1;
         pl.cb(pl.cb_arg);
@@ -830,6 +833,7 @@ static int pl_note_open(const char *path, int fd, int existed, int trunc)
     if (fstat(fd, &st) != 0) return err_errno(errno, "stat", path);
     struct pl_name *c = pl_find(&pl.cur, path);
     if (!existed || !c) {
+        if (pl.trace) fprintf(stderr, "pl: create %s\n", path);
         pl_detach_ino((uint64_t)st.st_ino);
         struct pl_node *n = pl_new_node((uint64_t)st.st_ino, 0, 0);
         if (!n) return err_nomem();
@@ -934,6 +938,7 @@ static int pl_drop_data(const char *path, uint64_t synced, enum file_pl_mode mod
         goto done;
     }
     uint64_t len = (uint64_t)st.st_size, s = synced < len ? synced : len, keep = len;
+    if (pl.trace) fprintf(stderr, "pl: drop: %s length %llu\n", path, (unsigned long long)len);
     if (len == s) goto done;
     if (mode == FILE_PL_ALL) {
         keep = s;
@@ -1048,7 +1053,10 @@ static int pl_drop_locked(enum file_pl_mode mode, uint64_t seed)
         int stays = 0;
         for (size_t k = 0; k < nk && !stays; k++)
             stays = !keep[k].moved && keep[k].node == c->node && !strcmp(keep[k].path, c->path);
-        if (!stays) rc = pl_rm_tree(c->path);
+        if (!stays) {
+            if (pl.trace) fprintf(stderr, "pl: drop: remove %s\n", c->path);
+            rc = pl_rm_tree(c->path);
+        }
     }
     if (rc == TIND_OK) qsort(keep, nk, sizeof *keep, pl_cmp_keep_len);
     for (size_t k = 0; rc == TIND_OK && k < nk; k++) {
@@ -1056,7 +1064,11 @@ static int pl_drop_locked(enum file_pl_mode mode, uint64_t seed)
         if (d->node->is_dir) {
             if (mkdir(d->path, 0755) != 0 && errno != EEXIST) rc = err_errno(errno, "mkdir", d->path);
         } else {
-            if (d->moved) rc = pl_write_whole(d->path, d->content, d->clen);
+            if (d->moved) {
+                if (pl.trace) fprintf(stderr, "pl: drop: restore %s (%zu bytes)\n", d->path, d->clen);
+                rc = pl_write_whole(d->path, d->content, d->clen);
+            }
+            if (pl.trace) fprintf(stderr, "pl: drop: %s synced %llu\n", d->path, (unsigned long long)d->node->synced);
             if (rc == TIND_OK) rc = pl_drop_data(d->path, d->node->synced, mode, &rng);
         }
     }
@@ -1072,8 +1084,14 @@ int file_pl_drop(enum file_pl_mode mode, uint64_t seed)
     if (!atomic_load(&pl_on)) rc = err_set(TIND_INVALID, "power-loss drop: tracking is off");
     else if ((unsigned)mode >= FILE_PL_MODES) rc = err_set(TIND_INVALID, "power-loss drop: bad mode %d", (int)mode);
     else rc = pl_drop_locked(mode, seed);
-    atomic_store(&pl_on, 0);
+    /* After a crash the power stays off: tracking stays on with nothing
+     * tracked, so that every operation takes pl_mu (which the crashed thread
+     * holds, when called from the callback) and then fails with EIO, and no
+     * thread touches the files the loss was just applied to. */
+    int off = atomic_load(&pl_on) && pl.crashed;
     pl_reset();
+    if (off) pl.crashed = 1;
+    else atomic_store(&pl_on, 0);
     pthread_mutex_unlock(&pl_mu);
     return rc;
 }
@@ -1113,6 +1131,8 @@ int file_appendv(tfile *f, const struct iovec *iov, int iovcnt)
     if (!pl_enter()) return appendv_impl(f, iov, iovcnt);
     int e = pl_check();
     int rc = e ? err_errno(e, "write", f->path) : appendv_impl(f, iov, iovcnt);
+    if (pl.trace && !strstr(f->path, ".jnl") && !strstr(f->path, ".tbl"))
+        fprintf(stderr, "pl: append %s -> %llu\n", f->path, (unsigned long long)f->size);
     pthread_mutex_unlock(&pl_mu);
     return rc;
 }
@@ -1129,7 +1149,7 @@ int file_read_at(tfile *f, uint64_t off, void *buf, size_t n, size_t *got)
 int file_sync(tfile *f, int data_only)
 {
     if (!pl_enter()) return sync_impl(f, data_only);
-    int e = pl_boundary(), rc;
+    int e = pl_boundary(data_only ? "fdatasync" : "fsync", f->path), rc;
     if (e) {
         rc = err_errno(e, data_only ? "fdatasync" : "fsync", f->path);
     } else if ((rc = sync_impl(f, data_only)) == TIND_OK) {
@@ -1159,7 +1179,7 @@ int file_truncate(tfile *f, uint64_t size)
 int file_rename(const char *from, const char *to)
 {
     if (!pl_enter()) return rename_impl(from, to);
-    int e = pl_boundary(), rc;
+    int e = pl_boundary("rename", to), rc;
     if (e) rc = err_errno(e, "rename to", to);
     else if ((rc = pl_save_before_loss(to)) == TIND_OK && (rc = rename_impl(from, to)) == TIND_OK) {
         /* The name `to` now holds from's inode; names below a renamed
@@ -1191,7 +1211,7 @@ int file_rename(const char *from, const char *to)
 int file_unlink(const char *path)
 {
     if (!pl_enter()) return unlink_impl(path);
-    int e = pl_boundary(), rc;
+    int e = pl_boundary("unlink", path), rc;
     if (e) rc = err_errno(e, "unlink", path);
     else if ((rc = pl_save_before_loss(path)) == TIND_OK && (rc = unlink_impl(path)) == TIND_OK)
         pl_remove(&pl.cur, path);
@@ -1222,7 +1242,7 @@ int file_mkdir(const char *path)
 int file_rmdir(const char *path)
 {
     if (!pl_enter()) return rmdir_impl(path);
-    int e = pl_boundary(), rc;
+    int e = pl_boundary("rmdir", path), rc;
     if (e) rc = err_errno(e, "rmdir", path);
     else if ((rc = rmdir_impl(path)) == TIND_OK) pl_remove(&pl.cur, path);
     pthread_mutex_unlock(&pl_mu);
@@ -1232,7 +1252,7 @@ int file_rmdir(const char *path)
 int file_sync_dir(const char *dir)
 {
     if (!pl_enter()) return sync_dir_impl(dir);
-    int e = pl_boundary(), rc;
+    int e = pl_boundary("fsync-dir", dir), rc;
     if (e) {
         rc = err_errno(e, "fsync directory", dir);
     } else if ((rc = sync_dir_impl(dir)) == TIND_OK) {

@@ -134,6 +134,9 @@ uint64_t file_fault_fired(void);
  * returns, that operation and every later one fail with EIO (the power is
  * off) until file_pl_drop or file_pl_stop.
  *
+ * With TIND_PL_TRACE set in the environment when tracking starts, every
+ * creation, boundary and drop step is printed on stderr.
+ *
  * While tracking is on, every file operation runs under the layer's lock
  * (one at a time). Start and stop tracking while no other thread uses the
  * file layer. Fault injection (file_fault_set) works alongside. */
@@ -165,7 +168,10 @@ int file_pl_crashed(void);
 /* Applies a power loss to the files under the root: removes names that were
  * never durable, restores durable names that were unlinked, renamed or
  * renamed over, and cuts each kept file's unsynced data as mode says, drawing
- * random choices from seed. Stops tracking. Callable from the crash callback. */
+ * random choices from seed. Stops tracking; but after a crash fired (from the
+ * callback, or after it returned) the power stays off: every file operation
+ * waits for the lock the callback holds, or fails with EIO, until
+ * file_pl_stop, so no thread can touch the files the loss was applied to. */
 int file_pl_drop(enum file_pl_mode mode, uint64_t seed);
 /* "all", "keep", "random-part", "torn-512", "torn-4k", "zero-tail". */
 const char *file_pl_mode_name(enum file_pl_mode mode);

@@ -34,7 +34,12 @@
  * --states=N explores about N states over all modes (0, the default: every
  * boundary in every mode); --at=N runs the single state n=N of each mode
  * (a replay, with --seed). Exit 0 and a summary when every check held; 1 and
- * the first failure (with what replays it) otherwise. */
+ * the first failure (with what replays it) otherwise.
+ * To debug a failure: TIND_PL_TRACE=1 prints every tracked file operation,
+ * boundary and drop step on stderr; TIND_PL_KEEP=1 copies each state's root
+ * to ROOT.pre before the checks (the database as the losses left it). The
+ * root is under /dev/shm when it is writable: the simulator, not the disk,
+ * decides what survives, so real syncs would only cost time. */
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
@@ -499,6 +504,11 @@ static int run_state(const char *root, const char *db_path, enum file_pl_mode mo
         }
         if (WEXITSTATUS(st) == EXIT_CRASHED) recovery_crashed++;
     }
+    if (getenv("TIND_PL_KEEP")) { /* for debugging: see the top of the file */
+        char cmd[3 * PATH_MAX];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s.pre' && cp -a '%s' '%s.pre'", root, root, root);
+        if (system(cmd) != 0) fprintf(stderr, "powerloss-check: cannot keep a copy of %s\n", root);
+    }
     return verify(db_path, present, checks);
 }
 
@@ -550,7 +560,7 @@ int main(int argc, char **argv)
     if (dir_arg) {
         snprintf(root, sizeof root, "%s", dir_arg);
     } else {
-        snprintf(root, sizeof root, "/tmp/tind-powerloss-XXXXXX");
+        snprintf(root, sizeof root, "%s/tind-powerloss-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
         if (!mkdtemp(root)) {
             perror("mkdtemp");
             return 1;
