@@ -8,6 +8,8 @@
 #   make bench-peers NUM=N    tind beside RocksDB, LevelDB and LMDB (installs them; N keys,
 #                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
+#   make powerloss-test STATES=N  the power-loss test: N crash states over every drop mode
+#                             (default 0: every sync boundary of the workload in every mode)
 #   make compaction-test KEYS=N  the overwrite space test at N keys (default 1,000,000)
 #   make model-test SEEDS=N   the randomized model test over N seeds and six option sets
 #                             (default 600; STEPS=N steps per seed, default 2500)
@@ -26,6 +28,7 @@ INCDIR  ?= $(PREFIX)/include
 PKGDIR  ?= $(LIBDIR)/pkgconfig
 SAN     ?=
 KILLS   ?= 60
+STATES  ?= 0
 KEYS    ?= 1000000
 SEEDS   ?= 600
 STEPS   ?= 2500
@@ -111,8 +114,7 @@ BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
 
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
-        model-test stress-test \
-        corruption-test run-corruption-test \
+        model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
@@ -178,6 +180,12 @@ crash-test: ensure-deps
 
 run-crash-test: check-pkgs $(BUILD)/tests/crash-writer $(BUILD)/tests/crash-check
 	$(BUILD)/tests/crash-check --kills=$(KILLS) --writer=$(BUILD)/tests/crash-writer
+
+powerloss-test: ensure-deps
+	@$(MAKE) --no-print-directory run-powerloss-test
+
+run-powerloss-test: check-pkgs $(BUILD)/tests/powerloss-check
+	$(BUILD)/tests/powerloss-check --states=$(STATES)
 
 # The space-amplification test at full size: 1,000,000 keys written six times.
 compaction-test: ensure-deps

@@ -68,6 +68,9 @@ int journal_open(const struct journal_config *cfg, uint64_t number, uint64_t las
                  const struct journal_callbacks *cb, journal **j);
 /* Writes one request and waits for its group; returns r->status. */
 int journal_write(journal *j, struct journal_req *r);
+/* fdatasyncs the current file. Only the group-commit leader may call it:
+ * from the prepare or apply callbacks. */
+int journal_sync_current(journal *j);
 /* The last published sequence number (acquire). */
 uint64_t journal_last_seq(const journal *j);
 /* Closes the current file (no sync: callers persist first if they want). */

@@ -222,6 +222,14 @@ static int journal_rotate(journal *j, uint64_t base_seq)
     return journal_start_file(j, j->number + 1, base_seq);
 }
 
+int journal_sync_current(journal *j)
+{
+    if (!j->file) return err_set(TIND_IO_ERROR, "journal in %s has no open file", j->dir);
+    int rc = file_sync(j->file, 1);
+    if (rc == TIND_OK) atomic_fetch_add_explicit(&j->syncs, 1, memory_order_relaxed);
+    return rc;
+}
+
 /* Leader: writes the group's records with one write and at most one sync.
  * Called without mu. Returns the status every member of the group gets. */
 static int journal_write_group(journal *j, struct journal_req **grp, size_t n, uint64_t base_seq, int *synced)

@@ -188,7 +188,8 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
             rc = err_set(TIND_NOT_FOUND, "%s: no database there (create_if_missing is off)", path);
             goto fail;
         }
-        if ((rc = file_mkdir(path)) != TIND_OK) goto fail;
+        /* The directory's own name must be durable before anything in it is. */
+        if ((rc = file_mkdir(path)) != TIND_OK || (rc = file_sync_parent(path)) != TIND_OK) goto fail;
     }
     if ((rc = file_lock(lock_path, &db->lock_fd)) != TIND_OK) goto fail;
 

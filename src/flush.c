@@ -35,10 +35,17 @@ int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
     *seal_seq = 0;
     memtable *old = ks->active;
     if (memtable_count(old) == 0) return TIND_OK;
+    /* The journal must be durable through last_seq before a table holding
+     * these writes can be: otherwise a power loss could keep this keyspace's
+     * part of a batch (in the table) and lose another keyspace's part (in the
+     * journal's unsynced tail). Every caller runs as the journal's leader,
+     * after the group's records were appended. */
+    int rc = journal_sync_current(ks->db->jnl);
+    if (rc) return rc;
     memtable *fresh = memtable_new();
     if (!fresh) return err_nomem();
     pthread_mutex_lock(&ks->mu);
-    int rc = array_reserve((void **)&ks->sealed, ks->nsealed, &ks->capsealed, sizeof *ks->sealed, 4);
+    rc = array_reserve((void **)&ks->sealed, ks->nsealed, &ks->capsealed, sizeof *ks->sealed, 4);
     if (rc == TIND_OK) {
         memtable_ref(old);
         ks->sealed[ks->nsealed++] = (struct sealed_mem){old, last_seq};
