@@ -20,6 +20,9 @@
 #                             ("all": every one; default all and all) and checks what tind reads
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
+#   make fuzz SECONDS=N       each libFuzzer target for N seconds on its corpus (clang; build/fuzz/)
+#   make fuzz-replay          each fuzz target once over its checked-in corpus
+#   make fuzz-corpus          regenerate the seed corpora in tests/fuzz/corpus/
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -113,6 +116,7 @@ TESTBIN := $(BUILD)/tests/tind-tests
 BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
 
+.PHONY: fuzz fuzz-deps fuzz-replay fuzz-corpus run-fuzz run-fuzz-replay run-fuzz-corpus
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
         model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
@@ -274,7 +278,79 @@ uninstall:
 clean:
 	rm -rf build
 
+# ---- fuzzing (tests/fuzz/README.md) ----------------------------------------------------
+# The library is built again with clang for libFuzzer, ASan and UBSan into
+# build/fuzz/; each target links it with libFuzzer's main.
+FUZZ_CC      ?= clang
+SECONDS      ?= 60
+FUZZ_ARGS    ?=
+FUZZ_DEB_PKGS := clang libclang-rt-dev
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(FUZZ_SAN) -pthread -MMD -MP -I. -Iinclude $(PKG_CFLAGS)
+FUZZ_TARGETS := journal table manifest ops
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_COMMON_OBJS := $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_common.o
+
+# Installs clang and libFuzzer's runtime when either is missing.
+fuzz-deps: ensure-deps
+	@missing=""; \
+	for p in $(FUZZ_DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ] && command -v $(FUZZ_CC) >/dev/null 2>&1; then exit 0; fi; \
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	echo "fuzz-deps: installing$$missing"; \
+	$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $$missing
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory run-fuzz
+
+fuzz-replay: fuzz-deps
+	@$(MAKE) --no-print-directory run-fuzz-replay
+
+fuzz-corpus: ensure-deps
+	@$(MAKE) --no-print-directory run-fuzz-corpus
+
+# New inputs go to build/fuzz/corpus/<target>/ (the first corpus folder
+# libFuzzer is given); the checked-in seeds are read only. Crashes land in
+# build/fuzz/artifacts/.
+run-fuzz: check-pkgs $(FUZZ_BINS)
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  echo "== fuzz-$$t for $(SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(SECONDS) -timeout=25 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- -print_final_stats=1 $(FUZZ_ARGS) \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; \
+	done
+
+run-fuzz-replay: check-pkgs $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz-$$t over tests/fuzz/corpus/$$t"; \
+	  $(FUZZ_BUILD)/fuzz-$$t -runs=0 -timeout=25 tests/fuzz/corpus/$$t; \
+	done
+
+run-fuzz-corpus: check-pkgs $(BUILD)/tests/fuzz-gen-corpus
+	$(BUILD)/tests/fuzz-gen-corpus tests/fuzz/corpus
+
+$(BUILD)/tests/fuzz-gen-corpus: $(BUILD)/obj/tests/fuzz/gen_corpus.o $(TEST_SUPPORT_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libtind.a: $(FUZZ_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJS) $(FUZZ_BUILD)/libtind.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON_OBJS) $(FUZZ_BUILD)/libtind.a $(LDLIBS)
+
 # Keep intermediate objects (tools' .o) so that nothing rebuilds needlessly.
 .SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

@@ -150,6 +150,32 @@ int block_init(block *b, const uint8_t *data, size_t n)
 
 static inline size_t block_restart(const block *b, uint32_t i) { return get_u32(b->data + b->limit + 4 * (size_t)i); }
 
+int block_check(const block *b)
+{
+    size_t off = 0, prev_kn = 0;
+    uint32_t r = 0;
+    while (off < b->limit) {
+        if (r < b->nrestarts && block_restart(b, r) < off)
+            return err_set(TIND_CORRUPTION, "malformed block: restart %u at offset %zu is inside an entry", r,
+                           block_restart(b, r));
+        int restart = r < b->nrestarts && block_restart(b, r) == off;
+        const uint8_t *p = b->data + off, *end = b->data + b->limit;
+        uint32_t shared = 0, unshared = 0, vlen = 0;
+        if (!(p = get_varint32(p, end, &shared)) || !(p = get_varint32(p, end, &unshared)) ||
+            !(p = get_varint32(p, end, &vlen)) || shared > prev_kn || (restart && shared != 0) ||
+            unshared > (size_t)(end - p) || vlen > (size_t)(end - p) - unshared || (size_t)shared + unshared < 8)
+            return err_set(TIND_CORRUPTION, "malformed block: bad entry at offset %zu%s", off,
+                           restart && shared != 0 ? " (a restart point sharing a prefix)" : "");
+        prev_kn = (size_t)shared + unshared;
+        off = (size_t)(p - b->data) + unshared + vlen;
+        if (restart) r++;
+    }
+    if (r < b->nrestarts)
+        return err_set(TIND_CORRUPTION, "malformed block: restart %u at offset %zu is inside an entry", r,
+                       block_restart(b, r));
+    return TIND_OK;
+}
+
 static const struct iiter_ops block_iter_ops;
 
 void block_iter_init(block_iter *it, const block *b)

@@ -75,6 +75,12 @@ typedef struct block {
  * TIND_CORRUPTION (message "malformed block: ...") when it is malformed. */
 int block_init(block *b, const uint8_t *data, size_t n);
 static inline size_t block_entries_bytes(const block *b) { return b->limit; }
+/* The checks of a whole block that reads skip: entries decode and lie end to
+ * end from offset 0 to the restart array, and each restart offset is the
+ * start of an entry stored whole (shared = 0), as backward steps and seeks
+ * assume. TIND_OK, or TIND_CORRUPTION ("malformed block: ..."). For
+ * verification: it decodes every entry. */
+int block_check(const block *b);
 
 /* A position in a block. Embeddable (the table reader keeps two) or
  * allocated through block_iter_new as a plain iiter. The current key lives

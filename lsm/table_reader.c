@@ -723,10 +723,11 @@ iiter *table_iter(table *t)
 /* ---- verification ------------------------------------------------------------ */
 
 /* Reads every block without the cache and checks what the format promises:
- * checksums, entry encoding, strictly increasing keys across the table, each
- * block's keys <= its separator and > the previous separator, data blocks
- * laid end to end from offset 0, the filter knowing every user key, and the
- * counts and key range of the properties. */
+ * checksums, entry encoding and restart points (block_check), strictly
+ * increasing keys across the table, each block's keys <= its separator and
+ * > the previous separator, data blocks laid end to end from offset 0, the
+ * filter knowing every user key, and the counts and key range of the
+ * properties. */
 int table_verify(table *t) { return table_verify_stats(t, NULL); }
 
 int table_verify_stats(table *t, struct table_verify_stats *st)
@@ -750,6 +751,10 @@ int table_verify_stats(table *t, struct table_verify_stats *st)
     if ((rc = table_parse_props(t, pb, &props)) != TIND_OK) goto done;
     if (t->filter_h.size && (rc = table_load(t, t->filter_h, TB_FILTER, meta_end, &fb)) != TIND_OK) goto done;
     if ((rc = table_load(t, t->index_h, TB_INDEX, meta_end, &ib)) != TIND_OK) goto done;
+    if (block_check(&ib->b) != TIND_OK) {
+        rc = table_corrupt(t, t->index_h.off, 1, "index block");
+        goto done;
+    }
 
     block_iter_set(&ii, &ib->b);
     for (block_iter_seek_first(&ii); ii.base.valid; block_iter_next(&ii)) {
@@ -761,6 +766,10 @@ int table_verify_stats(table *t, struct table_verify_stats *st)
             goto done;
         }
         if ((rc = table_load(t, h, TB_DATA, t->data_end, &db)) != TIND_OK) goto done;
+        if (block_check(&db->b) != TIND_OK) {
+            rc = table_corrupt(t, h.off, 1, "data block");
+            goto done;
+        }
         uint64_t in_block = 0;
         block_iter_set(&di, &db->b);
         for (block_iter_seek_first(&di); di.base.valid; block_iter_next(&di), in_block++) {

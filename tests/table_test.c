@@ -16,6 +16,7 @@
 #include "lsm/ikey.h"
 #include "lsm/table.h"
 #include "lsm/table_format.h"
+#include "src/util/checksum.h"
 #include "src/util/coding.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
@@ -1185,4 +1186,53 @@ Test(table, failed_finish_removes_the_file)
         cr_assert_neq(rc, TIND_OK, "finish with failing op %u succeeded", ops[i]);
         cr_assert_eq(file_exists(path), 0, "a failed finish leaves no file");
     }
+}
+
+/* Found by fuzzing (tests/fuzz/corpus/table/regress-index-restart-inside-entry):
+ * an index block whose second restart offset points two bytes into an entry,
+ * checksum intact, passed table_verify; backward iteration then failed on it. */
+Test(table, verify_rejects_an_index_restart_inside_an_entry)
+{
+    struct tset s = {0};
+    char k[16];
+    for (unsigned i = 0; i < 40; i++) {
+        int kl = snprintf(k, sizeof k, "key%04u", i);
+        tset_add(&s, k, (size_t)kl, tag_pack(100 + i, KIND_PUT), "value", 5);
+    }
+    char path[512];
+    path_of(path, sizeof path, "restart.tbl");
+    struct table_options o = opts(256, COMPRESS_NONE, 0);
+    uint64_t size;
+    write_table(path, &o, &s, NULL, &size);
+    struct layout L;
+    read_layout(path, &L);
+    cr_assert_geq(L.ndata, 3);
+    uint8_t *f;
+    size_t n;
+    cr_assert_eq(file_read_all(path, &f, &n), TIND_OK);
+    uint8_t *ib = f + L.index_off;
+    uint32_t nr = get_u32(ib + L.index_size - 4);
+    cr_assert_geq(nr, 2, "every index entry is a restart point");
+    uint8_t *r1 = ib + L.index_size - 4 - 4 * (size_t)nr + 4;
+    put_u32(r1, get_u32(r1) + 2);
+    put_u64(ib + L.index_size + 1, checksum64(ib, (size_t)L.index_size + 1)); /* reseal */
+    cr_assert_eq(file_unlink(path), TIND_OK);
+    tfile *w;
+    cr_assert_eq(file_open(path, FILE_WRITE | FILE_CREATE, &w), TIND_OK);
+    cr_assert_eq(file_append(w, f, n), TIND_OK);
+    cr_assert_eq(file_close(w), TIND_OK);
+    free(f);
+
+    table *t;
+    int rc = table_open(path, size, NULL, &t);
+    cr_assert_eq(rc, TIND_OK, "open reads no restart array entry: %s", err_msg());
+    expect_corruption(table_verify(t), path, "index restart inside an entry");
+    cr_assert_eq(msg_offset(), L.index_off, "%s", err_msg());
+    iiter *it = table_iter(t);
+    for (iiter_seek_last(it); it->valid; iiter_prev(it)) {
+    }
+    expect_corruption(iiter_status(it), path, "backward iteration");
+    iiter_destroy(it);
+    table_unref(t);
+    tset_free(&s);
 }
