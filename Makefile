@@ -9,6 +9,9 @@
 #                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
 #   make compaction-test KEYS=N  the overwrite space test at N keys (default 1,000,000)
+#   make fault-test POINTS=N  the full I/O-error loop: at most N
+#                             injection points per kind (default 0: every point, until the
+#                             workload completes without the fault firing)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
 
@@ -20,6 +23,7 @@ PKGDIR  ?= $(LIBDIR)/pkgconfig
 SAN     ?=
 KILLS   ?= 60
 KEYS    ?= 1000000
+POINTS  ?= 0
 BENCH_ARGS ?=
 NUM     ?=
 PEER_ARGS ?=
@@ -100,6 +104,7 @@ BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
 
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
+        fault-test run-fault-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
@@ -170,6 +175,14 @@ run-crash-test: check-pkgs $(BUILD)/tests/crash-writer $(BUILD)/tests/crash-chec
 compaction-test: ensure-deps
 	@$(MAKE) --no-print-directory check-pkgs $(TESTBIN)
 	TIND_OVERWRITE_KEYS=$(KEYS) $(TESTBIN) --filter 'compaction/overwrites_leave_about_one_copy_on_disk'
+
+# The I/O-error loop in full (the default run samples it).
+fault-test: ensure-deps
+	@$(MAKE) --no-print-directory run-fault-test
+
+run-fault-test: check-pkgs $(TESTBIN)
+	TIND_FAULT_POINTS=$(POINTS) TIND_FAULT_FULL=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  $(TESTBIN) --filter 'fault_*/*' $(TEST_ARGS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
