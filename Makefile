@@ -9,7 +9,7 @@
 #                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
 #   make compaction-test KEYS=N  the overwrite space test at N keys (default 1,000,000)
-#   make fault-test POINTS=N  the full I/O-error loop: at most N
+#   make fault-test POINTS=N  the full I/O-error and allocation-failure loops: at most N
 #                             injection points per kind (default 0: every point, until the
 #                             workload completes without the fault firing)
 #   make install PREFIX=/usr/local DESTDIR=
@@ -74,6 +74,9 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibili
               -pthread -MMD -MP -I. -Iinclude $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 LDFLAGS ?=
+# The test binary and the tools route the allocator through
+# tests/support/alloc_fault.c, which can fail the nth allocation.
+WRAP_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=aligned_alloc
 
 LIB_SRCS := $(wildcard src/*.c src/util/*.c journal/*.c lsm/*.c compaction/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -176,7 +179,7 @@ compaction-test: ensure-deps
 	@$(MAKE) --no-print-directory check-pkgs $(TESTBIN)
 	TIND_OVERWRITE_KEYS=$(KEYS) $(TESTBIN) --filter 'compaction/overwrites_leave_about_one_copy_on_disk'
 
-# The I/O-error loop in full (the default run samples it).
+# The I/O-error and allocation-failure loops in full (the default run samples them).
 fault-test: ensure-deps
 	@$(MAKE) --no-print-directory run-fault-test
 
@@ -206,7 +209,7 @@ $(BUILD)/tind.pc: tind.pc.in include/tind.h
 
 $(TESTBIN): $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -214,7 +217,7 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_SUPPORT_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
 
 $(BENCHBIN): $(BENCH_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)

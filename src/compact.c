@@ -215,7 +215,16 @@ void compact_schedule(tind_keyspace *ks)
         atomic_load(&ks->db->closing))
         return;
     ks->compacting++;
-    if (workers_submit(ks->db->pool, WORK_COMPACT, compact_job, compact_cancel, ks) != TIND_OK) ks->compacting--;
+    int rc = workers_submit(ks->db->pool, WORK_COMPACT, compact_job, compact_cancel, ks);
+    if (rc != TIND_OK) {
+        ks->compacting--;
+        /* Recorded like a failed compaction: writers stalled on level 0
+         * would otherwise wait for a job that never comes. */
+        if (!atomic_load(&ks->db->closing)) {
+            compact_failed(ks, rc);
+            pthread_cond_broadcast(&ks->flush_cond);
+        }
+    }
 }
 
 int tind_keyspace_compact(tind_keyspace *ks)

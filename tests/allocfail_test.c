@@ -1,0 +1,192 @@
+/* The allocation-failure loop: the fault workload (tests/support/fault_workload.c)
+ * with its kth allocation failing, for k = 0, 1, 2, ... until the workload
+ * completes without the fault firing. It covers the write path (batch
+ * building, the commit, memtable inserts, sealing and flushing) and the open
+ * path (tind_open replaying journals and loading tables, tind_keyspace_open).
+ * The allocator is wrapped at link time (tests/support/alloc_fault.c):
+ * libtind.a's calls fail on demand, lz4's and zstd's own do not.
+ *
+ * After each point: every failure reached a caller as TIND_NO_MEMORY (or
+ * TIND_POISONED after a write that failed half-applied), nothing crashed or
+ * leaked (under ASan), and a reopen without faults finds every acknowledged
+ * batch, each failed one all or nothing.
+ *
+ * Kinds: the kth allocation of the workload's own thread (the caller's side
+ * of every call, deterministic), once and from then on; and the kth of every
+ * thread once (the workers' flushes and compactions too; their timing moves
+ * the numbering a little). The default run samples the points; `make
+ * fault-test POINTS=N` runs the first N of each kind. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/support/alloc_fault.h"
+#include "tests/support/fault_workload.h"
+
+TestSuite(fault_alloc);
+
+struct alloc_kind {
+    const char *name;
+    int forever;
+    int all_threads;
+};
+
+/* Points in the default run, per kind. */
+#define ALLOC_SAMPLE_POINTS 40
+/* Seconds a point may take before it counts as a hang. */
+#define ALLOC_POINT_SECONDS 120
+
+static void alloc_check(struct fw_run *run, const char *what, int rc, const char *msg)
+{
+    if (run->problem[0]) return;
+    if (rc != TIND_NO_MEMORY && rc != TIND_POISONED)
+        snprintf(run->problem, sizeof run->problem, "%s returned %s (%s), want %s or %s", what, tind_strerror(rc),
+                 msg, tind_strerror(TIND_NO_MEMORY), tind_strerror(TIND_POISONED));
+    else if (!msg[0])
+        snprintf(run->problem, sizeof run->problem, "%s returned %s with no message", what, tind_strerror(rc));
+}
+
+/* Allocations one fault-free workload makes, as the kind counts them. */
+static uint64_t alloc_per_run(const struct alloc_kind *kind)
+{
+    static struct fw_run run;
+    cr_assert_eq(fw_run_init(&run, "allocfail", 2), 0, "mkdtemp: %s", strerror(errno));
+    run.want_stats = 1;
+    alloc_fault_arm(&(struct alloc_fault){.nth = UINT64_MAX, .all_threads = kind->all_threads});
+    fw_workload(&run, alloc_check);
+    alloc_fault_disarm();
+    uint64_t seen = alloc_fault_seen();
+    cr_assert_eq(run.failures, 0u, "the workload fails without faults: %s", run.first_msg);
+    char why[1024];
+    cr_assert_eq(fw_verify(&run, why, sizeof why), 0, "without faults: %s", why);
+    fw_run_cleanup(&run);
+    fprintf(stderr, "fault_alloc %s: the workload: %llu allocations, %llu flushes, %llu compactions\n", kind->name,
+            (unsigned long long)seen, (unsigned long long)run.flushes, (unsigned long long)run.compactions);
+    return seen;
+}
+
+static void alloc_loop(const struct alloc_kind *kind)
+{
+    cr_assert(alloc_fault_linked(), "the test binary was linked without the allocator --wrap flags");
+    int full = fw_env_count("TIND_FAULT_FULL") != 0;
+    uint64_t max_points = full ? fw_env_count("TIND_FAULT_POINTS") : 0;
+    uint64_t stride = 1;
+    if (!full) {
+        uint64_t n = alloc_per_run(kind);
+        stride = n / ALLOC_SAMPLE_POINTS > 1 ? n / ALLOC_SAMPLE_POINTS : 1;
+    }
+    static struct fw_run run;
+    uint64_t points = 0, silent = 0, k;
+    for (k = 0;; k += stride) {
+        cr_assert_eq(fw_run_init(&run, "allocfail", 2), 0, "mkdtemp: %s", strerror(errno));
+        alarm(ALLOC_POINT_SECONDS);
+        alloc_fault_arm(&(struct alloc_fault){.nth = k, .forever = kind->forever, .all_threads = kind->all_threads});
+        fw_workload(&run, alloc_check);
+        alloc_fault_disarm();
+        uint64_t fired = alloc_fault_fired();
+        cr_assert(!run.problem[0], "%s point %llu: %s (first failure: %s)", kind->name, (unsigned long long)k,
+                  run.problem, run.first_msg);
+        /* A failed allocation the workload never heard of may only be one
+         * the library may do without: a block or table cache entry (the
+         * data is read again next time), or, counting every thread, a
+         * worker's that no later call waited on. */
+        if (fired && run.failures == 0) silent++;
+        cr_assert(fired || run.failures == 0, "%s point %llu: a call failed with no fault: %s", kind->name,
+                  (unsigned long long)k, run.first_msg);
+        char why[1024];
+        int bad = fw_verify(&run, why, sizeof why);
+        cr_assert_eq(bad, 0, "%s point %llu (first failure: %s): %s", kind->name, (unsigned long long)k,
+                     run.failures ? run.first_msg : "none reported", why);
+        alarm(0);
+        fw_run_cleanup(&run);
+        if (!fired) break;
+        points++;
+        if (max_points && points >= max_points) break;
+    }
+    fprintf(stderr, "fault_alloc %s: %llu injection points (stride %llu, %llu without a caller's error), %s\n",
+            kind->name, (unsigned long long)points, (unsigned long long)stride, (unsigned long long)silent,
+            max_points && points >= max_points ? "stopped at the POINTS limit" : "the workload then completed");
+}
+
+Test(fault_alloc, this_thread_once)
+{
+    alloc_loop(&(struct alloc_kind){"this_thread_once", 0, 0});
+}
+
+Test(fault_alloc, this_thread_forever)
+{
+    alloc_loop(&(struct alloc_kind){"this_thread_forever", 1, 0});
+}
+
+Test(fault_alloc, all_threads_once)
+{
+    alloc_loop(&(struct alloc_kind){"all_threads_once", 0, 1});
+}
+
+/* ---- regressions found by the loop ------------------------------------------------------------------------ */
+
+TestSuite(fault_alloc_regress, .timeout = 60);
+
+/* A database with two overlapping level-0 tables in keyspace "ks" (l0_trigger
+ * high enough that no compaction starts by itself). */
+static tind_db *ar_open(const char *dir, tind_keyspace **ks)
+{
+    tind_options o;
+    tind_options_init(&o);
+    o.workers = 2;
+    tind_db *db;
+    cr_assert_eq(tind_open(dir, &o, &db), TIND_OK, "%s", tind_last_error());
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.l0_trigger = 8;
+    cr_assert_eq(tind_keyspace_open(db, "ks", &ko, ks), TIND_OK, "%s", tind_last_error());
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 100; i++) {
+            char k[16];
+            int kl = snprintf(k, sizeof k, "key%04d", i);
+            cr_assert_eq(tind_put(*ks, k, (size_t)kl, "v", 1), TIND_OK, "%s", tind_last_error());
+        }
+        cr_assert_eq(tind_keyspace_flush(*ks), TIND_OK, "%s", tind_last_error());
+    }
+    return db;
+}
+
+/* A compaction job that could not be queued for want of memory used to be
+ * forgotten: no caller heard of it, and writers stalled on a full level 0
+ * would have waited for it forever. Its last allocation is the queueing of
+ * the next background compaction (compact_schedule). */
+Test(fault_alloc_regress, compaction_that_cannot_be_queued_is_reported)
+{
+    cr_assert(alloc_fault_linked(), "the test binary was linked without the allocator --wrap flags");
+    static struct fw_run dirs[2];
+    tind_keyspace *ks;
+    cr_assert_eq(fw_run_init(&dirs[0], "allocfail", 2), 0);
+    cr_assert_eq(fw_run_init(&dirs[1], "allocfail", 2), 0);
+    /* Count the allocations of a major compaction on the first copy. */
+    tind_db *db = ar_open(dirs[0].dir, &ks);
+    alloc_fault_arm(&(struct alloc_fault){.nth = UINT64_MAX});
+    int rc = tind_keyspace_compact(ks);
+    alloc_fault_disarm();
+    cr_assert_eq(rc, TIND_OK, "%s", tind_last_error());
+    uint64_t n = alloc_fault_seen();
+    cr_assert_gt(n, 0u);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    /* Fail the last one on the second. */
+    db = ar_open(dirs[1].dir, &ks);
+    alloc_fault_arm(&(struct alloc_fault){.nth = n - 1});
+    rc = tind_keyspace_compact(ks);
+    alloc_fault_disarm();
+    cr_assert_eq(alloc_fault_fired(), 1u);
+    cr_assert(rc == TIND_OK || rc == TIND_NO_MEMORY, "%s", tind_strerror(rc));
+    if (rc == TIND_OK) {
+        rc = tind_keyspace_compact(ks);
+        cr_assert_eq(rc, TIND_NO_MEMORY, "the failure went unreported: %s", tind_strerror(rc));
+        cr_assert(strstr(tind_last_error(), "compaction of keyspace ks"), "%s", tind_last_error());
+    }
+    cr_assert_eq(tind_close(db), TIND_OK);
+    fw_run_cleanup(&dirs[0]);
+    fw_run_cleanup(&dirs[1]);
+}
