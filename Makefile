@@ -9,9 +9,9 @@
 #                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
 #   make compaction-test KEYS=N  the overwrite space test at N keys (default 1,000,000)
-#   make fault-test POINTS=N  the full I/O-error and allocation-failure loops: at most N
-#                             injection points per kind (default 0: every point, until the
-#                             workload completes without the fault firing)
+#   make fault-test POINTS=N  the I/O-error and allocation-failure loops: at most N injection
+#                             points per kind, spread over the workload (default 0: every
+#                             point, until the workload completes without the fault firing)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
 

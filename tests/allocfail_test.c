@@ -76,12 +76,13 @@ static uint64_t alloc_per_run(const struct alloc_kind *kind)
 static void alloc_loop(const struct alloc_kind *kind)
 {
     cr_assert(alloc_fault_linked(), "the test binary was linked without the allocator --wrap flags");
+    /* Full: every point, or POINTS of them spread over the whole workload. */
     int full = fw_env_count("TIND_FAULT_FULL") != 0;
-    uint64_t max_points = full ? fw_env_count("TIND_FAULT_POINTS") : 0;
+    uint64_t max_points = full ? fw_env_count("TIND_FAULT_POINTS") : ALLOC_SAMPLE_POINTS;
     uint64_t stride = 1;
-    if (!full) {
+    if (max_points) {
         uint64_t n = alloc_per_run(kind);
-        stride = n / ALLOC_SAMPLE_POINTS > 1 ? n / ALLOC_SAMPLE_POINTS : 1;
+        stride = n / max_points > 1 ? n / max_points : 1;
     }
     static struct fw_run run;
     uint64_t points = 0, silent = 0, k;
@@ -113,7 +114,7 @@ static void alloc_loop(const struct alloc_kind *kind)
     }
     fprintf(stderr, "fault_alloc %s: %llu injection points (stride %llu, %llu without a caller's error), %s\n",
             kind->name, (unsigned long long)points, (unsigned long long)stride, (unsigned long long)silent,
-            max_points && points >= max_points ? "stopped at the POINTS limit" : "the workload then completed");
+            max_points && points >= max_points ? "stopped at the points limit" : "the workload then completed");
 }
 
 Test(fault_alloc, this_thread_once)

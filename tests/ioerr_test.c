@@ -7,8 +7,9 @@
  * alarm ends a stuck point), and a reopen without faults finds every
  * acknowledged batch, each failed one all or nothing.
  *
- * The default run samples the points; `make fault-test POINTS=N` runs the
- * first N of each kind (TIND_FAULT_FULL=1, TIND_FAULT_POINTS=N; 0: all). */
+ * The default run samples the points; `make fault-test` runs every one,
+ * `make fault-test POINTS=N` N of each kind spread over the whole workload
+ * (TIND_FAULT_FULL=1, TIND_FAULT_POINTS=N; 0: all). */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -86,12 +87,13 @@ static uint64_t io_ops_per_run(void)
 static void io_loop(const struct io_kind *kind)
 {
     g_kind = kind;
+    /* Full: every point, or POINTS of them spread over the whole workload. */
     int full = fw_env_count("TIND_FAULT_FULL") != 0;
-    uint64_t max_points = full ? fw_env_count("TIND_FAULT_POINTS") : 0;
+    uint64_t max_points = full ? fw_env_count("TIND_FAULT_POINTS") : IO_SAMPLE_POINTS;
     uint64_t stride = 1;
-    if (!full) {
+    if (max_points) {
         uint64_t ops = io_ops_per_run();
-        stride = ops / IO_SAMPLE_POINTS > 1 ? ops / IO_SAMPLE_POINTS : 1;
+        stride = ops / max_points > 1 ? ops / max_points : 1;
     }
     static struct fw_run run;
     uint64_t points = 0, silent = 0, k;
@@ -128,7 +130,7 @@ static void io_loop(const struct io_kind *kind)
     }
     fprintf(stderr, "fault_io %s: %llu injection points (stride %llu, %llu without a caller's error), %s\n", kind->name,
             (unsigned long long)points, (unsigned long long)stride, (unsigned long long)silent,
-            max_points && points >= max_points ? "stopped at the POINTS limit" : "the workload then completed");
+            max_points && points >= max_points ? "stopped at the points limit" : "the workload then completed");
 }
 
 Test(fault_io, eio_once)
