@@ -25,7 +25,8 @@ uint64_t fw_env_count(const char *name)
 int fw_run_init(struct fw_run *run, const char *tag, unsigned workers)
 {
     memset(run, 0, sizeof *run);
-    run->workers = workers;
+    uint64_t w = fw_env_count("TIND_FAULT_WORKERS");
+    run->workers = w ? (unsigned)w : workers;
     const char *base = getenv("TIND_FAULT_DIR");
     struct stat st;
     if (!base || !*base) base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0

@@ -65,7 +65,8 @@ struct fw_run {
 typedef void (*fw_check_fn)(struct fw_run *run, const char *what, int rc, const char *msg);
 
 /* Starts a run in a fresh directory under $TIND_FAULT_DIR, else /dev/shm
- * when it exists, else $TMPDIR or /tmp: 0, or -1 with errno. */
+ * when it exists, else $TMPDIR or /tmp: 0, or -1 with errno. The database
+ * gets `workers` background threads, or $TIND_FAULT_WORKERS when set. */
 int fw_run_init(struct fw_run *run, const char *tag, unsigned workers);
 /* Removes the run's directory. */
 void fw_run_cleanup(struct fw_run *run);
