@@ -23,6 +23,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lsm/ikey.h"
+#include "lsm/level_iter.h"
+#include "lsm/table.h"
+#include "lsm/table_cache.h"
+#include "lsm/version.h"
+#include "src/util/err.h"
 #include "tests/support/alloc_fault.h"
 #include "tests/support/fault_workload.h"
 
@@ -195,4 +201,98 @@ Test(fault_alloc_regress, compaction_that_cannot_be_queued_is_reported)
     cr_assert_eq(tind_close(db), TIND_OK);
     fw_run_cleanup(&dirs[0]);
     fw_run_cleanup(&dirs[1]);
+}
+
+/* Writes table `number` in dir: keys prefix-000000.. prefix-(n-1), long
+ * enough apart that the index shortens separators. */
+static int ar_write_table(const char *dir, uint64_t number, unsigned from, unsigned n, struct table_meta **out)
+{
+    struct table_meta *m = table_meta_new(dir, number);
+    if (!m) return err_nomem();
+    struct table_options o = {.block_size = 256, .restart_interval = 4};
+    table_writer *w;
+    int rc = table_writer_open(m->path, &o, &w);
+    char k[32];
+    uint8_t v[100];
+    memset(v, 'v', sizeof v);
+    for (unsigned i = from; i < from + n && rc == TIND_OK; i++) {
+        int kl = snprintf(k, sizeof k, "key-%06u-%s", i, i % 2 ? "abcdefgh" : "zz");
+        rc = table_writer_add(w, (const uint8_t *)k, (size_t)kl, tag_pack(i + 1, KIND_PUT), v, sizeof v);
+    }
+    struct table_props p;
+    table_props_init(&p);
+    if (rc == TIND_OK) rc = table_writer_finish(w, &p, &m->size);
+    else if (w) table_writer_abandon(w);
+    if (rc == TIND_OK) rc = table_meta_set_props(m, &p, m->size);
+    table_props_free(&p);
+    if (rc) {
+        table_meta_unref(m);
+        return rc;
+    }
+    *out = m;
+    return TIND_OK;
+}
+
+/* A failed allocation in a table writer's index (shortening a separator)
+ * came back as TIND_NO_MEMORY with no message. */
+Test(fault_alloc_regress, every_failed_allocation_of_a_table_writer_has_a_message)
+{
+    cr_assert(alloc_fault_linked(), "the test binary was linked without the allocator --wrap flags");
+    static struct fw_run run;
+    cr_assert_eq(fw_run_init(&run, "allocfail", 1), 0);
+    uint64_t k, failures = 0;
+    for (k = 0;; k++) {
+        struct table_meta *m = NULL;
+        err_clear();
+        alloc_fault_arm(&(struct alloc_fault){.nth = k});
+        int rc = ar_write_table(run.dir, 1 + k, 0, 300, &m);
+        alloc_fault_disarm();
+        if (rc) {
+            failures++;
+            cr_assert_eq(rc, TIND_NO_MEMORY, "point %llu: %s (%s)", (unsigned long long)k, tind_strerror(rc), err_msg());
+            cr_assert(err_msg()[0], "point %llu: TIND_NO_MEMORY with no message", (unsigned long long)k);
+        }
+        if (m) table_meta_unref(m);
+        if (!alloc_fault_fired()) break;
+    }
+    cr_assert_gt(failures, 0u);
+    fw_run_cleanup(&run);
+}
+
+/* A level iterator that could not allocate the iterator of its next table
+ * stopped with TIND_NO_MEMORY and no message. */
+Test(fault_alloc_regress, every_failed_allocation_of_a_level_iterator_has_a_message)
+{
+    cr_assert(alloc_fault_linked(), "the test binary was linked without the allocator --wrap flags");
+    static struct fw_run run;
+    cr_assert_eq(fw_run_init(&run, "allocfail", 1), 0);
+    struct table_meta *files[3];
+    for (unsigned t = 0; t < 3; t++)
+        cr_assert_eq(ar_write_table(run.dir, 10 + t, t * 1000, 200, &files[t]), TIND_OK, "%s", err_msg());
+    table_cache *tc = table_cache_new(16, NULL);
+    cr_assert_not_null(tc);
+    uint64_t k, failures = 0;
+    for (k = 0;; k++) {
+        iiter *it = level_iter_new(tc, 1, files, 3);
+        cr_assert_not_null(it);
+        size_t n = 0;
+        err_clear();
+        alloc_fault_arm(&(struct alloc_fault){.nth = k});
+        for (iiter_seek_first(it); it->valid; iiter_next(it)) n++;
+        int rc = iiter_status(it);
+        alloc_fault_disarm();
+        if (rc) {
+            failures++;
+            cr_assert_eq(rc, TIND_NO_MEMORY, "point %llu: %s (%s)", (unsigned long long)k, tind_strerror(rc), err_msg());
+            cr_assert(err_msg()[0], "point %llu: TIND_NO_MEMORY with no message", (unsigned long long)k);
+        } else {
+            cr_assert_eq(n, 600u);
+        }
+        iiter_destroy(it);
+        if (!alloc_fault_fired()) break;
+    }
+    cr_assert_gt(failures, 0u);
+    table_cache_free(tc);
+    for (unsigned t = 0; t < 3; t++) table_meta_unref(files[t]);
+    fw_run_cleanup(&run);
 }

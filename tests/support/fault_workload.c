@@ -314,20 +314,23 @@ static void close_db(struct session *s)
 void fw_workload(struct fw_run *run, fw_check_fn check)
 {
     struct session s = {.run = run, .check = check, .rng = FW_SEED};
+    /* $TIND_FAULT_SCALE multiplies the batches (1 to 10; default 1). */
+    uint64_t sc = fw_env_count("TIND_FAULT_SCALE");
+    int scale = sc >= 1 && sc <= 10 ? (int)sc : 1;
     const int sync = TIND_DURABILITY_SYNC_DATA, buffered = TIND_DURABILITY_BUFFERED;
     if (open_db(&s)) goto stop;
     open_ks(&s, 0);
     open_ks(&s, 1);
-    for (int i = 0; i < 40; i++) batch(&s, 3, i % 3 == 0 ? sync : buffered);
+    for (int i = 0; i < 40 * scale; i++) batch(&s, 3, i % 3 == 0 ? sync : buffered);
     flush(&s, 0);
-    for (int i = 0; i < 30; i++) batch(&s, 3, i % 4 == 0 ? sync : buffered);
+    for (int i = 0; i < 30 * scale; i++) batch(&s, 3, i % 4 == 0 ? sync : buffered);
     compact(&s, 0);
     compact(&s, 1);
     open_ks(&s, 2);
-    for (int i = 0; i < 4; i++) batch(&s, 5, buffered);
+    for (int i = 0; i < 4 * scale; i++) batch(&s, 5, buffered);
     drop(&s, 2);
     open_ks(&s, 2);
-    for (int i = 0; i < 4; i++) batch(&s, 7, i % 2 ? sync : buffered);
+    for (int i = 0; i < 4 * scale; i++) batch(&s, 7, i % 2 ? sync : buffered);
     if (s.db) {
         int rc = tind_persist(s.db, sync);
         expect_poisoned(&s, "tind_persist", rc);
@@ -337,10 +340,10 @@ void fw_workload(struct fw_run *run, fw_check_fn check)
 
     if (open_db(&s)) goto stop;
     for (unsigned i = 0; i < FW_KEYSPACES; i++) open_ks(&s, i);
-    for (int i = 0; i < 16; i++) batch(&s, 7, i % 2 ? sync : buffered);
+    for (int i = 0; i < 16 * scale; i++) batch(&s, 7, i % 2 ? sync : buffered);
     flush(&s, 1);
     compact(&s, 0);
-    for (int i = 0; i < 4; i++) batch(&s, 7, buffered);
+    for (int i = 0; i < 4 * scale; i++) batch(&s, 7, buffered);
     close_db(&s);
     return;
 stop:

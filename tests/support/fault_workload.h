@@ -16,7 +16,7 @@
 #define FW_KEYS 160     /* keys per keyspace */
 #define FW_MAX_UNKNOWN 12 /* failed writes whose effect is unknown; past it the workload stops writing */
 #define FW_MAX_OPS 8      /* ops per batch */
-#define FW_MAX_ENTRIES 160 /* batches and drops per run */
+#define FW_MAX_ENTRIES 1024 /* batches and drops per run (TIND_FAULT_SCALE=10 needs ~900) */
 
 /* What a batch (or a drop) did, as its caller saw it. */
 enum fw_status { FW_ACKED, FW_UNKNOWN, FW_REFUSED };
@@ -72,7 +72,8 @@ int fw_run_init(struct fw_run *run, const char *tag, unsigned workers);
 void fw_run_cleanup(struct fw_run *run);
 
 /* Runs the workload on run->dir; every failing call goes through check.
- * Returns with the database closed (or never opened). */
+ * Returns with the database closed (or never opened). $TIND_FAULT_SCALE
+ * (1 to 10) multiplies its batches. */
 void fw_workload(struct fw_run *run, fw_check_fn check);
 
 /* Reopens run->dir without faults and compares every keyspace with the
