@@ -18,6 +18,9 @@
 #   make corruption-test BITS=N TRUNCS=M
 #                             flips N bits and cuts M lengths of every file of a small database
 #                             ("all": every one; default all and all) and checks what tind reads
+#   make fault-test POINTS=N  the I/O-error and allocation-failure loops: at most N injection
+#                             points per kind, spread over the workload (default 0: every
+#                             point, until the workload completes without the fault firing)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
 #   make fuzz SECONDS=N       each libFuzzer target for N seconds on its corpus (clang; build/fuzz/)
@@ -37,6 +40,7 @@ SEEDS   ?= 600
 STEPS   ?= 2500
 BITS    ?= all
 TRUNCS  ?= all
+POINTS  ?= 0
 BENCH_ARGS ?=
 NUM     ?=
 PEER_ARGS ?=
@@ -87,6 +91,9 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibili
               -pthread -MMD -MP -I. -Iinclude $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 LDFLAGS ?=
+# The test binary and the tools route the allocator through
+# tests/support/alloc_fault.c, which can fail the nth allocation.
+WRAP_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=aligned_alloc
 
 LIB_SRCS := $(wildcard src/*.c src/util/*.c journal/*.c lsm/*.c compaction/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -119,6 +126,7 @@ PEERBIN  := $(BUILD)/tind-bench-peers
 .PHONY: fuzz fuzz-deps fuzz-replay fuzz-corpus run-fuzz run-fuzz-replay run-fuzz-corpus
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
         model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
+        fault-test run-fault-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
@@ -213,6 +221,14 @@ corruption-test: ensure-deps
 run-corruption-test: check-pkgs $(BUILD)/tests/corruption-check
 	$(BUILD)/tests/corruption-check --bits=$(BITS) --truncs=$(TRUNCS)
 
+# The I/O-error and allocation-failure loops in full (the default run samples them).
+fault-test: ensure-deps
+	@$(MAKE) --no-print-directory run-fault-test
+
+run-fault-test: check-pkgs $(TESTBIN)
+	TIND_FAULT_POINTS=$(POINTS) TIND_FAULT_FULL=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  $(TESTBIN) --filter 'fault_*/*' $(TEST_ARGS)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -235,7 +251,7 @@ $(BUILD)/tind.pc: tind.pc.in include/tind.h
 
 $(TESTBIN): $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -243,7 +259,7 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_SUPPORT_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
 
 $(BENCHBIN): $(BENCH_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)

@@ -77,6 +77,12 @@ uint64_t journal_last_seq(const journal *j);
 int journal_close(journal *j);
 /* TIND_OK, or the status that poisoned it. */
 int journal_poisoned(const journal *j);
+/* TIND_OK, or TIND_POISONED with a message naming the failure that poisoned it. */
+int journal_check_poisoned(journal *j);
+/* Poisons the journal for a failure outside it (a manifest's failed write or
+ * sync): every later write gets TIND_POISONED naming msg. The first
+ * poisoning's status and message stay. Any thread. */
+void journal_poison(journal *j, int rc, const char *msg);
 
 /* Records journal file `number` (from recovery: older than the current one)
  * as holding sequence numbers up to max_seq, in `bytes`. In number order. */

@@ -179,6 +179,24 @@ int journal_poisoned(const journal *j)
     return p;
 }
 
+int journal_check_poisoned(journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int rc = j->poisoned ? err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg) : TIND_OK;
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+void journal_poison(journal *j, int rc, const char *msg)
+{
+    pthread_mutex_lock(&j->mu);
+    if (!j->poisoned) {
+        j->poisoned = rc ? rc : TIND_POISONED;
+        snprintf(j->errmsg, sizeof j->errmsg, "%s", msg);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
 void journal_get_stats(journal *j, struct journal_stats *st)
 {
     st->writes = atomic_load_explicit(&j->writes, memory_order_relaxed);
@@ -273,7 +291,7 @@ int journal_write(journal *j, struct journal_req *r)
 
     pthread_mutex_lock(&j->mu);
     if (j->poisoned) {
-        err_set(TIND_POISONED, "journal failed earlier (%s); reopen the database", j->errmsg);
+        err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg);
         pthread_mutex_unlock(&j->mu);
         pthread_cond_destroy(&r->cond);
         return TIND_POISONED;
@@ -284,7 +302,7 @@ int journal_write(journal *j, struct journal_req *r)
     while (!r->done && j->head != r) pthread_cond_wait(&r->cond, &j->mu);
     if (r->done) {
         if (r->status == TIND_POISONED)
-            err_set(TIND_POISONED, "journal failed earlier (%s); reopen the database", j->errmsg);
+            err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg);
         else if (r->status && r->why)
             err_set(r->status, "%s", r->why);
         else if (r->status)
@@ -362,7 +380,7 @@ int journal_write(journal *j, struct journal_req *r)
 
     pthread_cond_destroy(&r->cond);
     if (r->status == TIND_POISONED && poisoned)
-        err_set(TIND_POISONED, "journal failed earlier; reopen the database");
+        err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg);
     else if (r->status && r->why)
         err_set(r->status, "%s", r->why);
     return r->status;

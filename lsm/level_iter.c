@@ -1,4 +1,5 @@
 #include "lsm/level_iter.h"
+#include "src/util/err.h"
 
 #include <stdlib.h>
 
@@ -49,7 +50,7 @@ static int level_iter_open(level_iter *li, size_t i)
     li->cur = table_iter(t);
     table_unref(t); /* the table iterator holds its own reference */
     if (!li->cur) {
-        li->status = TIND_NO_MEMORY;
+        li->status = err_nomem();
         return -1;
     }
     li->idx = i;

@@ -344,6 +344,8 @@ static uint64_t manifest_next_for(manifest *m, const struct version_edit *e)
     return cur < want ? want : cur;
 }
 
+int manifest_poisoned(manifest *m) { return atomic_load(&m->poisoned); }
+
 /* Callers serialize applies (the applier alone reads m->current without the
  * lock and owns m->f); m->lock is taken only for the switch. The edit gets
  * has_next_file/next_file set to what was recorded. After an I/O failure the

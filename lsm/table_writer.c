@@ -204,7 +204,7 @@ static int table_add_index(table_writer *w, const uint8_t *next, size_t nl)
     int s = 0;
     if (!next || ukey_cmp(w->last.p, w->last.len, next, nl) != 0) {
         s = table_shorten(w, w->last.p, w->last.len, next, nl);
-        if (s < 0) return TIND_NO_MEMORY;
+        if (s < 0) return err_nomem();
     }
     int rc = s ? block_builder_add(&w->index, w->sep.p, w->sep.len, TABLE_SEPARATOR_TAG, h, (size_t)(e - h))
                : block_builder_add(&w->index, w->last.p, w->last.len, w->last_tag, h, (size_t)(e - h));

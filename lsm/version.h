@@ -132,6 +132,8 @@ uint64_t manifest_new_file_number(manifest *m);
  * changes nothing. A failed write or sync poisons the manifest: every later
  * apply returns TIND_POISONED. */
 int manifest_apply(manifest *m, struct version_edit *e);
+/* 1 when a failed write or sync has poisoned the manifest, else 0. Any thread. */
+int manifest_poisoned(manifest *m);
 /* Checks the current version's invariants: key order inside each level >= 1
  * and across its tables, sequence ranges, metas' own smallest <= largest.
  * TIND_OK or TIND_CORRUPTION with the first problem. */

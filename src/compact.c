@@ -116,6 +116,7 @@ static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const
     if (rc == TIND_OK) {
         pthread_mutex_lock(&ks->edit_mu);
         rc = manifest_apply(ks->man, &e);
+        if (rc) ks_manifest_failed(ks, rc);
         if (rc == TIND_OK) {
             pthread_mutex_lock(&ks->mu);
             ks_install_sv(ks);
@@ -143,6 +144,12 @@ static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const
     return rc;
 }
 
+/* Caller holds ks->mu. */
+static void compact_failed(tind_keyspace *ks, int rc)
+{
+    ks_background_failed(ks, &ks->compact_error, ks->compact_errmsg, sizeof ks->compact_errmsg, rc, "compaction");
+}
+
 static void compact_job(void *arg)
 {
     tind_keyspace *ks = arg;
@@ -162,11 +169,11 @@ static void compact_job(void *arg)
         free(busy);
         pthread_mutex_lock(&ks->mu);
         if (rc || !job) {
-            if (rc) ks->compact_error = rc;
+            if (rc) compact_failed(ks, rc);
             break;
         }
         if ((rc = busy_mark(ks, job, 1)) != TIND_OK) {
-            ks->compact_error = rc;
+            compact_failed(ks, rc);
             compaction_job_free(job);
             break;
         }
@@ -182,7 +189,7 @@ static void compact_job(void *arg)
         if (rc == TIND_BUSY) break;
         if (rc == TIND_INVALID) continue;
         if (rc) {
-            ks->compact_error = rc;
+            compact_failed(ks, rc);
             break;
         }
     }
@@ -208,7 +215,16 @@ void compact_schedule(tind_keyspace *ks)
         atomic_load(&ks->db->closing))
         return;
     ks->compacting++;
-    if (workers_submit(ks->db->pool, WORK_COMPACT, compact_job, compact_cancel, ks) != TIND_OK) ks->compacting--;
+    int rc = workers_submit(ks->db->pool, WORK_COMPACT, compact_job, compact_cancel, ks);
+    if (rc != TIND_OK) {
+        ks->compacting--;
+        /* Recorded like a failed compaction: writers stalled on level 0
+         * would otherwise wait for a job that never comes. */
+        if (!atomic_load(&ks->db->closing)) {
+            compact_failed(ks, rc);
+            pthread_cond_broadcast(&ks->flush_cond);
+        }
+    }
 }
 
 int tind_keyspace_compact(tind_keyspace *ks)
@@ -223,6 +239,9 @@ int tind_keyspace_compact(tind_keyspace *ks)
     ks->major = 1;
     while (ks->compacting > 0 && !atomic_load(&ks->dropped)) pthread_cond_wait(&ks->flush_cond, &ks->mu);
     int dropped = atomic_load(&ks->dropped);
+    /* A background compaction that failed stopped the others: say so
+     * rather than compact over it. */
+    if (!dropped && ks->compact_error) rc = err_set(ks->compact_error, "%s", ks->compact_errmsg);
     pthread_mutex_unlock(&ks->mu);
     if (dropped) rc = err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
 

@@ -75,6 +75,7 @@ struct tind_keyspace {
     size_t nsealed, capsealed;
     int flushing;              /* a flush job is queued or running */
     int flush_error;           /* the status of a failed flush; stops further flushes */
+    char flush_errmsg[768];    /* its message; written once, before flush_error is set */
     uint64_t flushes;
     uint64_t flushed_seq;      /* the manifest's */
     uint64_t settled_seq;      /* flushed_seq once the journals it freed are retired */
@@ -90,6 +91,7 @@ struct tind_keyspace {
     unsigned compacting;       /* compaction jobs queued or running */
     int major;                 /* tind_keyspace_compact holds the tree: no new picks */
     int compact_error;         /* a failed compaction stops further ones */
+    char compact_errmsg[768];  /* its message; written once, before compact_error is set */
     uint64_t compactions, compact_read, compact_written, compact_ns;
     uint64_t level_compactions[LSM_LEVELS], level_read[LSM_LEVELS], level_written[LSM_LEVELS];
     uint64_t flushed_bytes;
@@ -212,8 +214,18 @@ void flush_retire_journals(tind_db *db);
 /* Leader, before writing to ks: backpressure. Waits while too many sealed
  * memtables await their flush or (leveled) level 0 holds l0_stop_tables;
  * delays the write up to 1 ms while level 0 holds l0_slowdown_tables.
- * Returns a failed flush's or compaction's status instead of waiting forever. */
-int flush_stall(tind_keyspace *ks);
+ * Returns a failed flush's or compaction's status instead of waiting forever,
+ * with *why its message (kept by ks until it is freed). */
+int flush_stall(tind_keyspace *ks, const char **why);
+/* Records a failed background job of ks: *err = rc (the first failure stays)
+ * and msg = "<what> of keyspace <name> failed: <this thread's message>".
+ * Caller holds ks->mu. */
+void ks_background_failed(tind_keyspace *ks, int *err, char *msg, size_t cap, int rc, const char *what);
+/* After manifest_apply failed with rc (this thread's message): when the
+ * failure poisoned the manifest, it poisons the database too, so that every
+ * later write gets TIND_POISONED (a journal or manifest failure stops writes
+ * until reopen). Caller holds ks->edit_mu. */
+void ks_manifest_failed(tind_keyspace *ks, int rc);
 /* Leader: seals the keyspace pinning the oldest journal when the journals
  * have outgrown journal_total_max_bytes. */
 void flush_check_journal_size(tind_db *db, uint64_t last_seq);

@@ -7,6 +7,7 @@
  * first (one flush job per keyspace at a time), so its flushed sequence
  * number only grows and recovery can skip every write at or below it. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +29,18 @@ void ks_table_options(tind_keyspace *ks, unsigned level, struct table_options *t
         .zstd_level = ks->opts.zstd_level,
     };
     pthread_mutex_unlock(&ks->mu);
+}
+
+void ks_background_failed(tind_keyspace *ks, int *err, char *msg, size_t cap, int rc, const char *what)
+{
+    if (*err) return;
+    snprintf(msg, cap, "%s of keyspace %s failed: %s", what, ks->name, err_msg());
+    *err = rc;
+}
+
+void ks_manifest_failed(tind_keyspace *ks, int rc)
+{
+    if (manifest_poisoned(ks->man)) journal_poison(ks->db->jnl, rc, err_msg());
 }
 
 int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
@@ -117,7 +130,10 @@ static int flush_write(tind_keyspace *ks, memtable *mem, uint64_t seal_seq, uint
         /* The super version switch follows under edit_mu too (flush_job). */
         pthread_mutex_lock(&ks->edit_mu);
         rc = manifest_apply(ks->man, &e);
-        if (rc) pthread_mutex_unlock(&ks->edit_mu);
+        if (rc) {
+            ks_manifest_failed(ks, rc);
+            pthread_mutex_unlock(&ks->edit_mu);
+        }
     }
     version_edit_free(&e);
     if (rc == TIND_INVALID || rc == TIND_POISONED) {
@@ -144,7 +160,7 @@ static void flush_job(void *arg)
         int rc = flush_write(ks, s.mem, s.seal_seq, &flushed_size);
         pthread_mutex_lock(&ks->mu);
         if (rc) {
-            ks->flush_error = rc;
+            ks_background_failed(ks, &ks->flush_error, ks->flush_errmsg, sizeof ks->flush_errmsg, rc, "flush");
             break;
         }
         memmove(ks->sealed, ks->sealed + 1, (ks->nsealed - 1) * sizeof *ks->sealed);
@@ -187,7 +203,7 @@ void flush_schedule(tind_keyspace *ks)
     int rc = workers_submit(ks->db->pool, WORK_FLUSH, flush_job, flush_cancel, ks);
     if (rc) {
         ks->flushing = 0;
-        ks->flush_error = rc;
+        ks_background_failed(ks, &ks->flush_error, ks->flush_errmsg, sizeof ks->flush_errmsg, rc, "flush");
         pthread_cond_broadcast(&ks->flush_cond);
     }
 }
@@ -224,8 +240,9 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int flush_stall(tind_keyspace *ks)
+int flush_stall(tind_keyspace *ks, const char **why)
 {
+    *why = NULL;
     uint32_t max = atomic_load(&ks->max_sealed);
     int rc = TIND_OK, stalled = 0;
     uint64_t t0 = 0;
@@ -243,6 +260,7 @@ int flush_stall(tind_keyspace *ks)
         int err = memtables ? ks->flush_error : ks->compact_error;
         if (err) {
             rc = err;
+            *why = memtables ? ks->flush_errmsg : ks->compact_errmsg;
             break;
         }
         if (!stalled) {
@@ -308,7 +326,7 @@ int tind_keyspace_flush(tind_keyspace *ks)
     while (target && ks->settled_seq < target && !ks->flush_error && !atomic_load(&ks->dropped))
         pthread_cond_wait(&ks->flush_cond, &ks->mu);
     if (target && ks->settled_seq < target)
-        rc = ks->flush_error ? err_set(ks->flush_error, "flush of keyspace %s failed earlier", ks->name)
+        rc = ks->flush_error ? err_set(ks->flush_error, "%s", ks->flush_errmsg)
                              : err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
     pthread_mutex_unlock(&ks->mu);
     return rc;

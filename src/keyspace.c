@@ -525,6 +525,30 @@ int ks_check_unique(tind_db *db)
     return TIND_OK;
 }
 
+/* Removes the folder of a keyspace whose creation failed with rc (this
+ * thread's message), OPTIONS first as ks_retire does, keeping rc's message.
+ * Left in place, its OPTIONS file would bring the keyspace back at the next
+ * open beside the one a retry creates under the same name; if it cannot be
+ * removed, the database is poisoned so that no retry creates that twin. */
+static void ks_remove_unfinished(tind_db *db, tind_keyspace *ks, int rc)
+{
+    char msg[1024], opt[PATH_MAX];
+    snprintf(msg, sizeof msg, "%s", err_msg());
+    manifest_close(ks->man);
+    ks->man = NULL;
+    int r = file_join(opt, sizeof opt, ks->dir, KS_OPTIONS_FILE);
+    if (r == TIND_OK && file_exists(opt) == 1) r = file_unlink(opt);
+    if (r == TIND_OK && file_exists(ks->dir) == 1) r = file_remove_tree(ks->dir);
+    if (r == TIND_OK) r = file_sync_dir(db->ks_dir);
+    if (r != TIND_OK) {
+        char why[2200];
+        snprintf(why, sizeof why, "keyspace %s: creation failed (%s) and its folder could not be removed (%s)", ks->name,
+                 msg, err_msg());
+        journal_poison(db->jnl, rc, why);
+    }
+    err_set(rc, "%s", msg);
+}
+
 /* Creates a keyspace durably. Caller holds ks_mu. The meta file's counter
  * moves first, so that a number is never given twice even if a crash leaves
  * the folder unfinished. */
@@ -541,7 +565,8 @@ static int ks_create(tind_db *db, const char *name, const tind_keyspace_options 
     db->next_ks_id++;
     int rc = db_write_meta(db);
     if (rc == TIND_OK) rc = ks_set_dir(ks);
-    if (rc == TIND_OK) rc = file_mkdir(ks->dir);
+    int made = 0;
+    if (rc == TIND_OK && (rc = file_mkdir(ks->dir)) == TIND_OK) made = 1;
     if (rc == TIND_OK) rc = file_sync_dir(db->ks_dir);
     if (rc == TIND_OK) rc = ks_write_options(ks);
     if (rc == TIND_OK) rc = ks_open_tree(ks, 1);
@@ -551,6 +576,7 @@ static int ks_create(tind_db *db, const char *name, const tind_keyspace_options 
         pthread_mutex_unlock(&db->list_mu);
     }
     if (rc) {
+        if (made) ks_remove_unfinished(db, ks, rc);
         ks_free(ks);
         return rc;
     }
@@ -569,8 +595,8 @@ int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_option
     pthread_mutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
     if (!ks) {
-        rc = journal_poisoned(db->jnl) ? err_set(TIND_POISONED, "database poisoned; reopen it")
-                                       : ks_create(db, name, o, &ks);
+        rc = journal_check_poisoned(db->jnl);
+        if (rc == TIND_OK) rc = ks_create(db, name, o, &ks);
     } else if (o && memcmp(&ks->opts, o, sizeof *o) != 0) {
         /* Flush jobs read the options under ks->mu. */
         tind_keyspace_options old = ks->opts;

@@ -56,10 +56,13 @@ int db_write_prepare(void *ctx, struct journal_req *r)
             r->why = "a keyspace of the write was dropped";
             return TIND_INVALID;
         }
-        /* Backpressure: the leader waits here, so every writer behind it does too. */
-        int rc = flush_stall(t->ks[i]);
+        /* Backpressure: the leader waits here, so every writer behind it
+         * does too. A failed flush or compaction stops the writes to its
+         * keyspace once they would have to wait for it. */
+        const char *why;
+        int rc = flush_stall(t->ks[i], &why);
         if (rc) {
-            r->why = "a flush of a keyspace of the write failed; writes to it stop once its memory is full";
+            r->why = why;
             return rc;
         }
     }
