@@ -106,6 +106,15 @@ typedef struct tind_options {
     uint64_t cache_bytes;       /* block cache shared by every keyspace; default 64 MiB; 0: no cache */
     uint32_t max_open_tables;   /* table files kept open; default 1000, at least 16 */
     uint32_t workers;           /* background threads for flushes; default 0: min(cores, 4) */
+    int read_only;              /* open for reading only; default 0. Nothing in the directory is
+                                   written: the journals are replayed into memory (a torn tail is
+                                   ignored, not cut off), no journal is started, nothing is flushed,
+                                   compacted or synced, and create_if_missing is ignored (a missing
+                                   database is TIND_NOT_FOUND). Any number of read-only handles may
+                                   be open at once, from any processes; a read-write open and a
+                                   read-only one exclude each other (TIND_BUSY). Writes, tind_persist,
+                                   creating a keyspace or changing its options, drops, flushes and
+                                   compactions return TIND_INVALID. */
 } tind_options;
 
 /* Fills *o with the defaults documented in tind_options. Thread-safe. */
@@ -156,7 +165,8 @@ TIND_API void tind_keyspace_options_init(tind_keyspace_options *o);
  * a second open of the same directory, from this process or another, returns
  * TIND_BUSY. Opening replays the journals; a torn tail of the newest journal
  * is cut off, any other damage returns TIND_CORRUPTION naming file and offset.
- * Thread-safe. */
+ * With o->read_only, several handles may share the directory and nothing in
+ * it changes (see tind_options.read_only). Thread-safe. */
 TIND_API int tind_open(const char *path, const tind_options *o, tind_db **db);
 
 /* Closes the database and frees *db and every keyspace handle of it. Returns

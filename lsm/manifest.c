@@ -46,7 +46,8 @@ struct manifest {
     char *dir, *path, *tmp_path;
     /* Used only by the applying thread (callers serialize manifest_apply),
      * and by open and close: */
-    tfile *f;               /* MANIFEST, open for appends */
+    tfile *f;               /* MANIFEST, open for appends; NULL when read-only */
+    int read_only;          /* opened by manifest_open_read_only: applies are refused */
     uint64_t snapshot_size; /* bytes of MANIFEST's first record */
     atomic_int poisoned;    /* a write, sync or rename failed: no more applies */
     /* The next table number to hand out: above every number recorded or
@@ -353,6 +354,7 @@ int manifest_apply(manifest *m, struct version_edit *e)
 {
     if (atomic_load(&m->poisoned))
         return err_set(TIND_POISONED, "manifest %s: an earlier write or sync failed; reopen the tree", m->path);
+    if (m->read_only) return err_set(TIND_INVALID, "manifest %s: opened read-only", m->path);
     if (e->snapshot) return err_set(TIND_INVALID, "manifest %s: a snapshot is not an edit to apply", m->path);
     char what[256];
     struct version *nv = NULL;
@@ -525,8 +527,12 @@ static int manifest_recover(manifest *m)
         for (size_t i = 0; i < v->nfiles[l]; i++)
             if (v->files[l][i]->number != UINT64_MAX && v->files[l][i]->number >= next)
                 next = v->files[l][i]->number + 1;
-    if ((rc = file_open(m->path, FILE_WRITE, &m->f)) != TIND_OK) goto done;
-    if (torn && ((rc = file_truncate(m->f, cut)) != TIND_OK || (rc = file_sync(m->f, 0)) != TIND_OK)) goto done;
+    /* Read-only: the torn tail stays in the file; the version ends before it. */
+    if (!m->read_only) {
+        if ((rc = file_open(m->path, FILE_WRITE, &m->f)) != TIND_OK) goto done;
+        if (torn && ((rc = file_truncate(m->f, cut)) != TIND_OK || (rc = file_sync(m->f, 0)) != TIND_OK))
+            goto done;
+    }
     m->current = v;
     v = NULL;
     m->flushed_seq = flushed;
@@ -591,11 +597,12 @@ static char *manifest_join(const char *dir, const char *name)
     return p;
 }
 
-int manifest_open(const char *dir, int create, manifest **out)
+static int manifest_open_mode(const char *dir, int create, int read_only, manifest **out)
 {
     *out = NULL;
     manifest *m = calloc(1, sizeof *m);
     if (!m) return err_nomem();
+    m->read_only = read_only;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return err_nomem();
@@ -621,12 +628,14 @@ int manifest_open(const char *dir, int create, manifest **out)
         rc = err_set(TIND_NOT_FOUND, "manifest %s: no such file", m->path);
     } else if (!(m->current = manifest_version_new())) {
         rc = err_nomem();
+    } else if (read_only) {
+        rc = TIND_OK; /* an empty tree, held in memory only */
     } else if ((rc = manifest_snapshot_encode(m->current, 0, 1, &payload)) == TIND_OK &&
                (rc = manifest_write_snapshot(m, &payload, &m->f)) == TIND_OK) {
         m->snapshot_size = RECORD_HEADER_SIZE + payload.len;
     }
     if (rc) goto fail;
-    if ((rc = manifest_remove_orphans(m)) != TIND_OK) goto fail;
+    if (!read_only && (rc = manifest_remove_orphans(m)) != TIND_OK) goto fail;
     buf_free(&payload);
     *out = m;
     return TIND_OK;
@@ -634,6 +643,16 @@ fail:
     buf_free(&payload);
     manifest_close(m);
     return rc;
+}
+
+int manifest_open(const char *dir, int create, manifest **out)
+{
+    return manifest_open_mode(dir, create, 0, out);
+}
+
+int manifest_open_read_only(const char *dir, manifest **out)
+{
+    return manifest_open_mode(dir, 1, 1, out);
 }
 
 void manifest_close(manifest *m)

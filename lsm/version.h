@@ -113,6 +113,11 @@ typedef struct manifest manifest;
  * current version (a torn tail of MANIFEST, an edit whose append never
  * completed, is cut off) and removes the files it does not hold. */
 int manifest_open(const char *dir, int create, manifest **m);
+/* Opens a manifest for reading only: recovers the current version the same
+ * way (a torn tail is left in the file, not cut off), or an empty version
+ * held in memory when there is no MANIFEST; writes and removes nothing, and
+ * refuses manifest_apply with TIND_INVALID. */
+int manifest_open_read_only(const char *dir, manifest **m);
 void manifest_close(manifest *m);
 /* The current version, with a reference for the caller. */
 struct version *manifest_current(manifest *m);

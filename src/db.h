@@ -17,7 +17,8 @@
 
 /* Directory layout (src/README.md has the byte formats):
  *   <db>/TIND                 the format marker and database meta file
- *   <db>/LOCK                 flock'd while open
+ *   <db>/LOCK                 flock'd while open: exclusively by a read-write
+ *                             handle, shared by read-only ones
  *   <db>/journals/<n>.jnl     the shared journal files
  *   <db>/keyspaces/<id>/      one folder per keyspace: OPTIONS (its name and options),
  *                             MANIFEST (its version: tables by level) and its tables */
@@ -138,6 +139,7 @@ int db_check_key(const void *key, size_t klen);
 int db_check_value(const void *val, size_t vlen);
 int db_check_durability(int d);
 int db_check_keyspace(const tind_keyspace *ks); /* non-NULL, not dropped */
+int db_check_writable(const tind_db *db);        /* not opened read-only */
 
 /* Takes a reference on the keyspace's super version: TIND_OK, or TIND_INVALID if dropped. */
 int ks_acquire_sv(tind_keyspace *ks, struct super_version **sv);
