@@ -13,6 +13,9 @@
 #                             (default 600; STEPS=N steps per seed, default 2500)
 #   make stress-test SECONDS=N  writers, readers, snapshots, flushes and compactions at once
 #                             for N seconds (default 60); with SAN=thread under ThreadSanitizer
+#   make corruption-test BITS=N TRUNCS=M
+#                             flips N bits and cuts M lengths of every file of a small database
+#                             ("all": every one; default all and all) and checks what tind reads
 #   make install PREFIX=/usr/local DESTDIR=
 #   make deps                 apt-get what the build and tests need
 
@@ -26,6 +29,8 @@ KILLS   ?= 60
 KEYS    ?= 1000000
 SEEDS   ?= 600
 STEPS   ?= 2500
+BITS    ?= all
+TRUNCS  ?= all
 BENCH_ARGS ?=
 NUM     ?=
 PEER_ARGS ?=
@@ -106,7 +111,7 @@ BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
 
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
-        model-test stress-test \
+        model-test stress-test corruption-test run-corruption-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
@@ -187,6 +192,13 @@ model-test: ensure-deps
 stress-test: ensure-deps
 	@$(MAKE) --no-print-directory check-pkgs $(TESTBIN)
 	TIND_STRESS_SECONDS=$(or $(SECONDS),60) $(TESTBIN) --filter 'stress/*'
+
+# The corruption suite (tests/tools/corruption-check.c) at a chosen density.
+corruption-test: ensure-deps
+	@$(MAKE) --no-print-directory run-corruption-test
+
+run-corruption-test: check-pkgs $(BUILD)/tests/corruption-check
+	$(BUILD)/tests/corruption-check --bits=$(BITS) --truncs=$(TRUNCS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

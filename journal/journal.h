@@ -65,10 +65,11 @@ struct journal_config {
  * `last_seq`. The callbacks stay in use until journal_close. */
 int journal_open(const struct journal_config *cfg, uint64_t number, uint64_t last_seq,
                  const struct journal_callbacks *cb, journal **j);
-/* A journal that writes nothing, for read-only opens: it only publishes
- * last_seq; journal_write must not be called on it (the database layer
- * refuses every write first); stats report no file. */
-int journal_open_read_only(uint64_t last_seq, journal **j);
+/* A journal that writes nothing, for read-only opens: it publishes last_seq
+ * and reports journal `number` (the newest on disk, 0: none), of which
+ * `bytes` are valid, as its current file; journal_write must not be called
+ * on it (the database layer refuses every write first). */
+int journal_open_read_only(uint64_t number, uint64_t bytes, uint64_t last_seq, journal **j);
 /* Writes one request and waits for its group; returns r->status. */
 int journal_write(journal *j, struct journal_req *r);
 /* The last published sequence number (acquire). */

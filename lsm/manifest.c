@@ -50,6 +50,7 @@ struct manifest {
     int read_only;          /* opened by manifest_open_read_only: applies are refused */
     uint64_t snapshot_size; /* bytes of MANIFEST's first record */
     atomic_int poisoned;    /* a write, sync or rename failed: no more applies */
+    int check_tables;       /* open: every table the log holds must exist */
     /* The next table number to hand out: above every number recorded or
      * handed out. Any thread. */
     _Atomic uint64_t next_file;
@@ -527,6 +528,33 @@ static int manifest_recover(manifest *m)
         for (size_t i = 0; i < v->nfiles[l]; i++)
             if (v->files[l][i]->number != UINT64_MAX && v->files[l][i]->number >= next)
                 next = v->files[l][i]->number + 1;
+    /* Every table the log holds must exist: a table is durable before an
+     * edit adds it and unlinked only after an edit deleted it. One that is
+     * gone means the log lost an edit that was applied: a bad last record
+     * that is damage, not a torn append (cutting it would bring back deleted
+     * tables and remove the ones it added as orphans), or a log cut at a
+     * record boundary. Nothing is cut or removed then. */
+    for (int l = 0; m->check_tables && l < LSM_LEVELS; l++) {
+        for (size_t i = 0; i < v->nfiles[l]; i++) {
+            const struct table_meta *t = v->files[l][i];
+            int ex = file_exists(t->path);
+            if (ex < 0) {
+                rc = ex;
+                goto done;
+            }
+            if (ex) continue;
+            if (torn)
+                rc = err_set(TIND_CORRUPTION,
+                             "manifest %s offset %zu: %s; not a torn append, since table %llu that the records "
+                             "before it hold is gone",
+                             m->path, cut, what, (unsigned long long)t->number);
+            else
+                rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: table %llu that it holds is gone (an edit "
+                             "that deleted it is missing from the log's end, or the file was lost)",
+                             m->path, n, (unsigned long long)t->number);
+            goto done;
+        }
+    }
     /* Read-only: the torn tail stays in the file; the version ends before it. */
     if (!m->read_only) {
         if ((rc = file_open(m->path, FILE_WRITE, &m->f)) != TIND_OK) goto done;
@@ -540,6 +568,101 @@ static int manifest_recover(manifest *m)
 done:
     version_edit_free(&e);
     version_unref(v);
+    free(d);
+    return rc;
+}
+
+static int manifest_key_eq(const buf *a, const buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+}
+
+/* 1 when the two metas record the same table the same way. */
+static int manifest_meta_same(const struct table_meta *a, const struct table_meta *b)
+{
+    return a->number == b->number && a->size == b->size && a->entries == b->entries &&
+           a->tombstones == b->tombstones && a->min_seq == b->min_seq && a->max_seq == b->max_seq &&
+           a->smallest_tag == b->smallest_tag && a->largest_tag == b->largest_tag && a->created == b->created &&
+           manifest_key_eq(&a->smallest, &b->smallest) && manifest_key_eq(&a->largest, &b->largest);
+}
+
+int manifest_verify(manifest *m, struct manifest_verify_stats *st)
+{
+    uint8_t *d = NULL;
+    size_t n = 0, off = 0, last = 0;
+    uint64_t flushed = 0, records = 0;
+    struct version *v = NULL, *nv, *cur = NULL;
+    struct version_edit e;
+    char what[256];
+    version_edit_init(&e);
+    if (st) memset(st, 0, sizeof *st);
+    int rc = file_read_all(m->path, &d, &n);
+    if (rc) goto done;
+    if (!(v = manifest_version_new())) {
+        rc = err_nomem();
+        goto done;
+    }
+    if (n == 0) {
+        rc = err_set(TIND_CORRUPTION, "manifest %s offset 0: empty file", m->path);
+        goto done;
+    }
+    /* The file in use was recovered (a torn tail cut) and is only appended
+     * whole records under the caller's serialization: every record must be
+     * good, the last one included. */
+    while (off < n) {
+        const uint8_t *p;
+        size_t len;
+        if (manifest_record_at(d, n, off, &p, &len, what, sizeof what) != TIND_OK) {
+            rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: %s", m->path, off, what);
+            goto done;
+        }
+        if ((rc = version_edit_decode(p, len, m->dir, m->path, off + RECORD_HEADER_SIZE, &e)) != TIND_OK) goto done;
+        if (e.snapshot != (off == 0)) {
+            rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: %s", m->path, off,
+                         off == 0 ? "the first record is not a snapshot" : "a snapshot record after the first");
+            goto done;
+        }
+        rc = manifest_build(v, &e, &nv, NULL, NULL, what, sizeof what);
+        if (rc == TIND_INVALID)
+            rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: the edit does not apply: %s", m->path, off, what);
+        if (rc) goto done;
+        version_unref(v);
+        v = nv;
+        if (e.has_flushed_seq) flushed = e.flushed_seq;
+        version_edit_free(&e);
+        last = off;
+        off += RECORD_HEADER_SIZE + len;
+        records++;
+    }
+    cur = manifest_current(m);
+    if (flushed != manifest_flushed_seq(m)) {
+        rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: the log records flushed sequence %llu, %llu is in use",
+                     m->path, last, (unsigned long long)flushed, (unsigned long long)manifest_flushed_seq(m));
+        goto done;
+    }
+    for (unsigned l = 0; l < LSM_LEVELS; l++) {
+        const char *bad = NULL;
+        size_t i = 0;
+        if (v->nfiles[l] != cur->nfiles[l]) bad = "a different number of tables";
+        for (; !bad && i < v->nfiles[l]; i++)
+            if (!manifest_meta_same(v->files[l][i], cur->files[l][i])) bad = "a different table";
+        if (bad) {
+            rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: the log gives level %u %s (position %zu) than the "
+                         "version in use", m->path, last, l, bad, i ? i - 1 : 0);
+            goto done;
+        }
+    }
+    if ((rc = manifest_check_version(cur, what, sizeof what)) == TIND_CORRUPTION)
+        rc = err_set(rc, "manifest %s offset %zu: %s", m->path, last, what);
+    if (rc) goto done;
+    if (st) {
+        st->records = records;
+        st->bytes = n;
+    }
+done:
+    version_edit_free(&e);
+    version_unref(v);
+    version_unref(cur);
     free(d);
     return rc;
 }
@@ -597,11 +720,12 @@ static char *manifest_join(const char *dir, const char *name)
     return p;
 }
 
-static int manifest_open_mode(const char *dir, int create, int read_only, manifest **out)
+static int manifest_open_impl(const char *dir, int create, int check_tables, int read_only, manifest **out)
 {
     *out = NULL;
     manifest *m = calloc(1, sizeof *m);
     if (!m) return err_nomem();
+    m->check_tables = check_tables;
     m->read_only = read_only;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
@@ -645,15 +769,14 @@ fail:
     return rc;
 }
 
-int manifest_open(const char *dir, int create, manifest **out)
+int manifest_open(const char *dir, int create, manifest **m) { return manifest_open_impl(dir, create, 0, 0, m); }
+
+int manifest_open_checked(const char *dir, int create, manifest **m)
 {
-    return manifest_open_mode(dir, create, 0, out);
+    return manifest_open_impl(dir, create, 1, 0, m);
 }
 
-int manifest_open_read_only(const char *dir, manifest **out)
-{
-    return manifest_open_mode(dir, 1, 1, out);
-}
+int manifest_open_read_only(const char *dir, manifest **m) { return manifest_open_impl(dir, 1, 1, 1, m); }
 
 void manifest_close(manifest *m)
 {

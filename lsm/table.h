@@ -106,4 +106,16 @@ iiter *table_iter(table *t);
  * without the cache; TIND_OK or the first problem (file, offset). */
 int table_verify(table *t);
 
+/* What table_verify_stats read. */
+struct table_verify_stats {
+    uint64_t blocks;      /* every block checked: data, filter, properties, index */
+    uint64_t data_blocks;
+    uint64_t entries;
+    uint64_t bytes;       /* the file's size: every byte of it was read */
+    uint64_t props_offset; /* where the properties block starts */
+};
+/* table_verify that also checks the properties' sequence range and first
+ * and last tags against the entries, and fills *st (may be NULL). */
+int table_verify_stats(table *t, struct table_verify_stats *st);
+
 #endif

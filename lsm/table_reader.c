@@ -727,7 +727,9 @@ iiter *table_iter(table *t)
  * block's keys <= its separator and > the previous separator, data blocks
  * laid end to end from offset 0, the filter knowing every user key, and the
  * counts and key range of the properties. */
-int table_verify(table *t)
+int table_verify(table *t) { return table_verify_stats(t, NULL); }
+
+int table_verify_stats(table *t, struct table_verify_stats *st)
 {
     struct tblock *pb = NULL, *fb = NULL, *ib = NULL, *db = NULL;
     struct table_props props;
@@ -739,7 +741,9 @@ int table_verify(table *t)
     buf_init(&prev);
     buf_init(&psep);
     uint64_t prev_tag = 0, psep_tag = 0, expect = 0, blocks = 0, entries = 0, tombstones = 0;
+    uint64_t min_seq = UINT64_MAX, max_seq = 0, first_tag = 0;
     int have_prev = 0, have_psep = 0, rc;
+    if (st) memset(st, 0, sizeof *st);
     const uint64_t meta_end = t->file_size - TABLE_FOOTER_SIZE;
 
     if ((rc = table_load(t, t->props_h, TB_PROPS, meta_end, &pb)) != TIND_OK) goto done;
@@ -776,6 +780,9 @@ int table_verify(table *t)
                 rc = table_corrupt(t, h.off, 0, "%s (entry %llu of the block)", bad, (unsigned long long)in_block);
                 goto done;
             }
+            if (entries == 0) first_tag = e->tag;
+            if (tag_seq(e->tag) < min_seq) min_seq = tag_seq(e->tag);
+            if (tag_seq(e->tag) > max_seq) max_seq = tag_seq(e->tag);
             buf_clear(&prev);
             if ((rc = buf_append(&prev, e->key, e->klen)) != TIND_OK) goto done;
             prev_tag = e->tag;
@@ -821,6 +828,24 @@ int table_verify(table *t)
     if (entries && ukey_cmp(prev.p, prev.len, props.largest.p, props.largest.len) != 0) {
         rc = table_corrupt(t, t->props_h.off, 0, "last key differs from the properties' largest");
         goto done;
+    }
+    if (entries && (props.min_seq != min_seq || props.max_seq != max_seq || props.smallest_tag != first_tag ||
+                    props.largest_tag != prev_tag)) {
+        rc = table_corrupt(t, t->props_h.off, 0,
+                           "properties record sequence numbers %llu..%llu and tags 0x%llx..0x%llx; the entries "
+                           "hold %llu..%llu and 0x%llx..0x%llx",
+                           (unsigned long long)props.min_seq, (unsigned long long)props.max_seq,
+                           (unsigned long long)props.smallest_tag, (unsigned long long)props.largest_tag,
+                           (unsigned long long)min_seq, (unsigned long long)max_seq, (unsigned long long)first_tag,
+                           (unsigned long long)prev_tag);
+        goto done;
+    }
+    if (st) {
+        st->blocks = blocks + 2 + (fb ? 1 : 0); /* data, properties, index, filter */
+        st->data_blocks = blocks;
+        st->entries = entries;
+        st->bytes = t->file_size;
+        st->props_offset = t->props_h.off;
     }
     rc = TIND_OK;
 done:

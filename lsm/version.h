@@ -113,10 +113,17 @@ typedef struct manifest manifest;
  * current version (a torn tail of MANIFEST, an edit whose append never
  * completed, is cut off) and removes the files it does not hold. */
 int manifest_open(const char *dir, int create, manifest **m);
-/* Opens a manifest for reading only: recovers the current version the same
- * way (a torn tail is left in the file, not cut off), or an empty version
- * held in memory when there is no MANIFEST; writes and removes nothing, and
- * refuses manifest_apply with TIND_INVALID. */
+/* manifest_open that also requires every table the recovered version holds
+ * to exist: one that is gone means the log lost an edit that was applied (a
+ * damaged last record taken for a torn append, a log cut at a record
+ * boundary), and is TIND_CORRUPTION naming MANIFEST, with nothing cut or
+ * removed. The database opens its trees this way; tests of the manifest
+ * alone, whose tables are not real files, use manifest_open. */
+int manifest_open_checked(const char *dir, int create, manifest **m);
+/* manifest_open_checked for reading only: recovers the current version the
+ * same way (a torn tail is left in the file, not cut off), or an empty
+ * version held in memory when there is no MANIFEST; writes and removes
+ * nothing, and refuses manifest_apply with TIND_INVALID. */
 int manifest_open_read_only(const char *dir, manifest **m);
 void manifest_close(manifest *m);
 /* The current version, with a reference for the caller. */
@@ -134,5 +141,18 @@ int manifest_apply(manifest *m, struct version_edit *e);
  * and across its tables, sequence ranges, metas' own smallest <= largest.
  * TIND_OK or TIND_CORRUPTION with the first problem. */
 int manifest_check(manifest *m);
+
+struct manifest_verify_stats {
+    uint64_t records; /* records read and checked */
+    uint64_t bytes;   /* MANIFEST's size */
+};
+/* Reads MANIFEST from disk and checks every record (checksums, decoding,
+ * each edit applying to the state before it, the last record included: a
+ * MANIFEST in use has no torn tail), then that the state it gives is the
+ * version and flushed sequence in use, and that version's invariants.
+ * TIND_OK (with *st, may be NULL), TIND_CORRUPTION naming MANIFEST and the
+ * offset of the bad record, or the file layer's error. The caller
+ * serializes it with manifest_apply, so that the file does not change under it. */
+int manifest_verify(manifest *m, struct manifest_verify_stats *st);
 
 #endif

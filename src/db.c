@@ -285,8 +285,16 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
 
     struct journal_config jc = {.dir = db->journal_dir, .max_bytes = o.journal_max_bytes, .group_max_bytes = 1u << 20};
     struct journal_callbacks cb = {.ctx = db, .prepare = db_write_prepare, .apply = db_write_apply};
-    if (rc == TIND_OK && o.read_only) rc = journal_open_read_only(last_seq, &db->jnl);
-    else if (rc == TIND_OK) rc = journal_open(&jc, rec.max_number + 1, last_seq, &cb, &db->jnl);
+    if (rc == TIND_OK && o.read_only) {
+        /* The newest journal stands as the current one, up to its valid end. */
+        char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
+        uint64_t sz = 0;
+        journal_file_name(name, rec.max_number);
+        if (rec.max_number && file_join(p, sizeof p, db->journal_dir, name) == TIND_OK &&
+            file_stat_size(p, &sz) == TIND_OK && sz >= rec.truncated_bytes)
+            sz -= rec.truncated_bytes;
+        rc = journal_open_read_only(rec.max_number, sz, last_seq, &db->jnl);
+    } else if (rc == TIND_OK) rc = journal_open(&jc, rec.max_number + 1, last_seq, &cb, &db->jnl);
     if (rc == TIND_OK && !o.read_only) rc = db_remove_empty_journals(db, rec.max_number + 1);
     /* The journals that held records are retired once flushed past. */
     for (size_t i = 0; rc == TIND_OK && !o.read_only && i < rp.nfiles; i++) {

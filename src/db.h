@@ -173,6 +173,10 @@ int db_write_meta(tind_db *db);
 int db_read_meta(tind_db *db);
 /* After replay: two live keyspaces may not share a name. */
 int ks_check_unique(tind_db *db);
+/* Rereads the keyspace's OPTIONS file and checks that it decodes to the
+ * keyspace's number, name and options; *bytes: its size. Caller holds ks_mu
+ * (it is rewritten under it). */
+int ks_verify_options(tind_keyspace *ks, uint64_t *bytes);
 
 /* A request's keyspaces, for prepare/apply. With `seal` set, a request
  * without payload asks the leader to seal ks[0]'s memtable; the leader sets

@@ -322,6 +322,51 @@ void ks_free(tind_keyspace *ks)
 }
 
 /* Sets ks->dir from its id. */
+/* 1 when two option sets are the same, field by field (the structs may hold padding). */
+static int ks_options_same(const tind_keyspace_options *a, const tind_keyspace_options *b)
+{
+    for (int l = 0; l < TIND_LEVELS; l++)
+        if (a->compression[l] != b->compression[l]) return 0;
+    return a->durability == b->durability && a->memtable_bytes == b->memtable_bytes &&
+           a->max_sealed_memtables == b->max_sealed_memtables && a->block_size == b->block_size &&
+           a->restart_interval == b->restart_interval && a->bloom_bits_per_key == b->bloom_bits_per_key &&
+           a->zstd_level == b->zstd_level && a->compaction == b->compaction && a->l0_trigger == b->l0_trigger &&
+           a->level_ratio == b->level_ratio && a->table_target_bytes == b->table_target_bytes &&
+           a->tier_width == b->tier_width && a->fifo_max_bytes == b->fifo_max_bytes &&
+           a->fifo_ttl_seconds == b->fifo_ttl_seconds && a->l0_slowdown_tables == b->l0_slowdown_tables &&
+           a->l0_stop_tables == b->l0_stop_tables && a->pending_slowdown_bytes == b->pending_slowdown_bytes &&
+           a->pending_stop_bytes == b->pending_stop_bytes;
+}
+
+int ks_verify_options(tind_keyspace *ks, uint64_t *bytes)
+{
+    char opt[PATH_MAX];
+    uint8_t *b = NULL;
+    size_t n = 0;
+    int rc = file_join(opt, sizeof opt, ks->dir, KS_OPTIONS_FILE);
+    if (rc == TIND_OK) rc = file_read_all(opt, &b, &n);
+    if (rc) return rc;
+    *bytes = n;
+    tind_keyspace *tmp = calloc(1, sizeof *tmp);
+    if (!tmp) {
+        free(b);
+        return err_nomem();
+    }
+    rc = ks_decode_options(opt, b, n, tmp);
+    if (rc == TIND_OK && (tmp->id != ks->id || strcmp(tmp->name, ks->name) != 0))
+        rc = err_set(TIND_CORRUPTION, "%s offset 12: names keyspace %u \"%s\", the open one is %u \"%s\"", opt,
+                     tmp->id, tmp->name, ks->id, ks->name);
+    if (rc == TIND_OK) {
+        pthread_mutex_lock(&ks->mu);
+        int same = ks_options_same(&tmp->opts, &ks->opts);
+        pthread_mutex_unlock(&ks->mu);
+        if (!same) rc = err_set(TIND_CORRUPTION, "%s offset 0: the stored options differ from those in use", opt);
+    }
+    free(tmp);
+    free(b);
+    return rc;
+}
+
 static int ks_set_dir(tind_keyspace *ks)
 {
     char dir[PATH_MAX];

@@ -1,0 +1,330 @@
+/* tind_db_verify: checks an open database against its files on disk.
+ *
+ * Per keyspace (under db->ks_mu, so that it is neither dropped nor given new
+ * options meanwhile): the OPTIONS file; the MANIFEST, read whole while
+ * holding the keyspace's edit_mu (no edit is appended or switched in
+ * meanwhile) and replayed to the version in use, whose reference is taken
+ * then and held to the end, so that no table file it names is unlinked while
+ * it is read (a table goes when the last version holding it does); then each
+ * table of that version, opened afresh without the block cache so that every
+ * byte comes from the disk. Then the journals: the closed ones whole, the
+ * current one up to the bytes whose write had completed when the check
+ * began (an append in progress is not damage).
+ *
+ * A corrupt file is counted and the check goes on with the next file; the
+ * first problem's message is kept and set again as the thread's error at the
+ * end. Any other failure (an unreadable file, no memory) ends the check. */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal/journal.h"
+#include "journal/payload.h"
+#include "lsm/ikey.h"
+#include "lsm/table.h"
+#include "src/db.h"
+#include "src/util/err.h"
+#include "src/util/file.h"
+
+struct verify {
+    tind_db *db;
+    struct tind_verify_report *r;
+};
+
+/* Counts the corruption err_msg() describes, in file `path`; the first one
+ * is kept in the report, with the offset its message names. */
+static void verify_problem(struct verify *v, const char *path)
+{
+    struct tind_verify_report *r = v->r;
+    if (r->problems++ > 0) return;
+    const char *msg = err_msg();
+    snprintf(r->first_file, sizeof r->first_file, "%s", path);
+    snprintf(r->first_message, sizeof r->first_message, "%s", msg);
+    const char *q = strstr(msg, path);
+    q = strstr(q ? q + strlen(path) : msg, " offset ");
+    r->first_offset = q ? strtoull(q + 8, NULL, 10) : 0;
+}
+
+/* TIND_OK after counting a corruption, or any other status unchanged. */
+static int verify_note(struct verify *v, int rc, const char *path)
+{
+    if (rc != TIND_CORRUPTION) return rc;
+    verify_problem(v, path);
+    return TIND_OK;
+}
+
+static int key_eq(const buf *a, const buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+}
+
+/* Checks one table of the pinned version against its file. */
+static int verify_table(struct verify *v, unsigned level, const struct table_meta *m)
+{
+    uint64_t size;
+    int rc = file_stat_size(m->path, &size);
+    if (rc) {
+        if (file_exists(m->path) != 0) return rc;
+        return err_set(TIND_CORRUPTION, "table %s offset 0: missing (level %u records it with %" PRIu64 " bytes)",
+                       m->path, level, m->size);
+    }
+    if (size != m->size)
+        return err_set(TIND_CORRUPTION, "table %s offset %" PRIu64 ": %" PRIu64 " bytes, the manifest records %" PRIu64,
+                       m->path, size < m->size ? size : m->size, size, m->size);
+    table *t;
+    if ((rc = table_open(m->path, m->size, NULL, &t)) != TIND_OK) return rc;
+    struct table_verify_stats ts;
+    rc = table_verify_stats(t, &ts);
+    v->r->bytes_read += ts.bytes;
+    v->r->blocks += ts.blocks;
+    v->r->entries += ts.entries;
+    if (rc == TIND_OK) {
+        const struct table_props *p = table_get_props(t);
+        const char *what = NULL;
+        if (p->entries != m->entries || p->tombstones != m->tombstones) what = "entry counts";
+        else if (p->min_seq != m->min_seq || p->max_seq != m->max_seq) what = "sequence range";
+        else if (!key_eq(&p->smallest, &m->smallest) || p->smallest_tag != m->smallest_tag) what = "smallest key";
+        else if (!key_eq(&p->largest, &m->largest) || p->largest_tag != m->largest_tag) what = "largest key";
+        /* A compaction output records its newest input's time, not its own. */
+        else if (m->created > p->created) what = "creation time";
+        if (what)
+            rc = err_set(TIND_CORRUPTION, "table %s offset %" PRIu64 ": the manifest's record of its %s does not match the file",
+                         m->path, ts.props_offset, what);
+    }
+    uint64_t last = db_last_seq(v->db);
+    if (rc == TIND_OK && m->entries > 0 && m->max_seq > last)
+        rc = err_set(TIND_CORRUPTION,
+                     "table %s offset %" PRIu64 ": holds sequence numbers up to %" PRIu64 ", past the database's last %" PRIu64,
+                     m->path, ts.props_offset, m->max_seq, last);
+    table_unref(t);
+    return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Counts the table files of the keyspace folder that ver does not hold. */
+static int verify_orphans(struct verify *v, const tind_keyspace *ks, const struct version *ver)
+{
+    char **names;
+    size_t count, total = 0, k = 0;
+    int rc = file_list_dir(ks->dir, &names, &count);
+    if (rc) return rc;
+    for (int l = 0; l < LSM_LEVELS; l++) total += ver->nfiles[l];
+    uint64_t *nums = malloc((total ? total : 1) * sizeof *nums);
+    if (!nums) {
+        free(names);
+        return err_nomem();
+    }
+    for (int l = 0; l < LSM_LEVELS; l++)
+        for (size_t i = 0; i < ver->nfiles[l]; i++) nums[k++] = ver->files[l][i]->number;
+    qsort(nums, total, sizeof *nums, cmp_u64);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t num;
+        if (table_parse_name(names[i], &num) && !bsearch(&num, nums, total, sizeof *nums, cmp_u64))
+            v->r->orphan_files++;
+    }
+    free(nums);
+    free(names);
+    return TIND_OK;
+}
+
+/* One keyspace: OPTIONS, MANIFEST, every table. Caller holds db->ks_mu. */
+static int verify_keyspace(struct verify *v, tind_keyspace *ks)
+{
+    char path[PATH_MAX];
+    uint64_t bytes = 0;
+    int rc = file_join(path, sizeof path, ks->dir, KS_OPTIONS_FILE);
+    if (rc == TIND_OK) rc = ks_verify_options(ks, &bytes);
+    v->r->bytes_read += bytes;
+    if ((rc = verify_note(v, rc, path)) != TIND_OK) return rc;
+
+    struct manifest_verify_stats ms;
+    pthread_mutex_lock(&ks->edit_mu);
+    int mrc = manifest_verify(ks->man, &ms);
+    struct version *ver = manifest_current(ks->man);
+    pthread_mutex_unlock(&ks->edit_mu);
+    v->r->manifest_records += ms.records;
+    v->r->bytes_read += ms.bytes;
+    if ((rc = file_join(path, sizeof path, ks->dir, MANIFEST_FILE)) == TIND_OK) rc = verify_note(v, mrc, path);
+    for (unsigned l = 0; rc == TIND_OK && l < LSM_LEVELS; l++) {
+        for (size_t i = 0; rc == TIND_OK && i < ver->nfiles[l]; i++) {
+            rc = verify_note(v, verify_table(v, l, ver->files[l][i]), ver->files[l][i]->path);
+            v->r->tables++;
+        }
+    }
+    if (rc == TIND_OK) rc = verify_orphans(v, ks, ver);
+    version_unref(ver);
+    v->r->keyspaces++;
+    return rc;
+}
+
+/* Decodes a journal payload; TIND_CORRUPTION naming path and off when it is
+ * malformed or its batch does not come after *next_seq. */
+static int verify_payload(const char *path, uint64_t off, const uint8_t *p, size_t n, uint64_t *next_seq)
+{
+    unsigned type;
+    uint64_t seq;
+    uint32_t count, ks;
+    struct payload_reader pr;
+    struct payload_op op;
+    int rc = payload_type(p, n, &type);
+    if (rc == TIND_OK && type == JPAYLOAD_BATCH) {
+        rc = payload_batch_open(p, n, &seq, &count, &pr);
+        while (rc == TIND_OK) rc = payload_batch_next(&pr, &op);
+        if (rc == TIND_NOT_FOUND) rc = TIND_OK;
+        if (rc == TIND_OK && count > 0) {
+            if (seq < *next_seq)
+                return err_set(TIND_CORRUPTION,
+                               "journal %s offset %" PRIu64 ": batch sequence %" PRIu64 " not above the previous %" PRIu64,
+                               path, off, seq, *next_seq - 1);
+            *next_seq = seq + count;
+        }
+    } else if (rc == TIND_OK && type == JPAYLOAD_DROP_KEYSPACE) {
+        rc = payload_drop_decode(p, n, &ks);
+    } else if (rc == TIND_OK) {
+        return err_set(TIND_CORRUPTION, "journal %s offset %" PRIu64 ": unknown payload type %u", path, off, type);
+    }
+    if (rc == TIND_CORRUPTION) {
+        char what[256];
+        snprintf(what, sizeof what, "%s", err_msg());
+        rc = err_set(TIND_CORRUPTION, "journal %s offset %" PRIu64 ": %s", path, off, what);
+    }
+    return rc;
+}
+
+/* The journal checked before the current one. */
+struct verify_prev {
+    int any;
+    uint64_t end_seq, size; /* its last sequence number (last batch's, or its base), its size */
+    char path[PATH_MAX];
+};
+
+/* One journal file, up to `limit` bytes (UINT64_MAX: the whole file). */
+static int verify_journal(struct verify *v, const char *path, uint64_t number, uint64_t limit, uint64_t *next_seq,
+                          struct verify_prev *prev)
+{
+    journal_reader *jr;
+    int rc = journal_reader_open(path, &jr);
+    if (rc) {
+        if (rc != TIND_CORRUPTION && file_exists(path) == 0) return TIND_NOT_FOUND; /* retired meanwhile */
+        return rc;
+    }
+    if (journal_reader_header(jr)->number != number) {
+        rc = err_set(TIND_CORRUPTION, "journal %s offset 0: the header names journal %" PRIu64, path,
+                     journal_reader_header(jr)->number);
+        goto done;
+    }
+    /* As at open: a journal starts where the one before it ended. */
+    uint64_t base = journal_reader_header(jr)->base_seq;
+    if (prev->any && base > prev->end_seq) {
+        journal_reader_close(jr);
+        return err_set(TIND_CORRUPTION,
+                       "journal %s offset %" PRIu64 ": ends at sequence number %" PRIu64 ", but its successor %s "
+                       "starts after %" PRIu64 ": records at its end are missing",
+                       prev->path, prev->size, prev->end_seq, path, base);
+    }
+    prev->any = 1;
+    snprintf(prev->path, sizeof prev->path, "%s", path);
+    prev->size = journal_reader_file_size(jr);
+    if (base + 1 > *next_seq) *next_seq = base + 1;
+    for (;;) {
+        const uint8_t *p;
+        size_t n;
+        uint64_t off;
+        if (journal_reader_offset(jr) >= limit) break;
+        rc = journal_reader_next(jr, &p, &n, &off);
+        if (rc == TIND_NOT_FOUND) {
+            rc = TIND_OK;
+            break;
+        }
+        if (rc) break;
+        v->r->journal_records++;
+        if ((rc = verify_payload(path, off, p, n, next_seq)) != TIND_OK) break;
+    }
+    prev->end_seq = *next_seq - 1;
+done:;
+    uint64_t size = journal_reader_file_size(jr);
+    v->r->bytes_read += size < limit ? size : limit;
+    journal_reader_close(jr);
+    return rc;
+}
+
+static int verify_journals(struct verify *v)
+{
+    /* The current journal's number and the bytes of it written so far: a
+     * rotation sets the number before the byte count, so when the number
+     * reads the same before and after, the count is that file's. */
+    struct journal_stats a, b;
+    do {
+        journal_get_stats(v->db->jnl, &a);
+        journal_get_stats(v->db->jnl, &b);
+    } while (a.number != b.number);
+    char **names;
+    size_t count;
+    int rc = file_list_dir(v->db->journal_dir, &names, &count);
+    if (rc) return rc;
+    char path[PATH_MAX];
+    uint64_t next_seq = 0;
+    struct verify_prev *prev = calloc(1, sizeof *prev);
+    if (!prev) {
+        free(names);
+        return err_nomem();
+    }
+    for (size_t i = 0; rc == TIND_OK && i < count; i++) {
+        uint64_t num;
+        if (!journal_parse_name(names[i], &num) || num > a.number) continue; /* not one, or started since */
+        if ((rc = file_join(path, sizeof path, v->db->journal_dir, names[i])) != TIND_OK) break;
+        rc = verify_journal(v, path, num, num == a.number ? a.current_bytes : UINT64_MAX, &next_seq, prev);
+        if (rc == TIND_NOT_FOUND) {
+            /* Retired meanwhile: the next one is not its successor in the check. */
+            prev->any = 0;
+            rc = TIND_OK;
+            continue;
+        }
+        v->r->journals++;
+        /* A gap is reported against the journal that lost its end; after
+         * damage, the next journal is not checked against this one. */
+        int bad = rc == TIND_CORRUPTION;
+        if (bad && prev->any && strcmp(prev->path, path) != 0) rc = verify_note(v, rc, prev->path);
+        else rc = verify_note(v, rc, path);
+        if (bad) prev->any = 0;
+    }
+    free(prev);
+    free(names);
+    return rc;
+}
+
+int tind_db_verify(tind_db *db, struct tind_verify_report *report)
+{
+    err_clear();
+    struct tind_verify_report local;
+    struct verify v = {db, report ? report : &local};
+    memset(v.r, 0, sizeof *v.r);
+    if (!db) return err_set(TIND_INVALID, "tind_db_verify: NULL database");
+
+    /* Keyspace handles stay valid memory until tind_close (dropped ones
+     * included); ks_mu keeps each one from being dropped while it is checked. */
+    pthread_mutex_lock(&db->list_mu);
+    size_t n = db->nks;
+    tind_keyspace **ks = malloc((n ? n : 1) * sizeof *ks);
+    if (ks && n) memcpy(ks, db->ks, n * sizeof *ks);
+    pthread_mutex_unlock(&db->list_mu);
+    if (!ks) return err_nomem();
+    int rc = TIND_OK;
+    for (size_t i = 0; rc == TIND_OK && i < n; i++) {
+        pthread_mutex_lock(&db->ks_mu);
+        if (!atomic_load(&ks[i]->dropped)) rc = verify_keyspace(&v, ks[i]);
+        pthread_mutex_unlock(&db->ks_mu);
+    }
+    free(ks);
+    if (rc == TIND_OK) rc = verify_journals(&v);
+    if (rc != TIND_OK) return rc;
+    if (v.r->problems) return err_set(TIND_CORRUPTION, "%s", v.r->first_message);
+    return TIND_OK;
+}
