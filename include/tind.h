@@ -188,6 +188,10 @@ TIND_API int tind_persist(tind_db *db, int durability);
 TIND_API int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_options *o,
                                 tind_keyspace **ks);
 
+/* Fills *o with the options keyspace ks was opened with (as stored with it).
+ * Thread-safe. */
+TIND_API int tind_keyspace_get_options(tind_keyspace *ks, tind_keyspace_options *o);
+
 /* Drops keyspace `name` and all its data; the drop is synced to the journal
  * before this returns, so it stays dropped after a crash. Handles to it then
  * return TIND_INVALID; iterators already open on it keep reading what they

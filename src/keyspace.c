@@ -696,3 +696,15 @@ int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
     pthread_mutex_unlock(&ks->mu);
     return TIND_OK;
 }
+
+int tind_keyspace_get_options(tind_keyspace *ks, tind_keyspace_options *o)
+{
+    err_clear();
+    if (!o) return err_set(TIND_INVALID, "tind_keyspace_get_options: NULL options");
+    int rc = db_check_keyspace(ks);
+    if (rc) return rc;
+    pthread_mutex_lock(&ks->mu); /* options change under ks->mu (tind_keyspace_open) */
+    *o = ks->opts;
+    pthread_mutex_unlock(&ks->mu);
+    return TIND_OK;
+}
