@@ -177,6 +177,14 @@ int cmd_table(const struct cli_args *a)
             break;
         }
         unsigned comp = db[bsize];
+        uint64_t stored_sum = get_u64(db + bsize + 1), sum = checksum64(db, (size_t)bsize + 1);
+        if (stored_sum != sum) {
+            free(db);
+            rc = cli_data_error("table %s offset %" PRIu64 ": data block checksum mismatch (stored 0x%016" PRIx64
+                                ", computed 0x%016" PRIx64 ") (TIND_CORRUPTION)",
+                                path, off, stored_sum, sum);
+            break;
+        }
         size_t raw = (size_t)bsize;
         if (comp != COMPRESS_NONE && compress_raw_size(db, (size_t)bsize, &raw) != TIND_OK) raw = 0;
         free(db);
