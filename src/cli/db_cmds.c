@@ -599,7 +599,9 @@ int cmd_verify(const struct cli_args *a)
                r.bytes_read);
         printf("%" PRIu64 " problems\n", r.problems);
     }
-    if (lrc == TIND_CORRUPTION && r.problems)
+    if (lrc == TIND_CORRUPTION && r.problems && strstr(r.first_message, r.first_file))
+        rc = cli_data_error("%s (%" PRIu64 " corrupt files; TIND_CORRUPTION)", r.first_message, r.problems);
+    else if (lrc == TIND_CORRUPTION && r.problems)
         rc = cli_data_error("%s offset %" PRIu64 ": %s (%" PRIu64 " corrupt files; TIND_CORRUPTION)", r.first_file,
                             r.first_offset, r.first_message, r.problems);
     else if (lrc)

@@ -55,7 +55,7 @@ int cli_lib_error(int rc, const char *what)
     const char *msg = tind_last_error();
     if (!*msg) msg = tind_strerror(rc);
     if (rc == TIND_BUSY)
-        return cli_data_error("%s: the database is in use by another process (%s): %s", what, cli_code_name(rc), msg);
+        return cli_data_error("%s: the database is in use by another process (%s; %s)", what, msg, cli_code_name(rc));
     return cli_data_error("%s: %s (%s)", what, msg, cli_code_name(rc));
 }
 
