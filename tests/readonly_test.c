@@ -354,3 +354,31 @@ Test(readonly, keyspace_without_manifest_reads_empty)
     snapshot_tree(&after);
     expect_same_tree(&before, &after);
 }
+
+Test(readonly, stored_keyspace_options_read_back)
+{
+    tind_db *db;
+    tind_keyspace *ks;
+    tind_keyspace_options ko, got;
+    tind_keyspace_options_init(&ko);
+    ko.block_size = 8192;
+    ko.compaction = TIND_COMPACTION_TIERED;
+    ko.compression[2] = TIND_COMPRESSION_NONE;
+    EXPECT_OK(tind_open(g_dir, NULL, &db));
+    EXPECT_OK(tind_keyspace_open(db, "t", &ko, &ks));
+    EXPECT_OK(tind_keyspace_get_options(ks, &got));
+    cr_assert_eq(memcmp(&got, &ko, sizeof ko), 0);
+    EXPECT_RC(tind_keyspace_get_options(ks, NULL), TIND_INVALID);
+    EXPECT_RC(tind_keyspace_get_options(NULL, &got), TIND_INVALID);
+    EXPECT_OK(tind_close(db));
+    tind_options o;
+    ro_options(&o);
+    EXPECT_OK(tind_open(g_dir, &o, &db));
+    EXPECT_OK(tind_keyspace_open(db, "t", NULL, &ks));
+    memset(&got, 0, sizeof got);
+    EXPECT_OK(tind_keyspace_get_options(ks, &got));
+    cr_assert_eq(memcmp(&got, &ko, sizeof ko), 0, "the options stored with the keyspace differ");
+    /* The same options again are no change: allowed read-only. */
+    EXPECT_OK(tind_keyspace_open(db, "t", &ko, &ks));
+    EXPECT_OK(tind_close(db));
+}

@@ -258,8 +258,9 @@ int cmd_get(const struct cli_args *a)
     uint8_t *key;
     size_t klen;
     int rc = parse_arg("key", a->pos[2], a->hex, &key, &klen);
-    if (rc || (rc = check_key_arg("key", klen))) {
-        free(rc ? NULL : key);
+    if (rc) return rc;
+    if ((rc = check_key_arg("key", klen)) != 0) {
+        free(key);
         return rc;
     }
     tind_db *db;
