@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal/payload.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
 
@@ -46,20 +45,10 @@ static int recovery_settle(const char *path, int truncate, uint64_t cut)
     return file_close(f);
 }
 
-/* The journal replayed before the current one: the last sequence number
- * it used (its last batch's, or its base without batches), its path and size. */
-struct recovery_prev {
-    int any;
-    uint64_t end_seq, size;
-    char path[PATH_MAX];
-};
-
-/* Replays one journal; *prev describes the one before it and then this one.
- * read_only: decide as above but change nothing on disk (no cut, no removal,
- * no sync); a torn tail is only skipped. */
+/* Replays one journal. read_only: decide as above but change nothing on
+ * disk (no cut, no removal, no sync); a torn tail is only skipped. */
 static int recovery_replay_file(const char *dir, const char *path, uint64_t number, int newest, int read_only,
-                                journal_replay_fn fn, void *ctx, struct journal_recovery *out,
-                                struct recovery_prev *prev)
+                                journal_replay_fn fn, void *ctx, struct journal_recovery *out)
 {
     journal_reader *r;
     int rc = journal_reader_open(path, &r);
@@ -82,21 +71,6 @@ static int recovery_replay_file(const char *dir, const char *path, uint64_t numb
         goto done;
     }
     if (h->base_seq > out->max_base_seq) out->max_base_seq = h->base_seq;
-    /* A journal starts right after the last sequence number written before
-     * it, and the one before it was synced whole first: a gap means that
-     * one lost records at its end (cut at a record boundary, it reads cleanly). */
-    if (prev->any && h->base_seq > prev->end_seq) {
-        rc = err_set(TIND_CORRUPTION,
-                     "journal %s offset %llu: ends at sequence number %llu, but its successor %s starts after "
-                     "%llu: records at its end are missing",
-                     prev->path, (unsigned long long)prev->size, (unsigned long long)prev->end_seq, path,
-                     (unsigned long long)h->base_seq);
-        goto done;
-    }
-    prev->any = 1;
-    prev->end_seq = h->base_seq;
-    prev->size = journal_reader_file_size(r);
-    snprintf(prev->path, sizeof prev->path, "%s", path);
 
     int settled = 0; /* the torn-tail path has cut and synced the file */
     for (;;) {
@@ -127,12 +101,6 @@ static int recovery_replay_file(const char *dir, const char *path, uint64_t numb
         if (rc) break;
         out->records++;
         if ((rc = fn(ctx, path, off, p, len)) != TIND_OK) goto done;
-        uint64_t seq;
-        uint32_t count;
-        struct payload_reader pr;
-        if (len > 0 && p[0] == JPAYLOAD_BATCH && payload_batch_open(p, len, &seq, &count, &pr) == TIND_OK &&
-            count > 0 && seq + count - 1 > prev->end_seq)
-            prev->end_seq = seq + count - 1;
     }
     if (rc == TIND_OK && newest && !settled && !read_only) rc = recovery_settle(path, 0, 0);
 done:
@@ -147,7 +115,6 @@ static int recover_dir(const char *dir, int read_only, journal_replay_fn fn, voi
     char **names = NULL;
     size_t count = 0, n = 0;
     uint64_t *numbers = NULL;
-    struct recovery_prev *prev = NULL;
     int rc = file_list_dir(dir, &names, &count);
     if (rc) return rc;
     numbers = malloc((count ? count : 1) * sizeof *numbers);
@@ -162,10 +129,6 @@ static int recover_dir(const char *dir, int read_only, journal_replay_fn fn, voi
     /* A removed torn newest journal still counts as found: its number is
      * not handed out again. */
     out->max_number = n ? numbers[n - 1] : 0;
-    if (!(prev = calloc(1, sizeof *prev))) {
-        rc = err_nomem();
-        goto done;
-    }
 
     for (size_t i = 0; i < n; i++) {
         char name[JOURNAL_NAME_LEN + 1], path[PATH_MAX];
@@ -174,11 +137,10 @@ static int recover_dir(const char *dir, int read_only, journal_replay_fn fn, voi
             rc = err_set(TIND_INVALID, "path too long: %s/%s", dir, name);
             goto done;
         }
-        if ((rc = recovery_replay_file(dir, path, numbers[i], i + 1 == n, read_only, fn, ctx, out, prev)) != TIND_OK)
+        if ((rc = recovery_replay_file(dir, path, numbers[i], i + 1 == n, read_only, fn, ctx, out)) != TIND_OK)
             goto done;
     }
 done:
-    free(prev);
     free(numbers);
     free(names);
     return rc;

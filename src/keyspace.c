@@ -321,7 +321,6 @@ void ks_free(tind_keyspace *ks)
     free(ks);
 }
 
-/* Sets ks->dir from its id. */
 /* 1 when two option sets are the same, field by field (the structs may hold padding). */
 static int ks_options_same(const tind_keyspace_options *a, const tind_keyspace_options *b)
 {
@@ -367,6 +366,7 @@ int ks_verify_options(tind_keyspace *ks, uint64_t *bytes)
     return rc;
 }
 
+/* Sets ks->dir from its id. */
 static int ks_set_dir(tind_keyspace *ks)
 {
     char dir[PATH_MAX];

@@ -198,16 +198,8 @@ static int verify_payload(const char *path, uint64_t off, const uint8_t *p, size
     return rc;
 }
 
-/* The journal checked before the current one. */
-struct verify_prev {
-    int any;
-    uint64_t end_seq, size; /* its last sequence number (last batch's, or its base), its size */
-    char path[PATH_MAX];
-};
-
 /* One journal file, up to `limit` bytes (UINT64_MAX: the whole file). */
-static int verify_journal(struct verify *v, const char *path, uint64_t number, uint64_t limit, uint64_t *next_seq,
-                          struct verify_prev *prev)
+static int verify_journal(struct verify *v, const char *path, uint64_t number, uint64_t limit, uint64_t *next_seq)
 {
     journal_reader *jr;
     int rc = journal_reader_open(path, &jr);
@@ -220,18 +212,10 @@ static int verify_journal(struct verify *v, const char *path, uint64_t number, u
                      journal_reader_header(jr)->number);
         goto done;
     }
-    /* As at open: a journal starts where the one before it ended. */
+    /* A journal's records come after its base. (A journal may start past
+     * where the one before it ended: an open after a power loss cut that
+     * one's buffered tail while a flush of it had reached a table.) */
     uint64_t base = journal_reader_header(jr)->base_seq;
-    if (prev->any && base > prev->end_seq) {
-        journal_reader_close(jr);
-        return err_set(TIND_CORRUPTION,
-                       "journal %s offset %" PRIu64 ": ends at sequence number %" PRIu64 ", but its successor %s "
-                       "starts after %" PRIu64 ": records at its end are missing",
-                       prev->path, prev->size, prev->end_seq, path, base);
-    }
-    prev->any = 1;
-    snprintf(prev->path, sizeof prev->path, "%s", path);
-    prev->size = journal_reader_file_size(jr);
     if (base + 1 > *next_seq) *next_seq = base + 1;
     for (;;) {
         const uint8_t *p;
@@ -247,7 +231,6 @@ static int verify_journal(struct verify *v, const char *path, uint64_t number, u
         v->r->journal_records++;
         if ((rc = verify_payload(path, off, p, n, next_seq)) != TIND_OK) break;
     }
-    prev->end_seq = *next_seq - 1;
 done:;
     uint64_t size = journal_reader_file_size(jr);
     v->r->bytes_read += size < limit ? size : limit;
@@ -271,31 +254,18 @@ static int verify_journals(struct verify *v)
     if (rc) return rc;
     char path[PATH_MAX];
     uint64_t next_seq = 0;
-    struct verify_prev *prev = calloc(1, sizeof *prev);
-    if (!prev) {
-        free(names);
-        return err_nomem();
-    }
     for (size_t i = 0; rc == TIND_OK && i < count; i++) {
         uint64_t num;
         if (!journal_parse_name(names[i], &num) || num > a.number) continue; /* not one, or started since */
         if ((rc = file_join(path, sizeof path, v->db->journal_dir, names[i])) != TIND_OK) break;
-        rc = verify_journal(v, path, num, num == a.number ? a.current_bytes : UINT64_MAX, &next_seq, prev);
+        rc = verify_journal(v, path, num, num == a.number ? a.current_bytes : UINT64_MAX, &next_seq);
         if (rc == TIND_NOT_FOUND) {
-            /* Retired meanwhile: the next one is not its successor in the check. */
-            prev->any = 0;
             rc = TIND_OK;
             continue;
         }
         v->r->journals++;
-        /* A gap is reported against the journal that lost its end; after
-         * damage, the next journal is not checked against this one. */
-        int bad = rc == TIND_CORRUPTION;
-        if (bad && prev->any && strcmp(prev->path, path) != 0) rc = verify_note(v, rc, prev->path);
-        else rc = verify_note(v, rc, path);
-        if (bad) prev->any = 0;
+        rc = verify_note(v, rc, path);
     }
-    free(prev);
     free(names);
     return rc;
 }

@@ -302,34 +302,6 @@ Test(verify, flipped_bit_in_a_journal_record)
     cr_assert_eq(r.journal_records, 5);
 }
 
-Test(verify, journal_that_lost_its_last_records_is_reported)
-{
-    /* Two sessions: journal 1 holds the first one's writes, kept because
-     * nothing was flushed; the open database writes to journal 3. */
-    for (int s = 0; s < 2; s++) {
-        tind_keyspace *ks = v_open(TIND_COMPACTION_LEVELED, TIND_COMPRESSION_LZ4);
-        v_fill(ks, (unsigned)s * 10, (unsigned)s * 10 + 10);
-        if (s == 0) {
-            VERIFY_OK(tind_close(v_db));
-            v_db = NULL;
-        }
-    }
-    char j[PATH_MAX];
-    snprintf(j, sizeof j, "%s/journals/%016llx.jnl", v_dir, 1ull);
-    struct stat st;
-    cr_assert_eq(stat(j, &st), 0);
-    uint8_t h[20];
-    uint64_t off = 40, last = 40;
-    while (off < (uint64_t)st.st_size) {
-        v_read_at(j, off, h, sizeof h);
-        last = off;
-        off += 20 + v_get_u64(h);
-    }
-    VERIFY_OK(tind_db_verify(v_db, NULL));
-    cr_assert_eq(truncate(j, (off_t)last), 0); /* reads cleanly, but the next journal starts later */
-    v_expect_problem(j, last);
-}
-
 Test(verify, missing_table_and_table_of_the_wrong_size)
 {
     char t[PATH_MAX];

@@ -3,31 +3,40 @@
  * TIND_CORRUPTION naming the file and an offset, or reads exactly the right
  * data — never a wrong value, a crash, a hang or (under ASan) a leak.
  *
- *   corruption-check [--bits=N|all] [--truncs=N|all] [--dir=DIR] [--seed=S] [--quiet]
+ *   corruption-check [--bits=N|all] [--truncs=N|all] [--dir=DIR] [--seed=S] [--verbose]
  *
- * The base database (one keyspace, lz4, 256-byte blocks) holds two flushed
- * tables and a journal of every batch, the later ones not flushed. Its files
- * are the journal, the tables, MANIFEST, the keyspace's OPTIONS and the TIND
- * meta file. For each file, N bits (spread evenly over the file, or every
- * bit) are flipped and N lengths (or every length) cut, each on a fresh copy;
- * then a forked child opens the copy, gets every key, scans forward and
- * backward and runs tind_db_verify, under a 20 s alarm.
+ * The base database is written in two sessions (so two journals, both kept:
+ * one keyspace is never flushed) over three keyspaces: "ks" (leveled, lz4,
+ * 256-byte blocks, flushed twice), "ks2" (tiered, no filter, zstd below
+ * level 0, values up to 300 bytes, flushed twice then compacted) and "ks3"
+ * (FIFO, never flushed). Its files are the journals, the tables, each
+ * keyspace's MANIFEST and OPTIONS, and the TIND meta file. For each file,
+ * N bits (spread evenly over the file, or every bit) are flipped and M
+ * lengths (or every length) cut, each on a fresh copy; then a forked child
+ * opens the copy, gets every key, scans forward and backward, seeks both ways
+ * and runs tind_db_verify, under a 20 s alarm (a hang dies of SIGALRM).
  *
- * The oracle, S_k being the state after the journal's first k batches (every
- * batch is one journal record; the tables hold the first f, so S_k for k < f
- * is S_f):
- *   - journal, flip in record r of n: r = n-1 is a torn tail, cut at open:
- *     S_{n-1}; any other record, or the file header, is TIND_CORRUPTION at
- *     open. Truncation at L: the records that end by L survive (a file no
- *     longer than its header is a journal torn at creation, removed): S_k.
- *   - every other file: S_n, or TIND_CORRUPTION (at open, or from a read).
- *     A damaged table must also be found by tind_db_verify.
+ * The oracle: keyspace j's tables hold its ops of the first f_j batches
+ * (every batch is one journal record); what else it must show depends on the
+ * journal batches that survive the damage:
+ *   - the newest journal, flip in record r of n: r = n-1 is a torn tail, cut
+ *     at open: every batch but that one; any other record, or the file
+ *     header, is TIND_CORRUPTION at open. Truncation at L: the records that
+ *     end by L survive (a file no longer than its header is a journal torn at
+ *     creation, removed).
+ *   - the older journal: any flip, or a cut inside its header or a record,
+ *     is TIND_CORRUPTION at open; a cut at a record boundary reads cleanly
+ *     (it is what a power loss leaves of a newest journal's buffered tail),
+ *     so its later records are lost and the next journal's still apply.
+ *   - every other file: every batch, or TIND_CORRUPTION (at open, or from a
+ *     read). A damaged table must also be found by tind_db_verify.
  * A read returning TIND_CORRUPTION must name the damaged file and an offset;
  * a scan must yield a prefix (suffix, backward) of the expected keys, and
  * all of them when it ends without error.
  *
  * Prints the bits flipped and lengths cut per file kind. Exit 0 when every
- * case held, 1 otherwise (each failure is printed with its replay flags). */
+ * case held, 1 otherwise; each failure is printed with its case, and the
+ * seed (--seed=S or TIND_SEED=S) replays the run. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -67,9 +76,7 @@ static struct batch g_batches[MAX_BATCHES];
 static const char *ks_name[NKS] = {"ks", "ks2", "ks3"};
 /* Batches in the journal; keyspace j's tables hold its ops of the first g_flushed[j]. */
 static unsigned g_nbatches, g_flushed[NKS];
-/* g_vlen[k][j][key]: the value's length + 1 in keyspace j after the first k batches (0: absent); seeds alongside. */
-static unsigned g_vlen[MAX_BATCHES + 1][NKS][NKEYS], g_vseed[MAX_BATCHES + 1][NKS][NKEYS];
-static int g_quiet;
+static int g_verbose; /* --verbose: print every corruption reported, with its case */
 
 enum kind { K_JOURNAL, K_TABLE, K_MANIFEST, K_OPTIONS, K_META, K_KINDS };
 static const char *kind_name[K_KINDS] = {"journal", "table", "manifest", "options", "meta"};
@@ -98,21 +105,6 @@ static int die(const char *what, int rc)
 }
 
 /* ---- the base database ----------------------------------------------------------- */
-
-static void model_build(uint64_t *rng)
-{
-    memset(g_vlen[0], 0, sizeof g_vlen[0]);
-    for (unsigned b = 0; b < g_nbatches; b++) {
-        memcpy(g_vlen[b + 1], g_vlen[b], sizeof g_vlen[b]);
-        memcpy(g_vseed[b + 1], g_vseed[b], sizeof g_vseed[b]);
-        for (unsigned i = 0; i < g_batches[b].n; i++) {
-            const struct op *o = &g_batches[b].ops[i];
-            g_vlen[b + 1][o->ks][o->key] = o->put ? o->vlen + 1 : 0;
-            g_vseed[b + 1][o->ks][o->key] = o->vseed;
-        }
-    }
-    (void)rng;
-}
 
 static tind_db *base_open(const char *dir, tind_keyspace **ks)
 {
@@ -192,7 +184,6 @@ static void make_base(const char *dir, uint64_t seed)
     }
     tind_batch_free(b);
     if ((rc = tind_close(db)) != TIND_OK) die("close the base", rc);
-    model_build(&rng);
 }
 
 static uint64_t get_u64le(const uint8_t *p)
@@ -335,7 +326,8 @@ struct ccase {
     int trunc;        /* 1: truncate at len; 0: flip bit of byte off */
     uint64_t off;     /* flip: byte offset; trunc: new length */
     unsigned bit;
-    int expect_k;     /* the state reads must show; -1: open must fail */
+    int expect_k;     /* the journal batches that must survive; -1: open must fail */
+    unsigned hole_lo, hole_hi; /* batches [lo, hi) lost from an older journal cut at a record boundary */
     int must_detect;  /* tind_db_verify must report the damage */
 };
 
@@ -358,6 +350,13 @@ static const char *case_name(const struct ccase *c)
         g_violations_in_child++;                                                                       \
     } while (0)
 
+/* Counts a corruption a read or the verify reported as it should. */
+static void reported(const struct ccase *c, int *errors, const char *what)
+{
+    (*errors)++;
+    if (g_verbose) fprintf(stderr, "corruption-check: %s: %s: %s\n", case_name(c), what, tind_last_error());
+}
+
 /* 1 when the error is a corruption that names the damaged file and an offset. */
 static int names_file(const struct ccase *c, int rc, const char *msg)
 {
@@ -366,12 +365,34 @@ static int names_file(const struct ccase *c, int rc, const char *msg)
     return rc == TIND_CORRUPTION && strstr(msg, base) && strstr(msg, "offset");
 }
 
-/* Expected value of key i of keyspace j in state k: 1 and the bytes when present. */
+/* What the keyspace being checked must hold: value length + 1 (0: absent) and seed per key. */
+static unsigned g_exp_vlen[NKEYS], g_exp_vseed[NKEYS];
+
+/* Fills g_exp_* for keyspace j: its tables hold its ops of the first
+ * g_flushed[j] batches; the journals add those of the surviving batches. */
+static void expect_state(const struct ccase *c, unsigned j)
+{
+    memset(g_exp_vlen, 0, sizeof g_exp_vlen);
+    for (unsigned b = 0; b < g_nbatches; b++) {
+        int survives = (int)b < c->expect_k && !(b >= c->hole_lo && b < c->hole_hi);
+        if (b >= g_flushed[j] && !survives) continue;
+        for (unsigned i = 0; i < g_batches[b].n; i++) {
+            const struct op *o = &g_batches[b].ops[i];
+            if (o->ks != j) continue;
+            g_exp_vlen[o->key] = o->put ? o->vlen + 1 : 0;
+            g_exp_vseed[o->key] = o->vseed;
+        }
+    }
+}
+
+/* Expected value of key i (g_exp_*): 1 and the bytes when present. */
 static int want(int k, unsigned j, unsigned i, uint8_t *v, unsigned *len)
 {
-    if (!g_vlen[k][j][i]) return 0;
-    *len = g_vlen[k][j][i] - 1;
-    value_of(v, g_vseed[k][j][i], *len);
+    (void)k;
+    (void)j;
+    if (!g_exp_vlen[i]) return 0;
+    *len = g_exp_vlen[i] - 1;
+    value_of(v, g_exp_vseed[i], *len);
     return 1;
 }
 
@@ -394,7 +415,7 @@ static void check_reads(const struct ccase *c, tind_keyspace *ks, unsigned j, in
         } else if (rc == TIND_NOT_FOUND) {
             if (present) VIOLATION("get %s: not found, want a value", key);
         } else if (names_file(c, rc, tind_last_error())) {
-            (*errors)++;
+            reported(c, errors, "get");
         } else {
             VIOLATION("get %s: %s: %s", key, tind_strerror(rc), tind_last_error());
         }
@@ -403,7 +424,7 @@ static void check_reads(const struct ccase *c, tind_keyspace *ks, unsigned j, in
         tind_iter *it;
         int rc = tind_iter_open(ks, NULL, NULL, &it);
         if (rc) {
-            if (names_file(c, rc, tind_last_error())) (*errors)++;
+            if (names_file(c, rc, tind_last_error())) reported(c, errors, "iter_open");
             else VIOLATION("iter_open: %s: %s", tind_strerror(rc), tind_last_error());
             continue;
         }
@@ -411,7 +432,7 @@ static void check_reads(const struct ccase *c, tind_keyspace *ks, unsigned j, in
         if (dir == 0) tind_iter_seek_first(it);
         else tind_iter_seek_last(it);
         for (; tind_iter_valid(it); dir == 0 ? tind_iter_next(it) : tind_iter_prev(it)) {
-            while (i >= 0 && i < NKEYS && !g_vlen[k][j][i]) i += dir == 0 ? 1 : -1;
+            while (i >= 0 && i < NKEYS && !g_exp_vlen[i]) i += dir == 0 ? 1 : -1;
             size_t kl, vl;
             const void *kp = tind_iter_key(it, &kl), *vp = tind_iter_value(it, &vl);
             if (i < 0 || i >= NKEYS) {
@@ -432,13 +453,13 @@ static void check_reads(const struct ccase *c, tind_keyspace *ks, unsigned j, in
         }
         rc = tind_iter_status(it);
         if (rc == TIND_OK) {
-            while (i >= 0 && i < NKEYS && !g_vlen[k][j][i]) i += dir == 0 ? 1 : -1;
+            while (i >= 0 && i < NKEYS && !g_exp_vlen[i]) i += dir == 0 ? 1 : -1;
             if (i >= 0 && i < NKEYS) {
                 key_of(key, (unsigned)i);
                 VIOLATION("%s scan ended cleanly before %s", dir ? "backward" : "forward", key);
             }
-        } else if (names_file(c, rc, tind_last_error())) {
-            (*errors)++;
+        } else if (rc == TIND_CORRUPTION) {
+            reported(c, errors, "scan");
         } else {
             /* tind_last_error belongs to the failing call; the iterator's
              * status is all that is left here. */
@@ -454,7 +475,7 @@ static void check_seeks(const struct ccase *c, tind_keyspace *ks, unsigned j, in
     tind_iter *it;
     int rc = tind_iter_open(ks, NULL, NULL, &it);
     if (rc) {
-        if (names_file(c, rc, tind_last_error())) (*errors)++;
+        if (names_file(c, rc, tind_last_error())) reported(c, errors, "iter_open");
         else VIOLATION("iter_open: %s: %s", tind_strerror(rc), tind_last_error());
         return;
     }
@@ -467,12 +488,12 @@ static void check_seeks(const struct ccase *c, tind_keyspace *ks, unsigned j, in
             if (back) tind_iter_seek_for_prev(it, key, strlen(key));
             else tind_iter_seek(it, key, strlen(key));
             int w = (int)i;
-            while (w >= 0 && w < NKEYS && !g_vlen[k][j][w]) w += back ? -1 : 1;
+            while (w >= 0 && w < NKEYS && !g_exp_vlen[w]) w += back ? -1 : 1;
             const char *how = back ? "seek_for_prev" : "seek";
             if (!tind_iter_valid(it)) {
                 rc = tind_iter_status(it);
                 if (rc != TIND_OK) {
-                    if (rc == TIND_CORRUPTION) (*errors)++;
+                    if (rc == TIND_CORRUPTION) reported(c, errors, how);
                     else VIOLATION("%s %s: status %s", how, key, tind_strerror(rc));
                 } else if (w >= 0 && w < NKEYS) {
                     VIOLATION("%s %s found nothing", how, key);
@@ -514,14 +535,14 @@ static int run_child(const struct ccase *c, const char *work)
     else
         for (unsigned j = 0; j < NKS; j++)
         {
-            int k = c->expect_k > (int)g_flushed[j] ? c->expect_k : (int)g_flushed[j];
-            check_reads(c, ks[j], j, k, &errors);
-            check_seeks(c, ks[j], j, k, &errors);
+            expect_state(c, j);
+            check_reads(c, ks[j], j, c->expect_k, &errors);
+            check_seeks(c, ks[j], j, c->expect_k, &errors);
         }
     struct tind_verify_report r;
     rc = tind_db_verify(db, &r);
     if (rc == TIND_CORRUPTION) {
-        errors++;
+        reported(c, &errors, "verify");
         if (!strstr(r.first_message, "offset") || !strstr(tind_last_error(), r.first_file))
             VIOLATION("verify: message without file or offset: %s", tind_last_error());
     } else if (rc != TIND_OK) {
@@ -550,10 +571,14 @@ static void damage(const struct ccase *c, const char *work)
 }
 
 /* The journal records (batches) that must survive a journal damaged at byte
- * off (flip) or cut at off (trunc): -1 when the open must fail. Damage to a
- * journal that is not the newest is always corruption: it was synced whole
- * before its successor began. */
-static int journal_expect(const struct ccase *c)
+ * off (flip) or cut at off (trunc): -1 when the open must fail. A bad record
+ * in a journal that is not the newest is corruption: it was synced whole
+ * before its successor began. Cut at a record boundary, though, it reads
+ * cleanly and looks like the newest journal of its day cut after a power
+ * loss took its buffered tail (its successor may then start past its end,
+ * when a flush of the lost writes reached a table): its later records are
+ * lost, in a hole the next journal's records follow. */
+static int journal_expect(struct ccase *c)
 {
     const struct file *f = c->f;
     unsigned k = 0;
@@ -562,14 +587,18 @@ static int journal_expect(const struct ccase *c)
         while (f->rec_end[k] <= c->off) k++;
         return k == f->nrec - 1 ? (int)(f->first_rec + k) : -1;
     }
-    if (!f->newest) return -1;
-    if (c->off < 40) return (int)f->first_rec; /* torn at creation: removed */
+    if (c->off < 40) return f->newest ? (int)f->first_rec : -1; /* newest: torn at creation, removed */
     while (k < f->nrec && f->rec_end[k] <= c->off) k++;
-    return (int)(f->first_rec + k);
+    if (f->newest) return (int)(f->first_rec + k);
+    if (c->off != (k ? f->rec_end[k - 1] : 40)) return -1;
+    c->hole_lo = f->first_rec + k;
+    c->hole_hi = f->first_rec + f->nrec;
+    return (int)g_nbatches;
 }
 
 static int run_case(struct ccase *c, const char *base, const char *work)
 {
+    c->hole_lo = c->hole_hi = 0;
     c->expect_k = c->f->kind == K_JOURNAL ? journal_expect(c) : (int)g_nbatches;
     c->must_detect = c->f->kind == K_TABLE;
     nftw(work, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
@@ -611,9 +640,9 @@ int main(int argc, char **argv)
         else if (!strncmp(argv[i], "--truncs=", 9)) truncs = parse_count(argv[i] + 9);
         else if (!strncmp(argv[i], "--dir=", 6)) snprintf(dirbuf, sizeof dirbuf, "%s", argv[i] + 6);
         else if (!strncmp(argv[i], "--seed=", 7)) seed = strtoull(argv[i] + 7, NULL, 0), have_seed = 1;
-        else if (!strcmp(argv[i], "--quiet")) g_quiet = 1;
+        else if (!strcmp(argv[i], "--verbose")) g_verbose = 1;
         else {
-            fprintf(stderr, "usage: corruption-check [--bits=N|all] [--truncs=N|all] [--dir=DIR] [--seed=S] [--quiet]\n");
+            fprintf(stderr, "usage: corruption-check [--bits=N|all] [--truncs=N|all] [--dir=DIR] [--seed=S] [--verbose]\n");
             return 2;
         }
     }
