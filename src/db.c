@@ -55,8 +55,9 @@ int db_check_writable(const tind_db *db)
 
 /* The LOCK file: flock'd exclusively by a read-write handle (file_lock) and
  * shared by read-only ones, so that readers share and a writer excludes
- * them. A read-only open creates nothing: without a LOCK file (never opened
- * read-write here) it goes on unlocked. */
+ * them. The file layer's file_lock takes only exclusive locks and creates
+ * the file, hence flock here. A read-only open creates nothing: without a
+ * LOCK file (never opened read-write here) it goes on unlocked. */
 static int db_lock_read_only(const char *lock_path, int *fd_out)
 {
     *fd_out = -1;
