@@ -4,7 +4,8 @@
  *   escape.c    printing and parsing keys and values (escapes, hex), errors
  *   json.c      a small streaming JSON writer
  *   db_cmds.c   commands on an open database: info, get, put, delete, scan,
- *               stats, compact, verify
+ *               stats, verify
+ *   compact.c   compact and its progress bar
  *   dump.c      dump and load (the format is in src/cli/README.md)
  *   file_cmds.c commands on files: table, journal, manifest
  *
@@ -35,7 +36,7 @@ struct cli_args {
     const char *pos[CLI_MAX_ARGS];
     int npos;
     int hex, json, help;
-    int reverse, keys_only, entries, create, progress, no_progress, sync;
+    int reverse, keys_only, entries, create, progress, no_progress;
     const char *prefix, *from, *to; /* escaped text (or hex with --hex) */
     uint64_t limit;                 /* 0: no limit */
     int has_limit;
@@ -50,7 +51,6 @@ enum {
     CLI_OPT_ENTRIES = 1 << 3,
     CLI_OPT_CREATE = 1 << 4,
     CLI_OPT_PROGRESS = 1 << 5,
-    CLI_OPT_SYNC = 1 << 6,
 };
 
 /* ---- errors (escape.c) ----------------------------------------------------------- */
