@@ -269,15 +269,27 @@ Test(readonly, another_process_reader_shares_and_writer_is_busy)
     tind_options o;
     ro_options(&o);
     tind_db *r;
-    EXPECT_OK(tind_open(g_dir, &o, &r));
+    /* Fork before this process starts the database's threads (ThreadSanitizer
+     * cannot start threads in the child of a multi-threaded fork); the
+     * child waits on the pipe until the parent holds its read-only handle. */
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    fflush(NULL);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
+        char c1;
+        close(go[1]);
+        if (read(go[0], &c1, 1) != 1) _exit(2);
         tind_db *c;
         int ok = tind_open(g_dir, &o, &c) == TIND_OK && tind_close(c) == TIND_OK;
         ok = ok && tind_open(g_dir, NULL, &c) == TIND_BUSY;
         _exit(ok ? 0 : 1);
     }
+    close(go[0]);
+    EXPECT_OK(tind_open(g_dir, &o, &r));
+    cr_assert_eq(write(go[1], "x", 1), 1);
+    close(go[1]);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's opens did not go as expected");
