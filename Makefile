@@ -21,7 +21,8 @@
 #   make fault-test POINTS=N  the I/O-error and allocation-failure loops: at most N injection
 #                             points per kind, spread over the workload (default 0: every
 #                             point, until the workload completes without the fault firing)
-#   make install PREFIX=/usr/local DESTDIR=
+#   build/tind                the command-line tool (built by make; man/tind.1; src/cli/README.md)
+#   make install PREFIX=/usr/local DESTDIR=   library, header, pkg-config file, tind and its man page
 #   make deps                 apt-get what the build and tests need
 #   make fuzz SECONDS=N       each libFuzzer target for N seconds on its corpus (clang; build/fuzz/)
 #   make fuzz-replay          each fuzz target once over its checked-in corpus
@@ -31,6 +32,8 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
 PKGDIR  ?= $(LIBDIR)/pkgconfig
 SAN     ?=
 KILLS   ?= 60
@@ -97,6 +100,8 @@ WRAP_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--w
 
 LIB_SRCS := $(wildcard src/*.c src/util/*.c journal/*.c lsm/*.c compaction/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_SRCS := $(wildcard src/cli/*.c)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/*_test.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
@@ -122,6 +127,7 @@ SHARED := $(BUILD)/libtind.so
 TESTBIN := $(BUILD)/tests/tind-tests
 BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
+CLIBIN   := $(BUILD)/tind
 
 .PHONY: fuzz fuzz-deps fuzz-replay fuzz-corpus run-fuzz run-fuzz-replay run-fuzz-corpus
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
@@ -129,7 +135,7 @@ PEERBIN  := $(BUILD)/tind-bench-peers
         fault-test run-fault-test \
         bench-peers peer-deps run-bench-peers install uninstall clean
 
-all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc
+all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc $(CLIBIN)
 
 # Fails loudly, naming the Debian package, when a library the build needs is absent.
 check-pkgs:
@@ -161,8 +167,8 @@ test: ensure-deps
 	@$(MAKE) --no-print-directory run-tests
 
 # Criterion's runner itself leaks a few bytes when timed tests overlap.
-run-tests: check-pkgs $(TESTBIN) $(TOOLS)
-	TIND_TOOLS=$(BUILD)/tests LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(TESTBIN) $(TEST_ARGS)
+run-tests: check-pkgs $(TESTBIN) $(TOOLS) $(CLIBIN)
+	TIND_TOOLS=$(BUILD)/tests TIND_CLI=$(CLIBIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(TESTBIN) $(TEST_ARGS)
 
 bench: ensure-deps
 	@$(MAKE) --no-print-directory run-bench
@@ -261,6 +267,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_SUPPORT_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
 
+# The command-line tool links the static library: it uses the internal
+# readers (tables, journals, manifests) besides the public API.
+$(CLIBIN): $(CLI_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(STATIC) $(LDLIBS)
+
 $(BENCHBIN): $(BENCH_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(STATIC) $(LDLIBS) -lm
@@ -285,11 +297,15 @@ install: all
 	ln -sf libtind.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf libtind.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtind.so
 	install -m 644 $(BUILD)/tind.pc $(DESTDIR)$(PKGDIR)/tind.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(CLIBIN) $(DESTDIR)$(BINDIR)/tind
+	install -m 644 man/tind.1 $(DESTDIR)$(MANDIR)/man1/tind.1
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/tind.h $(DESTDIR)$(LIBDIR)/libtind.a \
 	      $(DESTDIR)$(LIBDIR)/libtind.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
-	      $(DESTDIR)$(LIBDIR)/libtind.so $(DESTDIR)$(PKGDIR)/tind.pc
+	      $(DESTDIR)$(LIBDIR)/libtind.so $(DESTDIR)$(PKGDIR)/tind.pc \
+	      $(DESTDIR)$(BINDIR)/tind $(DESTDIR)$(MANDIR)/man1/tind.1
 
 clean:
 	rm -rf build

@@ -107,6 +107,16 @@ typedef struct tind_options {
     uint64_t cache_bytes;       /* block cache shared by every keyspace; default 64 MiB; 0: no cache */
     uint32_t max_open_tables;   /* table files kept open; default 1000, at least 16 */
     uint32_t workers;           /* background threads for flushes; default 0: min(cores, 4) */
+    int read_only;              /* open for reading only; default 0. Nothing in the directory is
+                                   written: the journals are replayed into memory (a torn tail is
+                                   ignored, not cut off), no journal is started, nothing is flushed,
+                                   compacted or synced, and create_if_missing is ignored (a missing
+                                   database is TIND_NOT_FOUND). Any number of read-only handles may
+                                   be open at once, from any processes; a read-write open and a
+                                   read-only one exclude each other (TIND_BUSY). Writes, tind_persist,
+                                   creating a keyspace or changing its options, drops, flushes,
+                                   compactions, transactions' writes and tind_wtx_begin return
+                                   TIND_INVALID; transactions that only read work. */
 } tind_options;
 
 /* Fills *o with the defaults documented in tind_options. Thread-safe. */
@@ -157,7 +167,8 @@ TIND_API void tind_keyspace_options_init(tind_keyspace_options *o);
  * a second open of the same directory, from this process or another, returns
  * TIND_BUSY. Opening replays the journals; a torn tail of the newest journal
  * is cut off, any other damage returns TIND_CORRUPTION naming file and offset.
- * Thread-safe. */
+ * With o->read_only, several handles may share the directory and nothing in
+ * it changes (see tind_options.read_only). Thread-safe. */
 TIND_API int tind_open(const char *path, const tind_options *o, tind_db **db);
 
 /* Closes the database and frees *db and every keyspace handle of it. Returns
@@ -178,6 +189,10 @@ TIND_API int tind_persist(tind_db *db, int durability);
  * handle. Thread-safe. */
 TIND_API int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_options *o,
                                 tind_keyspace **ks);
+
+/* Fills *o with the options keyspace ks was opened with (as stored with it).
+ * Thread-safe. */
+TIND_API int tind_keyspace_get_options(tind_keyspace *ks, tind_keyspace_options *o);
 
 /* Drops keyspace `name` and all its data; the drop is synced to the journal
  * before this returns, so it stays dropped after a crash. Handles to it then

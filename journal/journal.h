@@ -66,6 +66,11 @@ struct journal_config {
  * `last_seq`. The callbacks stay in use until journal_close. */
 int journal_open(const struct journal_config *cfg, uint64_t number, uint64_t last_seq,
                  const struct journal_callbacks *cb, journal **j);
+/* A journal that writes nothing, for read-only opens: it publishes last_seq
+ * and reports journal `number` (the newest on disk, 0: none), of which
+ * `bytes` are valid, as its current file; journal_write must not be called
+ * on it (the database layer refuses every write first). */
+int journal_open_read_only(uint64_t number, uint64_t bytes, uint64_t last_seq, journal **j);
 /* Writes one request and waits for its group; returns r->status. */
 int journal_write(journal *j, struct journal_req *r);
 /* fdatasyncs the current file. Only the group-commit leader may call it:
@@ -149,5 +154,10 @@ struct journal_recovery {
  * is bad was torn at creation: it is removed. Names that are not journal
  * names are ignored. */
 int journal_recover(const char *dir, journal_replay_fn fn, void *ctx, struct journal_recovery *out);
+/* Like journal_recover, deciding the same way, but changes nothing on disk:
+ * a torn tail is skipped (counted in truncated_bytes) rather than cut off, a
+ * torn newest journal is skipped rather than removed, nothing is synced. For
+ * read-only opens, which may run beside a writer's handle of another kind. */
+int journal_recover_read_only(const char *dir, journal_replay_fn fn, void *ctx, struct journal_recovery *out);
 
 #endif

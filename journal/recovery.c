@@ -45,8 +45,9 @@ static int recovery_settle(const char *path, int truncate, uint64_t cut)
     return file_close(f);
 }
 
-/* Replays one journal. */
-static int recovery_replay_file(const char *dir, const char *path, uint64_t number, int newest,
+/* Replays one journal. read_only: decide as above but change nothing on
+ * disk (no cut, no removal, no sync); a torn tail is only skipped. */
+static int recovery_replay_file(const char *dir, const char *path, uint64_t number, int newest, int read_only,
                                 journal_replay_fn fn, void *ctx, struct journal_recovery *out)
 {
     journal_reader *r;
@@ -57,7 +58,8 @@ static int recovery_replay_file(const char *dir, const char *path, uint64_t numb
         if (src) return src;
         if (size > JOURNAL_HEADER_SIZE) return rc;
         /* Torn at creation, before any record could be written to it. */
-        if ((rc = file_unlink(path)) != TIND_OK || (rc = file_sync_dir(dir)) != TIND_OK) return rc;
+        if (!read_only && ((rc = file_unlink(path)) != TIND_OK || (rc = file_sync_dir(dir)) != TIND_OK))
+            return rc;
         out->removed_torn_newest = 1;
         return TIND_OK;
     }
@@ -90,7 +92,7 @@ static int recovery_replay_file(const char *dir, const char *path, uint64_t numb
                 rc = v;
             } else if (v > 0) {
                 rc = err_set(TIND_CORRUPTION, "%s; valid records follow it, so it is not a torn tail", msg);
-            } else if ((rc = recovery_settle(path, 1, bad)) == TIND_OK) {
+            } else if ((rc = read_only ? TIND_OK : recovery_settle(path, 1, bad)) == TIND_OK) {
                 out->truncated_bytes += size - bad;
                 settled = 1;
             }
@@ -100,13 +102,14 @@ static int recovery_replay_file(const char *dir, const char *path, uint64_t numb
         out->records++;
         if ((rc = fn(ctx, path, off, p, len)) != TIND_OK) goto done;
     }
-    if (rc == TIND_OK && newest && !settled) rc = recovery_settle(path, 0, 0);
+    if (rc == TIND_OK && newest && !settled && !read_only) rc = recovery_settle(path, 0, 0);
 done:
     journal_reader_close(r);
     return rc;
 }
 
-int journal_recover(const char *dir, journal_replay_fn fn, void *ctx, struct journal_recovery *out)
+static int recover_dir(const char *dir, int read_only, journal_replay_fn fn, void *ctx,
+                       struct journal_recovery *out)
 {
     memset(out, 0, sizeof *out);
     char **names = NULL;
@@ -134,10 +137,21 @@ int journal_recover(const char *dir, journal_replay_fn fn, void *ctx, struct jou
             rc = err_set(TIND_INVALID, "path too long: %s/%s", dir, name);
             goto done;
         }
-        if ((rc = recovery_replay_file(dir, path, numbers[i], i + 1 == n, fn, ctx, out)) != TIND_OK) goto done;
+        if ((rc = recovery_replay_file(dir, path, numbers[i], i + 1 == n, read_only, fn, ctx, out)) != TIND_OK)
+            goto done;
     }
 done:
     free(numbers);
     free(names);
     return rc;
+}
+
+int journal_recover(const char *dir, journal_replay_fn fn, void *ctx, struct journal_recovery *out)
+{
+    return recover_dir(dir, 0, fn, ctx, out);
+}
+
+int journal_recover_read_only(const char *dir, journal_replay_fn fn, void *ctx, struct journal_recovery *out)
+{
+    return recover_dir(dir, 1, fn, ctx, out);
 }

@@ -111,6 +111,20 @@ int journal_open(const struct journal_config *cfg, uint64_t number, uint64_t las
     return TIND_OK;
 }
 
+int journal_open_read_only(uint64_t number, uint64_t bytes, uint64_t last_seq, journal **out)
+{
+    *out = NULL;
+    journal *j = calloc(1, sizeof *j);
+    if (!j) return err_nomem();
+    j->number = number;
+    atomic_init(&j->file_bytes, bytes);
+    j->assigned_seq = last_seq;
+    atomic_init(&j->last_seq, last_seq);
+    pthread_mutex_init(&j->mu, NULL);
+    *out = j;
+    return TIND_OK;
+}
+
 int journal_close(journal *j)
 {
     if (!j) return TIND_OK;

@@ -46,7 +46,8 @@ struct manifest {
     char *dir, *path, *tmp_path;
     /* Used only by the applying thread (callers serialize manifest_apply),
      * and by open and close: */
-    tfile *f;               /* MANIFEST, open for appends */
+    tfile *f;               /* MANIFEST, open for appends; NULL when read-only */
+    int read_only;          /* opened by manifest_open_read_only: applies are refused */
     uint64_t snapshot_size; /* bytes of MANIFEST's first record */
     atomic_int poisoned;    /* a write, sync or rename failed: no more applies */
     int check_tables;       /* open: every table the log holds must exist */
@@ -356,6 +357,7 @@ int manifest_apply(manifest *m, struct version_edit *e)
 {
     if (atomic_load(&m->poisoned))
         return err_set(TIND_POISONED, "manifest %s: an earlier write or sync failed; reopen the tree", m->path);
+    if (m->read_only) return err_set(TIND_INVALID, "manifest %s: opened read-only", m->path);
     if (e->snapshot) return err_set(TIND_INVALID, "manifest %s: a snapshot is not an edit to apply", m->path);
     char what[256];
     struct version *nv = NULL;
@@ -555,8 +557,12 @@ static int manifest_recover(manifest *m)
             goto done;
         }
     }
-    if ((rc = file_open(m->path, FILE_WRITE, &m->f)) != TIND_OK) goto done;
-    if (torn && ((rc = file_truncate(m->f, cut)) != TIND_OK || (rc = file_sync(m->f, 0)) != TIND_OK)) goto done;
+    /* Read-only: the torn tail stays in the file; the version ends before it. */
+    if (!m->read_only) {
+        if ((rc = file_open(m->path, FILE_WRITE, &m->f)) != TIND_OK) goto done;
+        if (torn && ((rc = file_truncate(m->f, cut)) != TIND_OK || (rc = file_sync(m->f, 0)) != TIND_OK))
+            goto done;
+    }
     m->current = v;
     v = NULL;
     m->flushed_seq = flushed;
@@ -716,12 +722,13 @@ static char *manifest_join(const char *dir, const char *name)
     return p;
 }
 
-static int manifest_open_impl(const char *dir, int create, int check_tables, manifest **out)
+static int manifest_open_impl(const char *dir, int create, int check_tables, int read_only, manifest **out)
 {
     *out = NULL;
     manifest *m = calloc(1, sizeof *m);
     if (!m) return err_nomem();
     m->check_tables = check_tables;
+    m->read_only = read_only;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return err_nomem();
@@ -747,12 +754,14 @@ static int manifest_open_impl(const char *dir, int create, int check_tables, man
         rc = err_set(TIND_NOT_FOUND, "manifest %s: no such file", m->path);
     } else if (!(m->current = manifest_version_new())) {
         rc = err_nomem();
+    } else if (read_only) {
+        rc = TIND_OK; /* an empty tree, held in memory only */
     } else if ((rc = manifest_snapshot_encode(m->current, 0, 1, &payload)) == TIND_OK &&
                (rc = manifest_write_snapshot(m, &payload, &m->f)) == TIND_OK) {
         m->snapshot_size = RECORD_HEADER_SIZE + payload.len;
     }
     if (rc) goto fail;
-    if ((rc = manifest_remove_orphans(m)) != TIND_OK) goto fail;
+    if (!read_only && (rc = manifest_remove_orphans(m)) != TIND_OK) goto fail;
     buf_free(&payload);
     *out = m;
     return TIND_OK;
@@ -762,12 +771,14 @@ fail:
     return rc;
 }
 
-int manifest_open(const char *dir, int create, manifest **m) { return manifest_open_impl(dir, create, 0, m); }
+int manifest_open(const char *dir, int create, manifest **m) { return manifest_open_impl(dir, create, 0, 0, m); }
 
 int manifest_open_checked(const char *dir, int create, manifest **m)
 {
-    return manifest_open_impl(dir, create, 1, m);
+    return manifest_open_impl(dir, create, 1, 0, m);
 }
+
+int manifest_open_read_only(const char *dir, manifest **m) { return manifest_open_impl(dir, 1, 1, 1, m); }
 
 void manifest_close(manifest *m)
 {

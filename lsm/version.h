@@ -120,6 +120,11 @@ int manifest_open(const char *dir, int create, manifest **m);
  * removed. The database opens its trees this way; tests of the manifest
  * alone, whose tables are not real files, use manifest_open. */
 int manifest_open_checked(const char *dir, int create, manifest **m);
+/* manifest_open_checked for reading only: recovers the current version the
+ * same way (a torn tail is left in the file, not cut off), or an empty
+ * version held in memory when there is no MANIFEST; writes and removes
+ * nothing, and refuses manifest_apply with TIND_INVALID. */
+int manifest_open_read_only(const char *dir, manifest **m);
 void manifest_close(manifest *m);
 /* The current version, with a reference for the caller. */
 struct version *manifest_current(manifest *m);

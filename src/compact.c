@@ -231,7 +231,7 @@ int tind_keyspace_compact(tind_keyspace *ks)
 {
     err_clear();
     int rc = db_check_keyspace(ks);
-    if (rc) return rc;
+    if (rc || (rc = db_check_writable(ks->db)) != TIND_OK) return rc;
     if ((rc = tind_keyspace_flush(ks)) != TIND_OK) return rc;
     /* Take the tree: no new picks, and the running jobs finish first. */
     pthread_mutex_lock(&ks->mu);

@@ -1,8 +1,12 @@
 /* Opening (creation, locking, recovery) and closing a database. */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "src/db.h"
 #include "src/util/array.h"
@@ -41,6 +45,44 @@ static int check_options(const tind_options *o)
     if (o->max_open_tables < 16) return err_set(TIND_INVALID, "max_open_tables %u is below 16", o->max_open_tables);
     if (o->workers > 64) return err_set(TIND_INVALID, "workers %u is over 64", o->workers);
     return TIND_OK;
+}
+
+int db_check_writable(const tind_db *db)
+{
+    if (db->opts.read_only) return err_set(TIND_INVALID, "%s: the database was opened read-only", db->path);
+    return TIND_OK;
+}
+
+/* The LOCK file: flock'd exclusively by a read-write handle (file_lock) and
+ * shared by read-only ones, so that readers share and a writer excludes
+ * them. The file layer's file_lock takes only exclusive locks and creates
+ * the file, hence flock here. A read-only open creates nothing: without a
+ * LOCK file (never opened read-write here) it goes on unlocked. */
+static int db_lock_read_only(const char *lock_path, int *fd_out)
+{
+    *fd_out = -1;
+    int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? TIND_OK : err_set(TIND_IO_ERROR, "open %s: %s", lock_path, strerror(errno));
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        int en = errno;
+        close(fd);
+        if (en == EWOULDBLOCK)
+            return err_set(TIND_BUSY, "%s: the database is open read-write in another handle or process", lock_path);
+        return err_set(TIND_IO_ERROR, "lock %s: %s", lock_path, strerror(en));
+    }
+    *fd_out = fd;
+    return TIND_OK;
+}
+
+/* After file_lock found the LOCK taken: names the kind of holder. A shared
+ * lock that succeeds means only read-only handles hold it. */
+static int db_lock_busy(const char *lock_path)
+{
+    int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+    int readers = fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) == 0;
+    if (fd >= 0) close(fd);
+    return err_set(TIND_BUSY, "%s: the database is open %s in another handle or process", lock_path,
+                   readers ? "read-only" : "read-write");
 }
 
 static char *path_join(const char *a, const char *b)
@@ -150,6 +192,7 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     else tind_options_init(&o);
     int rc = check_options(&o);
     if (rc) return rc;
+    if (o.read_only) o.create_if_missing = 0;
 
     tind_db *db = calloc(1, sizeof *db);
     if (!db) return err_nomem();
@@ -191,7 +234,9 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
         /* The directory's own name must be durable before anything in it is. */
         if ((rc = file_mkdir(path)) != TIND_OK || (rc = file_sync_parent(path)) != TIND_OK) goto fail;
     }
-    if ((rc = file_lock(lock_path, &db->lock_fd)) != TIND_OK) goto fail;
+    rc = o.read_only ? db_lock_read_only(lock_path, &db->lock_fd) : file_lock(lock_path, &db->lock_fd);
+    if (rc == TIND_BUSY && !o.read_only) rc = db_lock_busy(lock_path);
+    if (rc) goto fail;
 
     if ((ex = file_exists(meta_path)) < 0) {
         rc = ex;
@@ -238,11 +283,14 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
         rc = err_nomem();
         goto fail;
     }
-    if ((rc = workers_start(o.workers ? o.workers : workers_default_count(), &db->pool)) != TIND_OK) goto fail;
+    /* Read-only: nothing is ever flushed or compacted; one idle worker. */
+    unsigned nworkers = o.read_only ? 1 : o.workers ? o.workers : workers_default_count();
+    if ((rc = workers_start(nworkers, &db->pool)) != TIND_OK) goto fail;
     if ((rc = ks_load_all(db)) != TIND_OK) goto fail;
     struct replay rp = {.db = db};
     struct journal_recovery rec;
-    rc = journal_recover(db->journal_dir, replay_cb, &rp, &rec);
+    rc = o.read_only ? journal_recover_read_only(db->journal_dir, replay_cb, &rp, &rec)
+                     : journal_recover(db->journal_dir, replay_cb, &rp, &rec);
     if (rc == TIND_OK) rc = ks_check_unique(db);
     uint64_t last_seq = rp.last_seq;
     if (rec.max_base_seq > last_seq) last_seq = rec.max_base_seq;
@@ -251,10 +299,19 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
 
     struct journal_config jc = {.dir = db->journal_dir, .max_bytes = o.journal_max_bytes, .group_max_bytes = 1u << 20};
     struct journal_callbacks cb = {.ctx = db, .prepare = db_write_prepare, .apply = db_write_apply};
-    if (rc == TIND_OK) rc = journal_open(&jc, rec.max_number + 1, last_seq, &cb, &db->jnl);
-    if (rc == TIND_OK) rc = db_remove_empty_journals(db, rec.max_number + 1);
+    if (rc == TIND_OK && o.read_only) {
+        /* The newest journal stands as the current one, up to its valid end. */
+        char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
+        uint64_t sz = 0;
+        journal_file_name(name, rec.max_number);
+        if (rec.max_number && file_join(p, sizeof p, db->journal_dir, name) == TIND_OK &&
+            file_stat_size(p, &sz) == TIND_OK && sz >= rec.truncated_bytes)
+            sz -= rec.truncated_bytes;
+        rc = journal_open_read_only(rec.max_number, sz, last_seq, &db->jnl);
+    } else if (rc == TIND_OK) rc = journal_open(&jc, rec.max_number + 1, last_seq, &cb, &db->jnl);
+    if (rc == TIND_OK && !o.read_only) rc = db_remove_empty_journals(db, rec.max_number + 1);
     /* The journals that held records are retired once flushed past. */
-    for (size_t i = 0; rc == TIND_OK && i < rp.nfiles; i++) {
+    for (size_t i = 0; rc == TIND_OK && !o.read_only && i < rp.nfiles; i++) {
         char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
         uint64_t sz = 0;
         journal_file_name(name, rp.files[i].number);
@@ -263,7 +320,7 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     }
     free(rp.files);
     if (rc) goto fail;
-    flush_retire_journals(db);
+    if (!o.read_only) flush_retire_journals(db);
 
     free(lock_path);
     free(meta_path);

@@ -18,7 +18,8 @@
 
 /* Directory layout (src/README.md has the byte formats):
  *   <db>/TIND                 the format marker and database meta file
- *   <db>/LOCK                 flock'd while open
+ *   <db>/LOCK                 flock'd while open: exclusively by a read-write
+ *                             handle, shared by read-only ones
  *   <db>/journals/<n>.jnl     the shared journal files
  *   <db>/keyspaces/<id>/      one folder per keyspace: OPTIONS (its name and options),
  *                             MANIFEST (its version: tables by level) and its tables */
@@ -147,6 +148,7 @@ int db_check_key(const void *key, size_t klen);
 int db_check_value(const void *val, size_t vlen);
 int db_check_durability(int d);
 int db_check_keyspace(const tind_keyspace *ks); /* non-NULL, not dropped */
+int db_check_writable(const tind_db *db);        /* not opened read-only */
 
 /* Reads key as of seq into a fresh copy (src/read.c). */
 int db_read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, void **val, size_t *vlen);

@@ -313,7 +313,7 @@ int tind_keyspace_flush(tind_keyspace *ks)
 {
     err_clear();
     int rc = db_check_keyspace(ks);
-    if (rc) return rc;
+    if (rc || (rc = db_check_writable(ks->db)) != TIND_OK) return rc;
     tind_keyspace *one = ks;
     struct write_target t = {.ks = &one, .n = 1, .seal = 1};
     struct journal_req r = {.payload = NULL, .len = 0, .durability = TIND_DURABILITY_BUFFERED, .user = &t};

@@ -435,6 +435,7 @@ int ks_retire(tind_db *db, tind_keyspace *ks)
     }
     manifest_close(ks->man);
     ks->man = NULL;
+    if (db->opts.read_only) return TIND_OK; /* replay of a drop: the next read-write open removes it */
     /* OPTIONS goes first: a folder without it is an unfinished keyspace that
      * the next open removes, so a crash in the middle of this is harmless. */
     char opt[PATH_MAX];
@@ -480,7 +481,7 @@ int ks_load_all(tind_db *db)
             break;
         }
         if (ex == 0) {
-            if ((rc = file_remove_tree(dir)) == TIND_OK) rc = file_sync_dir(db->ks_dir);
+            if (!db->opts.read_only && (rc = file_remove_tree(dir)) == TIND_OK) rc = file_sync_dir(db->ks_dir);
             continue;
         }
         uint8_t *b;
@@ -594,7 +595,9 @@ int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_option
     if (o && (rc = ks_check_options(o)) != TIND_OK) return rc;
     pthread_mutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
-    if (!ks) {
+    if (db->opts.read_only && (!ks || (o && memcmp(&ks->opts, o, sizeof *o) != 0))) {
+        rc = db_check_writable(db); /* creating a keyspace or storing options writes */
+    } else if (!ks) {
         rc = journal_check_poisoned(db->jnl);
         if (rc == TIND_OK) rc = ks_create(db, name, o, &ks);
     } else if (o && memcmp(&ks->opts, o, sizeof *o) != 0) {
@@ -620,7 +623,7 @@ int tind_keyspace_drop(tind_db *db, const char *name)
     err_clear();
     if (!db) return err_set(TIND_INVALID, "tind_keyspace_drop: NULL database");
     int rc = ks_check_name(name);
-    if (rc) return rc;
+    if (rc || (rc = db_check_writable(db)) != TIND_OK) return rc;
     pthread_mutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
     if (!ks) {
@@ -716,6 +719,18 @@ int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
     st->slowdowns = ks->slowdowns;
     st->stall_micros = ks->stall_ns / 1000;
     st->pending_compaction_bytes = ks->pending_bytes;
+    pthread_mutex_unlock(&ks->mu);
+    return TIND_OK;
+}
+
+int tind_keyspace_get_options(tind_keyspace *ks, tind_keyspace_options *o)
+{
+    err_clear();
+    if (!o) return err_set(TIND_INVALID, "tind_keyspace_get_options: NULL options");
+    int rc = db_check_keyspace(ks);
+    if (rc) return rc;
+    pthread_mutex_lock(&ks->mu); /* options change under ks->mu (tind_keyspace_open) */
+    *o = ks->opts;
     pthread_mutex_unlock(&ks->mu);
     return TIND_OK;
 }

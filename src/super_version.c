@@ -100,7 +100,9 @@ int ks_open_tree(tind_keyspace *ks, int create)
         free(names);
         if (tables) return err_set(TIND_CORRUPTION, "%s is missing while tables remain in %s", p, ks->dir);
     }
-    if ((rc = manifest_open_checked(ks->dir, create, &ks->man)) != TIND_OK) return rc;
+    rc = ks->db->opts.read_only ? manifest_open_read_only(ks->dir, &ks->man)
+                                : manifest_open_checked(ks->dir, create, &ks->man);
+    if (rc) return rc;
     ks->flushed_seq = ks->settled_seq = manifest_flushed_seq(ks->man);
     memtable *mem = memtable_new();
     if (!mem) return err_nomem();

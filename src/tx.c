@@ -122,6 +122,8 @@ static int tx_new(tind_db *db, int single_writer, tind_tx **out)
     err_clear();
     if (!db || !out) return err_set(TIND_INVALID, "tind_tx_begin: NULL argument");
     *out = NULL;
+    int rc;
+    if (single_writer && (rc = db_check_writable(db)) != TIND_OK) return rc;
     tind_tx *tx = calloc(1, sizeof *tx);
     if (!tx) return err_nomem();
     tx->db = db;
@@ -138,7 +140,7 @@ static int tx_new(tind_db *db, int single_writer, tind_tx **out)
         tx->gate_next = gate_held;
         gate_held = tx;
     }
-    int rc = oracle_begin(db, tx);
+    rc = oracle_begin(db, tx);
     if (rc) {
         if (single_writer) {
             gate_forget(tx);
@@ -285,7 +287,8 @@ static int tx_write(tind_tx *tx, tind_keyspace *ks, unsigned kind, const void *k
                     size_t vlen)
 {
     memtable *m = tx_buffer(tx, ks);
-    int rc;
+    int rc = db_check_writable(tx->db);
+    if (rc) return rc;
     if (!m) {
         if ((rc = array_reserve((void **)&tx->spaces, tx->nspaces, &tx->capspaces, sizeof *tx->spaces, 2))) return rc;
         if (!(m = memtable_new())) return err_nomem();

@@ -226,7 +226,8 @@ int tind_put(tind_keyspace *ks, const void *key, size_t klen, const void *val, s
 {
     err_clear();
     int rc;
-    if ((rc = db_check_keyspace(ks)) || (rc = db_check_key(key, klen)) || (rc = db_check_value(val, vlen)))
+    if ((rc = db_check_keyspace(ks)) || (rc = db_check_key(key, klen)) || (rc = db_check_value(val, vlen)) ||
+        (rc = db_check_writable(ks->db)))
         return rc;
     return write_single(ks, KIND_PUT, key, klen, val, vlen);
 }
@@ -235,7 +236,8 @@ int tind_delete(tind_keyspace *ks, const void *key, size_t klen)
 {
     err_clear();
     int rc;
-    if ((rc = db_check_keyspace(ks)) || (rc = db_check_key(key, klen))) return rc;
+    if ((rc = db_check_keyspace(ks)) || (rc = db_check_key(key, klen)) || (rc = db_check_writable(ks->db)))
+        return rc;
     return write_single(ks, KIND_DELETE, key, klen, NULL, 0);
 }
 
@@ -244,7 +246,7 @@ int tind_persist(tind_db *db, int durability)
     err_clear();
     if (!db) return err_set(TIND_INVALID, "tind_persist: NULL database");
     int rc = db_check_durability(durability);
-    if (rc) return rc;
+    if (rc || (rc = db_check_writable(db)) != TIND_OK) return rc;
     struct write_target t = {.ks = NULL, .n = 0};
     struct journal_req r = {.payload = NULL, .len = 0, .durability = durability, .seq_count = 0, .user = &t};
     return journal_write(db->jnl, &r);
@@ -319,7 +321,7 @@ int tind_batch_commit(tind_db *db, tind_batch *b, int durability)
     err_clear();
     if (!db || !b) return err_set(TIND_INVALID, "tind_batch_commit: NULL argument");
     int rc = db_check_durability(durability);
-    if (rc) return rc;
+    if (rc || (rc = db_check_writable(db)) != TIND_OK) return rc;
     uint32_t count = payload_batch_count(b->payload.p);
     if (count == 0) return TIND_OK;
     if (b->db != db) return err_set(TIND_INVALID, "the batch belongs to another database");
