@@ -15,14 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/expect.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
-
-#define EXPECT_OK(expr)                                                                                \
-    do {                                                                                               \
-        int rc_ = (expr);                                                                              \
-        cr_assert_eq(rc_, TIND_OK, "%s: %s; %s", #expr, tind_strerror(rc_), tind_last_error());       \
-    } while (0)
 
 static char *g_dir;
 static char g_db[1024];

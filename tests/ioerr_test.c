@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "src/util/file.h"
+#include "tests/support/expect.h"
 #include "tests/support/fault_workload.h"
 #include "tests/support/testutil.h"
 
@@ -182,20 +183,13 @@ static void r_teardown(void)
 
 TestSuite(fault_io_regress, .init = r_setup, .fini = r_teardown, .timeout = 60);
 
-#define R_RC(expr, want)                                                                                \
-    do {                                                                                                \
-        int rc_ = (expr);                                                                               \
-        cr_assert_eq(rc_, (want), "%s: %s, want %s (%s)", #expr, tind_strerror(rc_), tind_strerror(want), \
-                     tind_last_error());                                                                \
-    } while (0)
-
 static tind_db *r_open(void)
 {
     tind_options o;
     tind_options_init(&o);
     o.workers = 2;
     tind_db *db;
-    R_RC(tind_open(r_dir, &o, &db), TIND_OK);
+    EXPECT_RC(tind_open(r_dir, &o, &db), TIND_OK);
     return db;
 }
 
@@ -207,7 +201,7 @@ static tind_keyspace *r_ks(tind_db *db, const char *name)
     ko.table_target_bytes = 64u << 10;
     ko.l0_trigger = 2;
     tind_keyspace *ks;
-    R_RC(tind_keyspace_open(db, name, &ko, &ks), TIND_OK);
+    EXPECT_RC(tind_keyspace_open(db, name, &ko, &ks), TIND_OK);
     return ks;
 }
 
@@ -217,7 +211,7 @@ static void r_put(tind_keyspace *ks, int from, int to)
     for (int i = from; i < to; i++) {
         int kl = snprintf(k, sizeof k, "key%06d", i);
         int vl = snprintf(v, sizeof v, "value%06d", i);
-        R_RC(tind_put(ks, k, (size_t)kl, v, (size_t)vl), TIND_OK);
+        EXPECT_RC(tind_put(ks, k, (size_t)kl, v, (size_t)vl), TIND_OK);
     }
 }
 
@@ -229,7 +223,7 @@ static void r_check(tind_keyspace *ks, int from, int to)
         int vl = snprintf(v, sizeof v, "value%06d", i);
         void *got;
         size_t gl;
-        R_RC(tind_get(ks, k, (size_t)kl, &got, &gl), TIND_OK);
+        EXPECT_RC(tind_get(ks, k, (size_t)kl, &got, &gl), TIND_OK);
         cr_assert(gl == (size_t)vl && !memcmp(got, v, gl), "%s: wrong value", k);
         tind_free(got);
     }
@@ -248,20 +242,20 @@ Test(fault_io_regress, failed_flush_is_reported_with_the_operation_and_file)
     tind_keyspace *ks = r_ks(db, "ks");
     r_put(ks, 0, 100);
     file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_WRITE), .path_part = ".tbl", .err = EIO});
-    R_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
     r_msg_has("write ");
     r_msg_has(".tbl");
     r_msg_has("flush of keyspace ks");
     file_fault_clear();
     /* The failure stays: the next flush says the same. */
-    R_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
     r_msg_has(".tbl");
     r_check(ks, 0, 100);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     ks = r_ks(db, "ks");
     r_check(ks, 0, 100);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
 
 /* A flush whose manifest write failed used to leave the database taking
@@ -273,23 +267,23 @@ Test(fault_io_regress, failed_manifest_write_in_a_flush_poisons_the_database)
     r_put(ks, 0, 100);
     r_put(other, 0, 10);
     file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_WRITE), .path_part = "/MANIFEST", .err = EIO});
-    R_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
     r_msg_has("MANIFEST");
     file_fault_clear();
     char v[8] = "v";
-    R_RC(tind_put(other, "x", 1, v, 1), TIND_POISONED);
+    EXPECT_RC(tind_put(other, "x", 1, v, 1), TIND_POISONED);
     r_msg_has("MANIFEST");
-    R_RC(tind_put(ks, "x", 1, v, 1), TIND_POISONED);
+    EXPECT_RC(tind_put(ks, "x", 1, v, 1), TIND_POISONED);
     tind_keyspace *third;
-    R_RC(tind_keyspace_open(db, "third", NULL, &third), TIND_POISONED);
+    EXPECT_RC(tind_keyspace_open(db, "third", NULL, &third), TIND_POISONED);
     r_msg_has("MANIFEST");
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     ks = r_ks(db, "ks");
     other = r_ks(db, "other");
     r_check(ks, 0, 100);
     r_check(other, 0, 10);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
 
 /* A background compaction that failed used to be seen by no caller:
@@ -302,29 +296,29 @@ Test(fault_io_regress, failed_background_compaction_is_reported)
     file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_READ), .path_part = ".tbl", .err = EIO, .forever = 1});
     /* Overlapping tables: a merge, not a move. */
     r_put(ks, 0, 200);
-    R_RC(tind_keyspace_flush(ks), TIND_OK);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_OK);
     r_put(ks, 100, 200);
-    R_RC(tind_keyspace_flush(ks), TIND_OK);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_OK);
     struct tind_db_stats st;
     for (int i = 0; i < 5000; i++) {
-        R_RC(tind_db_stats(db, &st), TIND_OK);
+        EXPECT_RC(tind_db_stats(db, &st), TIND_OK);
         if (st.compactions_active == 0 && file_fault_fired() > 0) break;
         usleep(2000);
     }
     cr_assert_gt(file_fault_fired(), 0u, "no compaction read a table");
     cr_assert_eq(st.compactions_active, 0u, "the compaction did not end");
     file_fault_clear();
-    R_RC(tind_keyspace_compact(ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_compact(ks), TIND_IO_ERROR);
     r_msg_has("compaction of keyspace ks");
     r_msg_has("read ");
     r_msg_has(".tbl");
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     ks = r_ks(db, "ks");
     r_check(ks, 0, 200);
-    R_RC(tind_keyspace_compact(ks), TIND_OK);
+    EXPECT_RC(tind_keyspace_compact(ks), TIND_OK);
     r_check(ks, 0, 200);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
 
 /* A keyspace creation that failed after its OPTIONS file was in place used
@@ -336,21 +330,21 @@ Test(fault_io_regress, failed_keyspace_creation_leaves_no_twin)
     tind_keyspace *ks;
     /* The first sync of the new keyspace's folder: after OPTIONS is renamed in. */
     file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_SYNC_DIR), .path_part = "/keyspaces/", .err = EIO});
-    R_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_IO_ERROR);
     r_msg_has("keyspaces/");
     file_fault_clear();
     ks = r_ks(db, "ks");
     r_put(ks, 0, 10);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     char **names;
     size_t n;
-    R_RC(tind_keyspace_list(db, &names, &n), TIND_OK);
+    EXPECT_RC(tind_keyspace_list(db, &names, &n), TIND_OK);
     cr_assert_eq(n, 1u, "%zu keyspaces after reopen", n);
     tind_free(names);
     ks = r_ks(db, "ks");
     r_check(ks, 0, 10);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
 
 /* When the unfinished folder cannot be removed either, the database is
@@ -361,18 +355,18 @@ Test(fault_io_regress, failed_keyspace_creation_that_cannot_be_undone_poisons)
     tind_keyspace *ks;
     file_fault_set(&(struct file_fault){
         .ops = FOP_BIT(FOP_SYNC_DIR) | FOP_BIT(FOP_UNLINK), .path_part = "/keyspaces/", .err = EIO, .forever = 1});
-    R_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_IO_ERROR);
     file_fault_clear();
-    R_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_POISONED);
+    EXPECT_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_POISONED);
     r_msg_has("could not be removed");
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     char **names;
     size_t n;
-    R_RC(tind_keyspace_list(db, &names, &n), TIND_OK);
+    EXPECT_RC(tind_keyspace_list(db, &names, &n), TIND_OK);
     cr_assert_leq(n, 1u, "%zu keyspaces after reopen", n);
     tind_free(names);
     ks = r_ks(db, "ks");
     r_put(ks, 0, 10);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
