@@ -20,6 +20,7 @@
 
 #include "src/util/file.h"
 #include "tests/support/expect.h"
+#include "tests/support/fault_loop.h"
 #include "tests/support/fault_workload.h"
 #include "tests/support/testutil.h"
 
@@ -64,8 +65,9 @@ static void io_check(struct fw_run *run, const char *what, int rc, const char *m
 }
 
 /* File operations one fault-free workload performs. */
-static uint64_t io_ops_per_run(void)
+static uint64_t io_ops_per_run(const void *kind)
 {
+    (void)kind;
     static struct fw_run run;
     cr_assert_eq(fw_run_init(&run, "ioerr", 1), 0, "mkdtemp: %s", strerror(errno));
     run.want_stats = 1;
@@ -74,10 +76,7 @@ static uint64_t io_ops_per_run(void)
     fw_workload(&run, io_check);
     uint64_t seen = file_fault_seen();
     file_fault_clear();
-    cr_assert_eq(run.failures, 0u, "the workload fails without faults: %s", run.first_msg);
-    char why[1024];
-    cr_assert_eq(fw_verify(&run, why, sizeof why), 0, "without faults: %s", why);
-    fw_run_cleanup(&run);
+    fw_expect_clean(&run);
     fprintf(stderr, "fault_io: the workload: %llu file operations, %llu flushes, %llu compactions, up to %llu tables "
             "and %llu journal files\n", (unsigned long long)seen, (unsigned long long)run.flushes,
             (unsigned long long)run.compactions, (unsigned long long)run.tables_max,
@@ -85,53 +84,41 @@ static uint64_t io_ops_per_run(void)
     return seen;
 }
 
+static void io_arm(const void *kind, uint64_t k)
+{
+    const struct io_kind *ik = kind;
+    struct file_fault f = {.ops = (1u << FOP_COUNT) - 1,
+                           .nth = k,
+                           .err = ik->err,
+                           .short_write = ik->short_write,
+                           .forever = ik->forever};
+    file_fault_set(&f);
+}
+
+static uint64_t io_disarm(void)
+{
+    uint64_t fired = file_fault_fired();
+    file_fault_clear();
+    return fired;
+}
+
+/* A fault the workload never heard of may only be the removal of a file
+ * nothing needs any more (an obsolete table or journal, and the directory
+ * sync after it): in the full loop these were the only ones. */
 static void io_loop(const struct io_kind *kind)
 {
     g_kind = kind;
-    /* Full: every point, or POINTS of them spread over the whole workload. */
-    int full = fw_env_count("TIND_FAULT_FULL") != 0;
-    uint64_t max_points = full ? fw_env_count("TIND_FAULT_POINTS") : IO_SAMPLE_POINTS;
-    uint64_t stride = 1;
-    if (max_points) {
-        uint64_t ops = io_ops_per_run();
-        stride = ops / max_points > 1 ? ops / max_points : 1;
-    }
-    static struct fw_run run;
-    uint64_t points = 0, silent = 0, k;
-    for (k = 0;; k += stride) {
-        cr_assert_eq(fw_run_init(&run, "ioerr", 1), 0, "mkdtemp: %s", strerror(errno));
-        alarm(IO_POINT_SECONDS);
-        struct file_fault f = {.ops = (1u << FOP_COUNT) - 1,
-                               .nth = k,
-                               .err = kind->err,
-                               .short_write = kind->short_write,
-                               .forever = kind->forever};
-        file_fault_set(&f);
-        fw_workload(&run, io_check);
-        uint64_t fired = file_fault_fired();
-        file_fault_clear();
-        cr_assert(!run.problem[0], "%s point %llu: %s (first failure: %s)", kind->name, (unsigned long long)k,
-                  run.problem, run.first_msg);
-        cr_assert(fired || run.failures == 0, "%s point %llu: a call failed with no fault: %s", kind->name,
-                  (unsigned long long)k, run.first_msg);
-        /* A fault the workload never heard of may only be the removal of
-         * a file nothing needs any more (an obsolete table or journal, and
-         * the directory sync after it): in the full loop these were the
-         * only ones. */
-        if (fired && run.failures == 0) silent++;
-        char why[1024];
-        int bad = fw_verify(&run, why, sizeof why);
-        cr_assert_eq(bad, 0, "%s point %llu (first failure: %s): %s", kind->name, (unsigned long long)k,
-                     run.failures ? run.first_msg : "none reported", why);
-        alarm(0);
-        fw_run_cleanup(&run);
-        if (!fired) break;
-        points++;
-        if (max_points && points >= max_points) break;
-    }
-    fprintf(stderr, "fault_io %s: %llu injection points (stride %llu, %llu without a caller's error), %s\n", kind->name,
-            (unsigned long long)points, (unsigned long long)stride, (unsigned long long)silent,
-            max_points && points >= max_points ? "stopped at the points limit" : "the workload then completed");
+    fw_fault_loop(&(struct fw_fault){.suite = "fault_io",
+                                     .name = kind->name,
+                                     .tag = "ioerr",
+                                     .workers = 1,
+                                     .seconds = IO_POINT_SECONDS,
+                                     .arm = io_arm,
+                                     .disarm = io_disarm,
+                                     .kind = kind,
+                                     .check = io_check,
+                                     .sample_points = IO_SAMPLE_POINTS,
+                                     .count = io_ops_per_run});
 }
 
 Test(fault_io, eio_once)
