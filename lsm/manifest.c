@@ -471,6 +471,20 @@ static int manifest_valid_after(const uint8_t *d, size_t n, size_t off)
     return 0;
 }
 
+/* Reads the whole log into *d (n bytes) and starts *v as the empty version
+ * to replay it onto; an empty log is corrupt. The caller frees both, also on
+ * failure. */
+static int manifest_read_log(manifest *m, uint8_t **d, size_t *n, struct version **v)
+{
+    int rc = file_read_all(m->path, d, n);
+    if (rc) return rc;
+    if (!(*v = manifest_version_new())) return err_nomem();
+    if (*n == 0)
+        return err_set(TIND_CORRUPTION, "manifest %s offset 0: empty file (a manifest starts with a snapshot record)",
+                       m->path);
+    return TIND_OK;
+}
+
 /* Applies the record at off (payload p, len) to *v: only the first record
  * is a snapshot, and the edit must apply. Records the edit's flushed
  * sequence in *flushed and raises *next (when not NULL) to its next file
@@ -510,17 +524,8 @@ static int manifest_recover(manifest *m)
     struct version_edit e;
     char what[256];
     version_edit_init(&e);
-    int rc = file_read_all(m->path, &d, &n);
+    int rc = manifest_read_log(m, &d, &n, &v);
     if (rc) goto done;
-    if (!(v = manifest_version_new())) {
-        rc = err_nomem();
-        goto done;
-    }
-    if (n == 0) {
-        rc = err_set(TIND_CORRUPTION, "manifest %s offset 0: empty file (a manifest starts with a snapshot record)",
-                     m->path);
-        goto done;
-    }
     while (off < n) {
         const uint8_t *p;
         size_t len;
@@ -611,16 +616,8 @@ int manifest_verify(manifest *m, struct manifest_verify_stats *st)
     char what[256];
     version_edit_init(&e);
     if (st) memset(st, 0, sizeof *st);
-    int rc = file_read_all(m->path, &d, &n);
+    int rc = manifest_read_log(m, &d, &n, &v);
     if (rc) goto done;
-    if (!(v = manifest_version_new())) {
-        rc = err_nomem();
-        goto done;
-    }
-    if (n == 0) {
-        rc = err_set(TIND_CORRUPTION, "manifest %s offset 0: empty file", m->path);
-        goto done;
-    }
     /* The file in use was recovered (a torn tail cut) and is only appended
      * whole records under the caller's serialization: every record must be
      * good, the last one included. */
