@@ -97,17 +97,10 @@ static uint64_t alloc_disarm(void)
 static void alloc_loop(const struct alloc_kind *kind)
 {
     cr_assert(alloc_fault_linked(), "the test binary was linked without the allocator --wrap flags");
-    fw_fault_loop(&(struct fw_fault){.suite = "fault_alloc",
-                                     .name = kind->name,
-                                     .tag = "allocfail",
-                                     .workers = 2,
-                                     .seconds = ALLOC_POINT_SECONDS,
-                                     .arm = alloc_arm,
-                                     .disarm = alloc_disarm,
-                                     .kind = kind,
-                                     .check = alloc_check,
-                                     .sample_points = ALLOC_SAMPLE_POINTS,
-                                     .count = alloc_per_run});
+    fw_fault_loop(&(struct fw_fault){.suite = "fault_alloc", .name = kind->name, .tag = "allocfail", .workers = 2,
+                                     .seconds = ALLOC_POINT_SECONDS, .sample_points = ALLOC_SAMPLE_POINTS,
+                                     .arm = alloc_arm, .disarm = alloc_disarm, .count = alloc_per_run,
+                                     .kind = kind, .check = alloc_check});
 }
 
 Test(fault_alloc, this_thread_once)

@@ -108,17 +108,10 @@ static uint64_t io_disarm(void)
 static void io_loop(const struct io_kind *kind)
 {
     g_kind = kind;
-    fw_fault_loop(&(struct fw_fault){.suite = "fault_io",
-                                     .name = kind->name,
-                                     .tag = "ioerr",
-                                     .workers = 1,
-                                     .seconds = IO_POINT_SECONDS,
-                                     .arm = io_arm,
-                                     .disarm = io_disarm,
-                                     .kind = kind,
-                                     .check = io_check,
-                                     .sample_points = IO_SAMPLE_POINTS,
-                                     .count = io_ops_per_run});
+    fw_fault_loop(&(struct fw_fault){.suite = "fault_io", .name = kind->name, .tag = "ioerr", .workers = 1,
+                                     .seconds = IO_POINT_SECONDS, .sample_points = IO_SAMPLE_POINTS,
+                                     .arm = io_arm, .disarm = io_disarm, .count = io_ops_per_run,
+                                     .kind = kind, .check = io_check});
 }
 
 Test(fault_io, eio_once)
