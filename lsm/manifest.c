@@ -471,6 +471,47 @@ static int manifest_valid_after(const uint8_t *d, size_t n, size_t off)
     return 0;
 }
 
+/* Reads the whole log into *d (n bytes) and starts *v as the empty version
+ * to replay it onto; an empty log is corrupt. The caller frees both, also on
+ * failure. */
+static int manifest_read_log(manifest *m, uint8_t **d, size_t *n, struct version **v)
+{
+    int rc = file_read_all(m->path, d, n);
+    if (rc) return rc;
+    if (!(*v = manifest_version_new())) return err_nomem();
+    if (*n == 0)
+        return err_set(TIND_CORRUPTION, "manifest %s offset 0: empty file (a manifest starts with a snapshot record)",
+                       m->path);
+    return TIND_OK;
+}
+
+/* Applies the record at off (payload p, len) to *v: only the first record
+ * is a snapshot, and the edit must apply. Records the edit's flushed
+ * sequence in *flushed and raises *next (when not NULL) to its next file
+ * number. e is scratch: empty again on success, left for the caller to free
+ * on failure. */
+static int manifest_replay(manifest *m, const uint8_t *p, size_t len, size_t off, struct version_edit *e,
+                           struct version **v, uint64_t *flushed, uint64_t *next)
+{
+    struct version *nv;
+    char what[256];
+    int rc;
+    if ((rc = version_edit_decode(p, len, m->dir, m->path, off + RECORD_HEADER_SIZE, e)) != TIND_OK) return rc;
+    if (e->snapshot != (off == 0))
+        return err_set(TIND_CORRUPTION, "manifest %s offset %zu: %s", m->path, off,
+                       off == 0 ? "the first record is not a snapshot" : "a snapshot record after the first");
+    rc = manifest_build(*v, e, &nv, NULL, NULL, what, sizeof what);
+    if (rc == TIND_INVALID)
+        rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: the edit does not apply: %s", m->path, off, what);
+    if (rc) return rc;
+    version_unref(*v);
+    *v = nv;
+    if (e->has_flushed_seq) *flushed = e->flushed_seq;
+    if (next && e->has_next_file && e->next_file > *next) *next = e->next_file;
+    version_edit_free(e);
+    return TIND_OK;
+}
+
 /* Replays MANIFEST into m (current, flushed_seq, next_file, snapshot_size)
  * and opens it for appends, cutting off a torn tail durably first. */
 static int manifest_recover(manifest *m)
@@ -479,21 +520,12 @@ static int manifest_recover(manifest *m)
     size_t n = 0, off = 0, cut = 0;
     int torn = 0;
     uint64_t flushed = 0, next = 1;
-    struct version *v = NULL, *nv;
+    struct version *v = NULL;
     struct version_edit e;
     char what[256];
     version_edit_init(&e);
-    int rc = file_read_all(m->path, &d, &n);
+    int rc = manifest_read_log(m, &d, &n, &v);
     if (rc) goto done;
-    if (!(v = manifest_version_new())) {
-        rc = err_nomem();
-        goto done;
-    }
-    if (n == 0) {
-        rc = err_set(TIND_CORRUPTION, "manifest %s offset 0: empty file (a manifest starts with a snapshot record)",
-                     m->path);
-        goto done;
-    }
     while (off < n) {
         const uint8_t *p;
         size_t len;
@@ -507,22 +539,8 @@ static int manifest_recover(manifest *m)
             cut = off;
             break;
         }
-        if ((rc = version_edit_decode(p, len, m->dir, m->path, off + RECORD_HEADER_SIZE, &e)) != TIND_OK) goto done;
-        if (e.snapshot != (off == 0)) {
-            rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: %s", m->path, off,
-                         off == 0 ? "the first record is not a snapshot" : "a snapshot record after the first");
-            goto done;
-        }
-        rc = manifest_build(v, &e, &nv, NULL, NULL, what, sizeof what);
-        if (rc == TIND_INVALID)
-            rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: the edit does not apply: %s", m->path, off, what);
-        if (rc) goto done;
-        version_unref(v);
-        v = nv;
-        if (e.has_flushed_seq) flushed = e.flushed_seq;
-        if (e.has_next_file && e.next_file > next) next = e.next_file;
+        if ((rc = manifest_replay(m, p, len, off, &e, &v, &flushed, &next)) != TIND_OK) goto done;
         if (off == 0) m->snapshot_size = RECORD_HEADER_SIZE + len;
-        version_edit_free(&e);
         off += RECORD_HEADER_SIZE + len;
     }
     /* Above every number held, even if an edit failed to record it. */
@@ -593,21 +611,13 @@ int manifest_verify(manifest *m, struct manifest_verify_stats *st)
     uint8_t *d = NULL;
     size_t n = 0, off = 0, last = 0;
     uint64_t flushed = 0, records = 0;
-    struct version *v = NULL, *nv, *cur = NULL;
+    struct version *v = NULL, *cur = NULL;
     struct version_edit e;
     char what[256];
     version_edit_init(&e);
     if (st) memset(st, 0, sizeof *st);
-    int rc = file_read_all(m->path, &d, &n);
+    int rc = manifest_read_log(m, &d, &n, &v);
     if (rc) goto done;
-    if (!(v = manifest_version_new())) {
-        rc = err_nomem();
-        goto done;
-    }
-    if (n == 0) {
-        rc = err_set(TIND_CORRUPTION, "manifest %s offset 0: empty file", m->path);
-        goto done;
-    }
     /* The file in use was recovered (a torn tail cut) and is only appended
      * whole records under the caller's serialization: every record must be
      * good, the last one included. */
@@ -618,20 +628,7 @@ int manifest_verify(manifest *m, struct manifest_verify_stats *st)
             rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: %s", m->path, off, what);
             goto done;
         }
-        if ((rc = version_edit_decode(p, len, m->dir, m->path, off + RECORD_HEADER_SIZE, &e)) != TIND_OK) goto done;
-        if (e.snapshot != (off == 0)) {
-            rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: %s", m->path, off,
-                         off == 0 ? "the first record is not a snapshot" : "a snapshot record after the first");
-            goto done;
-        }
-        rc = manifest_build(v, &e, &nv, NULL, NULL, what, sizeof what);
-        if (rc == TIND_INVALID)
-            rc = err_set(TIND_CORRUPTION, "manifest %s offset %zu: the edit does not apply: %s", m->path, off, what);
-        if (rc) goto done;
-        version_unref(v);
-        v = nv;
-        if (e.has_flushed_seq) flushed = e.flushed_seq;
-        version_edit_free(&e);
+        if ((rc = manifest_replay(m, p, len, off, &e, &v, &flushed, NULL)) != TIND_OK) goto done;
         last = off;
         off += RECORD_HEADER_SIZE + len;
         records++;

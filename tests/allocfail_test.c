@@ -30,6 +30,7 @@
 #include "lsm/version.h"
 #include "src/util/err.h"
 #include "tests/support/alloc_fault.h"
+#include "tests/support/fault_loop.h"
 #include "tests/support/fault_workload.h"
 
 TestSuite(fault_alloc);
@@ -61,66 +62,45 @@ static void alloc_check(struct fw_run *run, const char *what, int rc, const char
 }
 
 /* Allocations one fault-free workload makes, as the kind counts them. */
-static uint64_t alloc_per_run(const struct alloc_kind *kind)
+static uint64_t alloc_per_run(const void *kind)
 {
+    const struct alloc_kind *ak = kind;
     static struct fw_run run;
     cr_assert_eq(fw_run_init(&run, "allocfail", 2), 0, "mkdtemp: %s", strerror(errno));
     run.want_stats = 1;
-    alloc_fault_arm(&(struct alloc_fault){.nth = UINT64_MAX, .all_threads = kind->all_threads});
+    alloc_fault_arm(&(struct alloc_fault){.nth = UINT64_MAX, .all_threads = ak->all_threads});
     fw_workload(&run, alloc_check);
     alloc_fault_disarm();
     uint64_t seen = alloc_fault_seen();
-    cr_assert_eq(run.failures, 0u, "the workload fails without faults: %s", run.first_msg);
-    char why[1024];
-    cr_assert_eq(fw_verify(&run, why, sizeof why), 0, "without faults: %s", why);
-    fw_run_cleanup(&run);
-    fprintf(stderr, "fault_alloc %s: the workload: %llu allocations, %llu flushes, %llu compactions\n", kind->name,
+    fw_expect_clean(&run);
+    fprintf(stderr, "fault_alloc %s: the workload: %llu allocations, %llu flushes, %llu compactions\n", ak->name,
             (unsigned long long)seen, (unsigned long long)run.flushes, (unsigned long long)run.compactions);
     return seen;
 }
 
+static void alloc_arm(const void *kind, uint64_t k)
+{
+    const struct alloc_kind *ak = kind;
+    alloc_fault_arm(&(struct alloc_fault){.nth = k, .forever = ak->forever, .all_threads = ak->all_threads});
+}
+
+static uint64_t alloc_disarm(void)
+{
+    alloc_fault_disarm();
+    return alloc_fault_fired();
+}
+
+/* A failed allocation the workload never heard of may only be one the
+ * library may do without: a block or table cache entry (the data is read
+ * again next time), or, counting every thread, a worker's that no later call
+ * waited on. */
 static void alloc_loop(const struct alloc_kind *kind)
 {
     cr_assert(alloc_fault_linked(), "the test binary was linked without the allocator --wrap flags");
-    /* Full: every point, or POINTS of them spread over the whole workload. */
-    int full = fw_env_count("TIND_FAULT_FULL") != 0;
-    uint64_t max_points = full ? fw_env_count("TIND_FAULT_POINTS") : ALLOC_SAMPLE_POINTS;
-    uint64_t stride = 1;
-    if (max_points) {
-        uint64_t n = alloc_per_run(kind);
-        stride = n / max_points > 1 ? n / max_points : 1;
-    }
-    static struct fw_run run;
-    uint64_t points = 0, silent = 0, k;
-    for (k = 0;; k += stride) {
-        cr_assert_eq(fw_run_init(&run, "allocfail", 2), 0, "mkdtemp: %s", strerror(errno));
-        alarm(ALLOC_POINT_SECONDS);
-        alloc_fault_arm(&(struct alloc_fault){.nth = k, .forever = kind->forever, .all_threads = kind->all_threads});
-        fw_workload(&run, alloc_check);
-        alloc_fault_disarm();
-        uint64_t fired = alloc_fault_fired();
-        cr_assert(!run.problem[0], "%s point %llu: %s (first failure: %s)", kind->name, (unsigned long long)k,
-                  run.problem, run.first_msg);
-        /* A failed allocation the workload never heard of may only be one
-         * the library may do without: a block or table cache entry (the
-         * data is read again next time), or, counting every thread, a
-         * worker's that no later call waited on. */
-        if (fired && run.failures == 0) silent++;
-        cr_assert(fired || run.failures == 0, "%s point %llu: a call failed with no fault: %s", kind->name,
-                  (unsigned long long)k, run.first_msg);
-        char why[1024];
-        int bad = fw_verify(&run, why, sizeof why);
-        cr_assert_eq(bad, 0, "%s point %llu (first failure: %s): %s", kind->name, (unsigned long long)k,
-                     run.failures ? run.first_msg : "none reported", why);
-        alarm(0);
-        fw_run_cleanup(&run);
-        if (!fired) break;
-        points++;
-        if (max_points && points >= max_points) break;
-    }
-    fprintf(stderr, "fault_alloc %s: %llu injection points (stride %llu, %llu without a caller's error), %s\n",
-            kind->name, (unsigned long long)points, (unsigned long long)stride, (unsigned long long)silent,
-            max_points && points >= max_points ? "stopped at the points limit" : "the workload then completed");
+    fw_fault_loop(&(struct fw_fault){.suite = "fault_alloc", .name = kind->name, .tag = "allocfail", .workers = 2,
+                                     .seconds = ALLOC_POINT_SECONDS, .sample_points = ALLOC_SAMPLE_POINTS,
+                                     .arm = alloc_arm, .disarm = alloc_disarm, .count = alloc_per_run,
+                                     .kind = kind, .check = alloc_check});
 }
 
 Test(fault_alloc, this_thread_once)

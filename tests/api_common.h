@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/expect.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
 
@@ -42,18 +43,6 @@ static API_MAYBE_UNUSED void api_teardown(void)
     free(g_dir);
     g_dir = NULL;
 }
-
-
-/* Asserts that `expr` returns `want`, printing both codes and the last error. */
-#define EXPECT_RC(expr, want)                                                                          \
-    do {                                                                                               \
-        int rc_ = (expr);                                                                              \
-        int want_ = (want);                                                                            \
-        cr_assert_eq(rc_, want_, "%s: got %d (%s), want %d (%s); last error: %s", #expr, rc_,          \
-                     tind_strerror(rc_), want_, tind_strerror(want_), tind_last_error());              \
-    } while (0)
-
-#define EXPECT_OK(expr) EXPECT_RC(expr, TIND_OK)
 
 /* A path inside the scratch directory; static storage, one at a time per slot. */
 static API_MAYBE_UNUSED const char *sub(const char *name)
@@ -135,6 +124,5 @@ static API_MAYBE_UNUSED struct tind_keyspace_stats ks_stats(tind_keyspace *ks)
     EXPECT_OK(tind_keyspace_stats(ks, &st));
     return st;
 }
-
 
 #endif

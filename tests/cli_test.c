@@ -15,14 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/expect.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
-
-#define EXPECT_OK(expr)                                                                                \
-    do {                                                                                               \
-        int rc_ = (expr);                                                                              \
-        cr_assert_eq(rc_, TIND_OK, "%s: %s; %s", #expr, tind_strerror(rc_), tind_last_error());       \
-    } while (0)
 
 static char *g_dir;
 static char g_db[1024];
@@ -71,6 +66,13 @@ static char *slurp(const char *path, size_t *n)
     b[len] = 0;
     if (n) *n = len;
     return b;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    fputs(text, f);
+    fclose(f);
 }
 
 static void run_free(struct run *r)
@@ -138,6 +140,18 @@ static void expect_has(const char *hay, const char *needle, const char *what)
 {
     cr_assert_not_null(strstr(hay, needle), "%s: no \"%s\" in:\n%s", what, needle, hay);
 }
+
+/* Runs the tool with the arguments, expects exit status `want` and, when
+ * `needle` is not NULL, needle in its stdout (want 0) or stderr (else). */
+static void check_run(int want, const char *what, const char *needle, const char *const *args)
+{
+    struct run r = run_argv(NULL, args);
+    expect_status(&r, want, what);
+    if (needle) expect_has(want == 0 ? r.out : r.err, needle, what);
+    run_free(&r);
+}
+
+#define CHECK_RUN(want, what, needle, ...) check_run(want, what, needle, (const char *const[]){__VA_ARGS__, NULL})
 
 /* ---- a JSON checker -------------------------------------------------------------------- */
 
@@ -303,10 +317,7 @@ Test(cli, help_and_usage_errors)
         expect_has(r.out, want, cmds[i]);
         run_free(&r);
     }
-    r = RUN("version");
-    expect_status(&r, 0, "version");
-    expect_has(r.out, tind_version(), "version");
-    run_free(&r);
+    CHECK_RUN(0, "version", tind_version(), "version");
 
     r = run_argv(NULL, (const char *const[]){NULL});
     cr_assert_eq(r.status, 2);
@@ -365,10 +376,7 @@ Test(cli, info_text_and_json)
 
     char missing[PATH_MAX];
     snprintf(missing, sizeof missing, "%s/none", g_dir);
-    r = RUN("info", missing);
-    expect_status(&r, 1, "info on nothing");
-    expect_has(r.err, "no tind database there", "info on nothing");
-    run_free(&r);
+    CHECK_RUN(1, "info on nothing", "no tind database there", "info", missing);
     struct stat st;
     cr_assert_neq(stat(missing, &st), 0, "info created %s", missing);
 }
@@ -399,14 +407,8 @@ Test(cli, get_put_delete)
     expect_status(&r, 0, "get");
     cr_assert_str_eq(r.out, "val10\n");
     run_free(&r);
-    r = RUN("get", g_db, "main", "key001");
-    expect_status(&r, 1, "get of a deleted key");
-    expect_has(r.err, "not found", "get");
-    run_free(&r);
-    r = RUN("get", g_db, "nosuch", "k");
-    expect_status(&r, 1, "get in a missing keyspace");
-    expect_has(r.err, "no keyspace named nosuch", "get");
-    run_free(&r);
+    CHECK_RUN(1, "get of a deleted key", "not found", "get", g_db, "main", "key001");
+    CHECK_RUN(1, "get in a missing keyspace", "no keyspace named nosuch", "get", g_db, "nosuch", "k");
     r = RUN("get", g_db, "bin", "\\x00\\xff");
     expect_status(&r, 0, "get binary");
     cr_assert_str_eq(r.out, "a\\x0ab\\x09c\\\\d\n");
@@ -429,32 +431,18 @@ Test(cli, get_put_delete)
     expect_status(&r, 0, "get after put");
     cr_assert_str_eq(r.out, "v\\x00\\\\\n");
     run_free(&r);
-    r = RUN("put", g_db, "other", "k", "v");
-    expect_status(&r, 1, "put into a missing keyspace");
-    expect_has(r.err, "no keyspace named other", "put");
-    run_free(&r);
-    r = RUN("put", g_db, "other", "6b", "7676", "--create", "--hex");
-    expect_status(&r, 0, "put --create --hex");
-    run_free(&r);
+    CHECK_RUN(1, "put into a missing keyspace", "no keyspace named other", "put", g_db, "other", "k", "v");
+    CHECK_RUN(0, "put --create --hex", NULL, "put", g_db, "other", "6b", "7676", "--create", "--hex");
     r = RUN("get", g_db, "other", "k");
     cr_assert_str_eq(r.out, "vv\n");
     run_free(&r);
-    r = RUN("delete", g_db, "main", "key010");
-    expect_status(&r, 0, "delete");
-    run_free(&r);
-    r = RUN("get", g_db, "main", "key010");
-    expect_status(&r, 1, "get after delete");
-    run_free(&r);
-    r = RUN("delete", g_db, "main", "never-there");
-    expect_status(&r, 0, "delete of an absent key");
-    run_free(&r);
+    CHECK_RUN(0, "delete", NULL, "delete", g_db, "main", "key010");
+    CHECK_RUN(1, "get after delete", NULL, "get", g_db, "main", "key010");
+    CHECK_RUN(0, "delete of an absent key", NULL, "delete", g_db, "main", "never-there");
 
     char missing[PATH_MAX];
     snprintf(missing, sizeof missing, "%s/none", g_dir);
-    r = RUN("put", missing, "ks", "k", "v");
-    expect_status(&r, 1, "put without a database");
-    expect_has(r.err, "--create", "put without a database");
-    run_free(&r);
+    CHECK_RUN(1, "put without a database", "--create", "put", missing, "ks", "k", "v");
 }
 
 Test(cli, scan_bounds_and_formats)
@@ -558,19 +546,10 @@ Test(cli, dump_then_load_reproduces_any_bytes)
     snprintf(d2, sizeof d2, "%s/two.dump", g_dir);
     snprintf(db2, sizeof db2, "%s/db2", g_dir);
     snprintf(db3, sizeof db3, "%s/db3", g_dir);
-    struct run r = RUN("dump", g_db, "src", d1);
-    expect_status(&r, 0, "dump");
-    run_free(&r);
-    r = RUN("load", db2, "copy", d1);
-    expect_status(&r, 1, "load without --create");
-    run_free(&r);
-    r = RUN("load", db2, "copy", d1, "--create");
-    expect_status(&r, 0, "load");
-    expect_has(r.out, "loaded 9 entries into copy", "load");
-    run_free(&r);
-    r = RUN("dump", db2, "copy", d2);
-    expect_status(&r, 0, "dump of the copy");
-    run_free(&r);
+    CHECK_RUN(0, "dump", NULL, "dump", g_db, "src", d1);
+    CHECK_RUN(1, "load without --create", NULL, "load", db2, "copy", d1);
+    CHECK_RUN(0, "load", "loaded 9 entries into copy", "load", db2, "copy", d1, "--create");
+    CHECK_RUN(0, "dump of the copy", NULL, "dump", db2, "copy", d2);
     size_t n1, n2;
     char *b1 = slurp(d1, &n1), *b2 = slurp(d2, &n2);
     /* The header names the keyspace: compare what follows it. */
@@ -586,7 +565,7 @@ Test(cli, dump_then_load_reproduces_any_bytes)
     free(b2);
 
     /* Through standard input, into a third database. */
-    r = RUN_IN(d1, "load", db3, "copy", "--create");
+    struct run r = RUN_IN(d1, "load", db3, "copy", "--create");
     expect_status(&r, 0, "load from stdin");
     run_free(&r);
     tind_db *a, *b, *c;
@@ -614,9 +593,7 @@ Test(cli, load_refuses_a_damaged_dump_and_writes_nothing)
     snprintf(good, sizeof good, "%s/good.dump", g_dir);
     snprintf(bad, sizeof bad, "%s/bad.dump", g_dir);
     snprintf(db2, sizeof db2, "%s/db2", g_dir);
-    struct run r = RUN("dump", g_db, "main", good);
-    expect_status(&r, 0, "dump");
-    run_free(&r);
+    CHECK_RUN(0, "dump", NULL, "dump", g_db, "main", good);
     size_t n;
     char *text = slurp(good, &n);
     /* Cut the end line off. */
@@ -625,31 +602,14 @@ Test(cli, load_refuses_a_damaged_dump_and_writes_nothing)
     FILE *f = fopen(bad, "wb");
     fwrite(text, 1, (size_t)(end - text) + 1, f);
     fclose(f);
-    r = RUN("load", db2, "copy", bad, "--create");
-    expect_status(&r, 1, "load of a cut dump");
-    expect_has(r.err, "cut short", "load of a cut dump");
-    run_free(&r);
+    CHECK_RUN(1, "load of a cut dump", "cut short", "load", db2, "copy", bad, "--create");
     /* A bad escape on line 5. */
-    f = fopen(bad, "wb");
-    fputs("tind-dump 1\nkeyspace x\na\tb\nc\td\ne\\q\tf\nend 3\n", f);
-    fclose(f);
-    r = RUN("load", db2, "copy", bad, "--create");
-    expect_status(&r, 1, "load with a bad escape");
-    expect_has(r.err, "line 5", "load with a bad escape");
-    run_free(&r);
-    f = fopen(bad, "wb");
-    fputs("tind-dump 1\nkeyspace x\na\tb\nend 2\n", f);
-    fclose(f);
-    r = RUN("load", db2, "copy", bad, "--create");
-    expect_status(&r, 1, "load with a wrong count");
-    run_free(&r);
-    f = fopen(bad, "wb");
-    fputs("hello\n", f);
-    fclose(f);
-    r = RUN("load", db2, "copy", bad, "--create");
-    expect_status(&r, 1, "load of something else");
-    expect_has(r.err, "not a tind dump", "load of something else");
-    run_free(&r);
+    write_file(bad, "tind-dump 1\nkeyspace x\na\tb\nc\td\ne\\q\tf\nend 3\n");
+    CHECK_RUN(1, "load with a bad escape", "line 5", "load", db2, "copy", bad, "--create");
+    write_file(bad, "tind-dump 1\nkeyspace x\na\tb\nend 2\n");
+    CHECK_RUN(1, "load with a wrong count", NULL, "load", db2, "copy", bad, "--create");
+    write_file(bad, "hello\n");
+    CHECK_RUN(1, "load of something else", "not a tind dump", "load", db2, "copy", bad, "--create");
     free(text);
     struct stat st;
     cr_assert_neq(stat(db2, &st), 0, "a refused load created the database");
@@ -683,10 +643,7 @@ Test(cli, table_shows_blocks_filter_and_entries)
     expect_has(r.out, "\"kind\": \"put\"", "table --json");
     run_free(&r);
     flip_bit(t, 100, 3);
-    r = RUN("table", t);
-    expect_status(&r, 1, "table with a flipped bit");
-    expect_has(r.err, t, "table with a flipped bit");
-    run_free(&r);
+    CHECK_RUN(1, "table with a flipped bit", t, "table", t);
 }
 
 Test(cli, journal_shows_records_and_damage)
@@ -736,9 +693,7 @@ Test(cli, manifest_shows_history_and_current_version)
     expect_json(&r, "manifest --json");
     expect_has(r.out, "\"current\"", "manifest --json");
     run_free(&r);
-    r = RUN("manifest", g_db, "nosuch");
-    expect_status(&r, 1, "manifest of a missing keyspace");
-    run_free(&r);
+    CHECK_RUN(1, "manifest of a missing keyspace", NULL, "manifest", g_db, "nosuch");
 }
 
 /* ---- verify, busy, read-only ------------------------------------------------------------------- */
@@ -788,9 +743,7 @@ Test(cli, database_in_use_is_busy_not_corrupt)
         run_free(&r);
     }
     /* The file commands take no lock. */
-    struct run r = RUN("manifest", g_db, "main");
-    expect_status(&r, 0, "manifest beside a writer");
-    run_free(&r);
+    CHECK_RUN(0, "manifest beside a writer", NULL, "manifest", g_db, "main");
     EXPECT_OK(tind_close(db));
 }
 
@@ -833,9 +786,7 @@ Test(cli, read_commands_change_nothing)
         expect_status(&r, 0, cmds[i][0]);
         run_free(&r);
     }
-    struct run r = RUN("dump", g_db, "main", dump);
-    expect_status(&r, 0, "dump");
-    run_free(&r);
+    CHECK_RUN(0, "dump", NULL, "dump", g_db, "main", dump);
     size_t na = list_files(g_db, after, 0, 256);
     cr_assert_eq(na, nb, "files before %zu, after %zu", nb, na);
     for (size_t i = 0; i < na; i++) {
@@ -871,10 +822,6 @@ Test(cli, compact_with_and_without_progress)
     expect_status(&r, 0, "scan after compact");
     cr_assert_eq(count_lines(r.out), 245u);
     run_free(&r);
-    r = RUN("compact", g_db, "nosuch");
-    expect_status(&r, 1, "compact of a missing keyspace");
-    run_free(&r);
-    r = RUN("verify", g_db);
-    expect_status(&r, 0, "verify after compact");
-    run_free(&r);
+    CHECK_RUN(1, "compact of a missing keyspace", NULL, "compact", g_db, "nosuch");
+    CHECK_RUN(0, "verify after compact", NULL, "verify", g_db);
 }

@@ -12,17 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/support/expect.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
-
-#define CORR_RC(expr, want)                                                                            \
-    do {                                                                                               \
-        int rc_ = (expr);                                                                              \
-        int want_ = (want);                                                                            \
-        cr_assert_eq(rc_, want_, "%s: got %d (%s), want %d (%s); last error: %s", #expr, rc_,          \
-                     tind_strerror(rc_), want_, tind_strerror(want_), tind_last_error());              \
-    } while (0)
-#define CORR_OK(expr) CORR_RC(expr, TIND_OK)
 
 /* Sanitized builds (a leak check per case) run a lighter sample; CI runs a
  * dense one under ASan with `make SAN=address,undefined corruption-test`. */
@@ -71,19 +63,19 @@ static uint64_t c_u64(const uint8_t *p)
 static void c_damage_last_manifest_record(int cut)
 {
     tind_db *db;
-    CORR_OK(tind_open(c_dir, NULL, &db));
+    EXPECT_OK(tind_open(c_dir, NULL, &db));
     tind_keyspace *ks;
-    CORR_OK(tind_keyspace_open(db, "ks", NULL, &ks));
+    EXPECT_OK(tind_keyspace_open(db, "ks", NULL, &ks));
     char k[16];
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 50; i++) {
             snprintf(k, sizeof k, "k%03d", i);
-            CORR_OK(tind_put(ks, k, strlen(k), "value", 5));
+            EXPECT_OK(tind_put(ks, k, strlen(k), "value", 5));
         }
-        CORR_OK(tind_keyspace_flush(ks));
+        EXPECT_OK(tind_keyspace_flush(ks));
     }
-    CORR_OK(tind_keyspace_compact(ks));
-    CORR_OK(tind_close(db));
+    EXPECT_OK(tind_keyspace_compact(ks));
+    EXPECT_OK(tind_close(db));
 
     char m[4096];
     snprintf(m, sizeof m, "%s/keyspaces/1/MANIFEST", c_dir);
@@ -110,7 +102,7 @@ static void c_damage_last_manifest_record(int cut)
     snprintf(dir, sizeof dir, "%s/keyspaces/1", c_dir);
     snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '\\.tbl$' > '%s/count'", dir, c_dir);
     cr_assert_eq(system(cmd), 0);
-    CORR_RC(tind_open(c_dir, NULL, &db), TIND_CORRUPTION);
+    EXPECT_RC(tind_open(c_dir, NULL, &db), TIND_CORRUPTION);
     char want[64];
     snprintf(want, sizeof want, "offset %llu", (unsigned long long)last); /* the record, or the end of the cut log */
     cr_assert(strstr(tind_last_error(), "MANIFEST") && strstr(tind_last_error(), want), "%s", tind_last_error());

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "src/util/file.h"
+#include "tests/support/expect.h"
+#include "tests/support/fault_loop.h"
 #include "tests/support/fault_workload.h"
 #include "tests/support/testutil.h"
 
@@ -63,8 +65,9 @@ static void io_check(struct fw_run *run, const char *what, int rc, const char *m
 }
 
 /* File operations one fault-free workload performs. */
-static uint64_t io_ops_per_run(void)
+static uint64_t io_ops_per_run(const void *kind)
 {
+    (void)kind;
     static struct fw_run run;
     cr_assert_eq(fw_run_init(&run, "ioerr", 1), 0, "mkdtemp: %s", strerror(errno));
     run.want_stats = 1;
@@ -73,10 +76,7 @@ static uint64_t io_ops_per_run(void)
     fw_workload(&run, io_check);
     uint64_t seen = file_fault_seen();
     file_fault_clear();
-    cr_assert_eq(run.failures, 0u, "the workload fails without faults: %s", run.first_msg);
-    char why[1024];
-    cr_assert_eq(fw_verify(&run, why, sizeof why), 0, "without faults: %s", why);
-    fw_run_cleanup(&run);
+    fw_expect_clean(&run);
     fprintf(stderr, "fault_io: the workload: %llu file operations, %llu flushes, %llu compactions, up to %llu tables "
             "and %llu journal files\n", (unsigned long long)seen, (unsigned long long)run.flushes,
             (unsigned long long)run.compactions, (unsigned long long)run.tables_max,
@@ -84,53 +84,34 @@ static uint64_t io_ops_per_run(void)
     return seen;
 }
 
+static void io_arm(const void *kind, uint64_t k)
+{
+    const struct io_kind *ik = kind;
+    struct file_fault f = {.ops = (1u << FOP_COUNT) - 1,
+                           .nth = k,
+                           .err = ik->err,
+                           .short_write = ik->short_write,
+                           .forever = ik->forever};
+    file_fault_set(&f);
+}
+
+static uint64_t io_disarm(void)
+{
+    uint64_t fired = file_fault_fired();
+    file_fault_clear();
+    return fired;
+}
+
+/* A fault the workload never heard of may only be the removal of a file
+ * nothing needs any more (an obsolete table or journal, and the directory
+ * sync after it): in the full loop these were the only ones. */
 static void io_loop(const struct io_kind *kind)
 {
     g_kind = kind;
-    /* Full: every point, or POINTS of them spread over the whole workload. */
-    int full = fw_env_count("TIND_FAULT_FULL") != 0;
-    uint64_t max_points = full ? fw_env_count("TIND_FAULT_POINTS") : IO_SAMPLE_POINTS;
-    uint64_t stride = 1;
-    if (max_points) {
-        uint64_t ops = io_ops_per_run();
-        stride = ops / max_points > 1 ? ops / max_points : 1;
-    }
-    static struct fw_run run;
-    uint64_t points = 0, silent = 0, k;
-    for (k = 0;; k += stride) {
-        cr_assert_eq(fw_run_init(&run, "ioerr", 1), 0, "mkdtemp: %s", strerror(errno));
-        alarm(IO_POINT_SECONDS);
-        struct file_fault f = {.ops = (1u << FOP_COUNT) - 1,
-                               .nth = k,
-                               .err = kind->err,
-                               .short_write = kind->short_write,
-                               .forever = kind->forever};
-        file_fault_set(&f);
-        fw_workload(&run, io_check);
-        uint64_t fired = file_fault_fired();
-        file_fault_clear();
-        cr_assert(!run.problem[0], "%s point %llu: %s (first failure: %s)", kind->name, (unsigned long long)k,
-                  run.problem, run.first_msg);
-        cr_assert(fired || run.failures == 0, "%s point %llu: a call failed with no fault: %s", kind->name,
-                  (unsigned long long)k, run.first_msg);
-        /* A fault the workload never heard of may only be the removal of
-         * a file nothing needs any more (an obsolete table or journal, and
-         * the directory sync after it): in the full loop these were the
-         * only ones. */
-        if (fired && run.failures == 0) silent++;
-        char why[1024];
-        int bad = fw_verify(&run, why, sizeof why);
-        cr_assert_eq(bad, 0, "%s point %llu (first failure: %s): %s", kind->name, (unsigned long long)k,
-                     run.failures ? run.first_msg : "none reported", why);
-        alarm(0);
-        fw_run_cleanup(&run);
-        if (!fired) break;
-        points++;
-        if (max_points && points >= max_points) break;
-    }
-    fprintf(stderr, "fault_io %s: %llu injection points (stride %llu, %llu without a caller's error), %s\n", kind->name,
-            (unsigned long long)points, (unsigned long long)stride, (unsigned long long)silent,
-            max_points && points >= max_points ? "stopped at the points limit" : "the workload then completed");
+    fw_fault_loop(&(struct fw_fault){.suite = "fault_io", .name = kind->name, .tag = "ioerr", .workers = 1,
+                                     .seconds = IO_POINT_SECONDS, .sample_points = IO_SAMPLE_POINTS,
+                                     .arm = io_arm, .disarm = io_disarm, .count = io_ops_per_run,
+                                     .kind = kind, .check = io_check});
 }
 
 Test(fault_io, eio_once)
@@ -182,20 +163,13 @@ static void r_teardown(void)
 
 TestSuite(fault_io_regress, .init = r_setup, .fini = r_teardown, .timeout = 60);
 
-#define R_RC(expr, want)                                                                                \
-    do {                                                                                                \
-        int rc_ = (expr);                                                                               \
-        cr_assert_eq(rc_, (want), "%s: %s, want %s (%s)", #expr, tind_strerror(rc_), tind_strerror(want), \
-                     tind_last_error());                                                                \
-    } while (0)
-
 static tind_db *r_open(void)
 {
     tind_options o;
     tind_options_init(&o);
     o.workers = 2;
     tind_db *db;
-    R_RC(tind_open(r_dir, &o, &db), TIND_OK);
+    EXPECT_RC(tind_open(r_dir, &o, &db), TIND_OK);
     return db;
 }
 
@@ -207,7 +181,7 @@ static tind_keyspace *r_ks(tind_db *db, const char *name)
     ko.table_target_bytes = 64u << 10;
     ko.l0_trigger = 2;
     tind_keyspace *ks;
-    R_RC(tind_keyspace_open(db, name, &ko, &ks), TIND_OK);
+    EXPECT_RC(tind_keyspace_open(db, name, &ko, &ks), TIND_OK);
     return ks;
 }
 
@@ -217,7 +191,7 @@ static void r_put(tind_keyspace *ks, int from, int to)
     for (int i = from; i < to; i++) {
         int kl = snprintf(k, sizeof k, "key%06d", i);
         int vl = snprintf(v, sizeof v, "value%06d", i);
-        R_RC(tind_put(ks, k, (size_t)kl, v, (size_t)vl), TIND_OK);
+        EXPECT_RC(tind_put(ks, k, (size_t)kl, v, (size_t)vl), TIND_OK);
     }
 }
 
@@ -229,7 +203,7 @@ static void r_check(tind_keyspace *ks, int from, int to)
         int vl = snprintf(v, sizeof v, "value%06d", i);
         void *got;
         size_t gl;
-        R_RC(tind_get(ks, k, (size_t)kl, &got, &gl), TIND_OK);
+        EXPECT_RC(tind_get(ks, k, (size_t)kl, &got, &gl), TIND_OK);
         cr_assert(gl == (size_t)vl && !memcmp(got, v, gl), "%s: wrong value", k);
         tind_free(got);
     }
@@ -248,20 +222,20 @@ Test(fault_io_regress, failed_flush_is_reported_with_the_operation_and_file)
     tind_keyspace *ks = r_ks(db, "ks");
     r_put(ks, 0, 100);
     file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_WRITE), .path_part = ".tbl", .err = EIO});
-    R_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
     r_msg_has("write ");
     r_msg_has(".tbl");
     r_msg_has("flush of keyspace ks");
     file_fault_clear();
     /* The failure stays: the next flush says the same. */
-    R_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
     r_msg_has(".tbl");
     r_check(ks, 0, 100);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     ks = r_ks(db, "ks");
     r_check(ks, 0, 100);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
 
 /* A flush whose manifest write failed used to leave the database taking
@@ -273,23 +247,23 @@ Test(fault_io_regress, failed_manifest_write_in_a_flush_poisons_the_database)
     r_put(ks, 0, 100);
     r_put(other, 0, 10);
     file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_WRITE), .path_part = "/MANIFEST", .err = EIO});
-    R_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_IO_ERROR);
     r_msg_has("MANIFEST");
     file_fault_clear();
     char v[8] = "v";
-    R_RC(tind_put(other, "x", 1, v, 1), TIND_POISONED);
+    EXPECT_RC(tind_put(other, "x", 1, v, 1), TIND_POISONED);
     r_msg_has("MANIFEST");
-    R_RC(tind_put(ks, "x", 1, v, 1), TIND_POISONED);
+    EXPECT_RC(tind_put(ks, "x", 1, v, 1), TIND_POISONED);
     tind_keyspace *third;
-    R_RC(tind_keyspace_open(db, "third", NULL, &third), TIND_POISONED);
+    EXPECT_RC(tind_keyspace_open(db, "third", NULL, &third), TIND_POISONED);
     r_msg_has("MANIFEST");
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     ks = r_ks(db, "ks");
     other = r_ks(db, "other");
     r_check(ks, 0, 100);
     r_check(other, 0, 10);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
 
 /* A background compaction that failed used to be seen by no caller:
@@ -302,29 +276,29 @@ Test(fault_io_regress, failed_background_compaction_is_reported)
     file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_READ), .path_part = ".tbl", .err = EIO, .forever = 1});
     /* Overlapping tables: a merge, not a move. */
     r_put(ks, 0, 200);
-    R_RC(tind_keyspace_flush(ks), TIND_OK);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_OK);
     r_put(ks, 100, 200);
-    R_RC(tind_keyspace_flush(ks), TIND_OK);
+    EXPECT_RC(tind_keyspace_flush(ks), TIND_OK);
     struct tind_db_stats st;
     for (int i = 0; i < 5000; i++) {
-        R_RC(tind_db_stats(db, &st), TIND_OK);
+        EXPECT_RC(tind_db_stats(db, &st), TIND_OK);
         if (st.compactions_active == 0 && file_fault_fired() > 0) break;
         usleep(2000);
     }
     cr_assert_gt(file_fault_fired(), 0u, "no compaction read a table");
     cr_assert_eq(st.compactions_active, 0u, "the compaction did not end");
     file_fault_clear();
-    R_RC(tind_keyspace_compact(ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_compact(ks), TIND_IO_ERROR);
     r_msg_has("compaction of keyspace ks");
     r_msg_has("read ");
     r_msg_has(".tbl");
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     ks = r_ks(db, "ks");
     r_check(ks, 0, 200);
-    R_RC(tind_keyspace_compact(ks), TIND_OK);
+    EXPECT_RC(tind_keyspace_compact(ks), TIND_OK);
     r_check(ks, 0, 200);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
 
 /* A keyspace creation that failed after its OPTIONS file was in place used
@@ -336,21 +310,21 @@ Test(fault_io_regress, failed_keyspace_creation_leaves_no_twin)
     tind_keyspace *ks;
     /* The first sync of the new keyspace's folder: after OPTIONS is renamed in. */
     file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_SYNC_DIR), .path_part = "/keyspaces/", .err = EIO});
-    R_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_IO_ERROR);
     r_msg_has("keyspaces/");
     file_fault_clear();
     ks = r_ks(db, "ks");
     r_put(ks, 0, 10);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     char **names;
     size_t n;
-    R_RC(tind_keyspace_list(db, &names, &n), TIND_OK);
+    EXPECT_RC(tind_keyspace_list(db, &names, &n), TIND_OK);
     cr_assert_eq(n, 1u, "%zu keyspaces after reopen", n);
     tind_free(names);
     ks = r_ks(db, "ks");
     r_check(ks, 0, 10);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }
 
 /* When the unfinished folder cannot be removed either, the database is
@@ -361,18 +335,18 @@ Test(fault_io_regress, failed_keyspace_creation_that_cannot_be_undone_poisons)
     tind_keyspace *ks;
     file_fault_set(&(struct file_fault){
         .ops = FOP_BIT(FOP_SYNC_DIR) | FOP_BIT(FOP_UNLINK), .path_part = "/keyspaces/", .err = EIO, .forever = 1});
-    R_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_IO_ERROR);
+    EXPECT_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_IO_ERROR);
     file_fault_clear();
-    R_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_POISONED);
+    EXPECT_RC(tind_keyspace_open(db, "ks", NULL, &ks), TIND_POISONED);
     r_msg_has("could not be removed");
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
     db = r_open();
     char **names;
     size_t n;
-    R_RC(tind_keyspace_list(db, &names, &n), TIND_OK);
+    EXPECT_RC(tind_keyspace_list(db, &names, &n), TIND_OK);
     cr_assert_leq(n, 1u, "%zu keyspaces after reopen", n);
     tind_free(names);
     ks = r_ks(db, "ks");
     r_put(ks, 0, 10);
-    R_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_close(db), TIND_OK);
 }

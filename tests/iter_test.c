@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/support/expect.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
 
@@ -38,15 +39,6 @@ static void iter_teardown(void)
 }
 
 TestSuite(iter, .init = iter_setup, .fini = iter_teardown);
-
-#define EXPECT_RC(expr, want)                                                                          \
-    do {                                                                                               \
-        int rc_ = (expr);                                                                              \
-        int want_ = (want);                                                                            \
-        cr_assert_eq(rc_, want_, "%s: got %d (%s), want %d (%s); last error: %s", #expr, rc_,          \
-                     tind_strerror(rc_), want_, tind_strerror(want_), tind_last_error());              \
-    } while (0)
-#define EXPECT_OK(expr) EXPECT_RC(expr, TIND_OK)
 
 /* A byte string; K("a\0b") keeps embedded NULs. */
 typedef struct bstr {

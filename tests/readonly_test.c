@@ -12,17 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/expect.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
-
-#define EXPECT_RC(expr, want)                                                                          \
-    do {                                                                                               \
-        int rc_ = (expr);                                                                              \
-        int want_ = (want);                                                                            \
-        cr_assert_eq(rc_, want_, "%s: got %d (%s), want %d (%s); last error: %s", #expr, rc_,          \
-                     tind_strerror(rc_), want_, tind_strerror(want_), tind_last_error());              \
-    } while (0)
-#define EXPECT_OK(expr) EXPECT_RC(expr, TIND_OK)
 
 static char *g_dir;
 

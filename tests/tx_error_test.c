@@ -1,26 +1,13 @@
 /* Transactions on error paths: a keyspace dropped under a transaction, a
  * poisoned journal, a write set far larger than a journal group, closing
  * while a single-writer transaction is open. */
-#include "tests/api_common.h"
+#include "tests/tx_common.h"
 
 #include <errno.h>
 
 #include "src/util/file.h"
 
 TestSuite(tx_error, .init = api_setup, .fini = api_teardown);
-
-static tind_tx *begin(tind_db *db)
-{
-    tind_tx *tx = NULL;
-    EXPECT_OK(tind_tx_begin(db, &tx));
-    cr_assert_not_null(tx);
-    return tx;
-}
-
-static void tx_put_s(tind_tx *tx, tind_keyspace *ks, const char *k, const char *v)
-{
-    EXPECT_OK(tind_tx_put(tx, ks, k, strlen(k), v, strlen(v)));
-}
 
 Test(tx_error, a_keyspace_dropped_under_a_transaction_fails_its_commit_and_nothing_is_written)
 {

@@ -3,22 +3,9 @@
  * reads for update, savepoints, iterators both ways, single-writer
  * transactions, and the conflict log's pruning. The bank test is in
  * tx_bank_test.c. */
-#include "tests/api_common.h"
+#include "tests/tx_common.h"
 
 TestSuite(tx, .init = api_setup, .fini = api_teardown);
-
-static tind_tx *begin(tind_db *db)
-{
-    tind_tx *tx = NULL;
-    EXPECT_OK(tind_tx_begin(db, &tx));
-    cr_assert_not_null(tx);
-    return tx;
-}
-
-static void tx_put_s(tind_tx *tx, tind_keyspace *ks, const char *k, const char *v)
-{
-    EXPECT_OK(tind_tx_put(tx, ks, k, strlen(k), v, strlen(v)));
-}
 
 static void tx_del_s(tind_tx *tx, tind_keyspace *ks, const char *k) { EXPECT_OK(tind_tx_delete(tx, ks, k, strlen(k))); }
 

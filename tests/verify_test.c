@@ -16,17 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/support/expect.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
-
-#define VERIFY_RC(expr, want)                                                                          \
-    do {                                                                                               \
-        int rc_ = (expr);                                                                              \
-        int want_ = (want);                                                                            \
-        cr_assert_eq(rc_, want_, "%s: got %d (%s), want %d (%s); last error: %s", #expr, rc_,          \
-                     tind_strerror(rc_), want_, tind_strerror(want_), tind_last_error());              \
-    } while (0)
-#define VERIFY_OK(expr) VERIFY_RC(expr, TIND_OK)
 
 static char *v_dir;
 static tind_db *v_db;
@@ -53,7 +45,7 @@ static tind_keyspace *v_open(int compaction, int compression)
     tind_options o;
     tind_options_init(&o);
     o.journal_max_bytes = 64 << 10;
-    VERIFY_OK(tind_open(v_dir, &o, &v_db));
+    EXPECT_OK(tind_open(v_dir, &o, &v_db));
     tind_keyspace_options ko;
     tind_keyspace_options_init(&ko);
     ko.compaction = compaction;
@@ -61,7 +53,7 @@ static tind_keyspace *v_open(int compaction, int compression)
     ko.memtable_bytes = 64 << 10;
     ko.block_size = 1024;
     tind_keyspace *ks;
-    VERIFY_OK(tind_keyspace_open(v_db, "main", &ko, &ks));
+    EXPECT_OK(tind_keyspace_open(v_db, "main", &ko, &ks));
     return ks;
 }
 
@@ -74,7 +66,7 @@ static void v_fill(tind_keyspace *ks, unsigned from, unsigned to)
     for (unsigned i = from; i < to; i++) {
         v_key(k, sizeof k, i);
         tu_fill(val, sizeof val, i);
-        VERIFY_OK(tind_put(ks, k, strlen(k), val, sizeof val));
+        EXPECT_OK(tind_put(ks, k, strlen(k), val, sizeof val));
     }
 }
 
@@ -134,7 +126,7 @@ static void v_flip(const char *path, uint64_t off, unsigned bit)
 static void v_expect_problem(const char *path, uint64_t off)
 {
     struct tind_verify_report r;
-    VERIFY_RC(tind_db_verify(v_db, &r), TIND_CORRUPTION);
+    EXPECT_RC(tind_db_verify(v_db, &r), TIND_CORRUPTION);
     cr_assert_eq(r.problems, 1, "problems %llu: %s", (unsigned long long)r.problems, r.first_message);
     cr_assert_str_eq(r.first_file, path, "message: %s", r.first_message);
     cr_assert_eq(r.first_offset, off, "offset %llu, want %llu: %s", (unsigned long long)r.first_offset,
@@ -150,13 +142,13 @@ static void v_clean(int compaction, int compression)
     tind_keyspace *ks = v_open(compaction, compression);
     const unsigned n = 3000;
     v_fill(ks, 0, n / 2);
-    VERIFY_OK(tind_keyspace_flush(ks));
+    EXPECT_OK(tind_keyspace_flush(ks));
     v_fill(ks, n / 2, n);
-    VERIFY_OK(tind_keyspace_compact(ks));
+    EXPECT_OK(tind_keyspace_compact(ks));
 
     struct tind_verify_report r;
     memset(&r, 0xab, sizeof r);
-    VERIFY_OK(tind_db_verify(v_db, &r));
+    EXPECT_OK(tind_db_verify(v_db, &r));
     cr_assert_eq(r.problems, 0);
     cr_assert_eq(r.keyspaces, 1);
     cr_assert_geq(r.tables, 1);
@@ -170,13 +162,13 @@ static void v_clean(int compaction, int compression)
 
     /* A reopened database, with journal records to replay, checks out too. */
     v_fill(ks, n, n + 100);
-    VERIFY_OK(tind_close(v_db));
+    EXPECT_OK(tind_close(v_db));
     v_db = NULL;
     tind_keyspace *ks2 = v_open(compaction, compression);
     (void)ks2;
-    VERIFY_OK(tind_db_verify(v_db, &r));
+    EXPECT_OK(tind_db_verify(v_db, &r));
     cr_assert_geq(r.journal_records, 1, "the 100 writes since the flush are in the journal");
-    VERIFY_OK(tind_db_verify(v_db, NULL));
+    EXPECT_OK(tind_db_verify(v_db, NULL));
 }
 
 Test(verify, clean_leveled_none) { v_clean(TIND_COMPACTION_LEVELED, TIND_COMPRESSION_NONE); }
@@ -190,13 +182,13 @@ Test(verify, empty_database_and_null_handle)
 {
     tind_options o;
     tind_options_init(&o);
-    VERIFY_OK(tind_open(v_dir, &o, &v_db));
+    EXPECT_OK(tind_open(v_dir, &o, &v_db));
     struct tind_verify_report r;
-    VERIFY_OK(tind_db_verify(v_db, &r));
+    EXPECT_OK(tind_db_verify(v_db, &r));
     cr_assert_eq(r.keyspaces, 0);
     cr_assert_eq(r.tables, 0);
     cr_assert_eq(r.journals, 1);
-    VERIFY_RC(tind_db_verify(NULL, &r), TIND_INVALID);
+    EXPECT_RC(tind_db_verify(NULL, &r), TIND_INVALID);
 }
 
 /* A database with one flushed table (and data blocks of 1 KiB), open. */
@@ -204,8 +196,8 @@ static uint64_t v_one_table(char *table, size_t cap)
 {
     tind_keyspace *ks = v_open(TIND_COMPACTION_LEVELED, TIND_COMPRESSION_NONE);
     v_fill(ks, 0, 500);
-    VERIFY_OK(tind_keyspace_flush(ks));
-    VERIFY_OK(tind_db_verify(v_db, NULL));
+    EXPECT_OK(tind_keyspace_flush(ks));
+    EXPECT_OK(tind_db_verify(v_db, NULL));
     return v_first_table(table, cap);
 }
 
@@ -217,7 +209,7 @@ Test(verify, flipped_bit_in_a_data_block)
     v_flip(t, 100, 3);
     v_expect_problem(t, 0);
     v_flip(t, 100, 3);
-    VERIFY_OK(tind_db_verify(v_db, NULL));
+    EXPECT_OK(tind_db_verify(v_db, NULL));
 }
 
 Test(verify, flipped_bit_in_the_index_filter_footer_and_properties)
@@ -233,7 +225,7 @@ Test(verify, flipped_bit_in_the_index_filter_footer_and_properties)
     v_flip(t, index_off + 1, 0);
     v_expect_problem(t, index_off);
     v_flip(t, index_off + 1, 0);
-    VERIFY_OK(tind_db_verify(v_db, NULL));
+    EXPECT_OK(tind_db_verify(v_db, NULL));
 
     v_flip(t, filter_off + filter_size / 2, 7);
     v_expect_problem(t, filter_off);
@@ -246,16 +238,16 @@ Test(verify, flipped_bit_in_the_index_filter_footer_and_properties)
     v_flip(t, size - 72 + 20, 4); /* a footer field: the footer's checksum fails */
     v_expect_problem(t, size - 72);
     v_flip(t, size - 72 + 20, 4);
-    VERIFY_OK(tind_db_verify(v_db, NULL));
+    EXPECT_OK(tind_db_verify(v_db, NULL));
 }
 
 Test(verify, flipped_bit_in_a_manifest_record)
 {
     tind_keyspace *ks = v_open(TIND_COMPACTION_LEVELED, TIND_COMPRESSION_LZ4);
     v_fill(ks, 0, 200);
-    VERIFY_OK(tind_keyspace_flush(ks));
+    EXPECT_OK(tind_keyspace_flush(ks));
     v_fill(ks, 200, 400);
-    VERIFY_OK(tind_keyspace_flush(ks));
+    EXPECT_OK(tind_keyspace_flush(ks));
     char m[PATH_MAX];
     v_ks_file(m, sizeof m, "MANIFEST");
     uint8_t h[20];
@@ -270,7 +262,7 @@ Test(verify, flipped_bit_in_a_manifest_record)
     v_flip(m, third + 3, 6); /* the last record's header */
     v_expect_problem(m, third);
     v_flip(m, third + 3, 6);
-    VERIFY_OK(tind_db_verify(v_db, NULL));
+    EXPECT_OK(tind_db_verify(v_db, NULL));
 }
 
 Test(verify, flipped_bit_in_a_journal_record)
@@ -278,7 +270,7 @@ Test(verify, flipped_bit_in_a_journal_record)
     tind_keyspace *ks = v_open(TIND_COMPACTION_LEVELED, TIND_COMPRESSION_LZ4);
     v_fill(ks, 0, 5);
     struct tind_db_stats st;
-    VERIFY_OK(tind_db_stats(v_db, &st));
+    EXPECT_OK(tind_db_stats(v_db, &st));
     cr_assert_eq(st.journal_files, 1);
     char j[PATH_MAX];
     snprintf(j, sizeof j, "%s/journals/%016llx.jnl", v_dir, 1ull);
@@ -298,7 +290,7 @@ Test(verify, flipped_bit_in_a_journal_record)
     v_expect_problem(j, 0);
     v_flip(j, 20, 1);
     struct tind_verify_report r;
-    VERIFY_OK(tind_db_verify(v_db, &r));
+    EXPECT_OK(tind_db_verify(v_db, &r));
     cr_assert_eq(r.journal_records, 5);
 }
 
@@ -325,7 +317,7 @@ Test(verify, orphan_tables_are_counted_not_reported)
     fputs("junk", f);
     fclose(f);
     struct tind_verify_report r;
-    VERIFY_OK(tind_db_verify(v_db, &r));
+    EXPECT_OK(tind_db_verify(v_db, &r));
     cr_assert_eq(r.orphan_files, 1);
 }
 
@@ -338,7 +330,7 @@ Test(verify, several_problems_are_counted_and_the_first_kept)
     v_flip(m, 30, 0);
     v_flip(t, size - 1, 0);
     struct tind_verify_report r;
-    VERIFY_RC(tind_db_verify(v_db, &r), TIND_CORRUPTION);
+    EXPECT_RC(tind_db_verify(v_db, &r), TIND_CORRUPTION);
     cr_assert_eq(r.problems, 2, "%llu: %s", (unsigned long long)r.problems, r.first_message);
     cr_assert_str_eq(r.first_file, m);
 }
@@ -373,7 +365,7 @@ Test(verify, runs_beside_writes_flushes_and_compactions)
     ko.compaction = TIND_COMPACTION_TIERED;
     ko.memtable_bytes = 64 << 10;
     tind_keyspace *ks2;
-    VERIFY_OK(tind_keyspace_open(v_db, "second", &ko, &ks2));
+    EXPECT_OK(tind_keyspace_open(v_db, "second", &ko, &ks2));
     struct v_writer w[2] = {{.ks = ks}, {.ks = ks2}};
     pthread_t th[2];
     for (int i = 0; i < 2; i++) {
@@ -398,5 +390,5 @@ Test(verify, runs_beside_writes_flushes_and_compactions)
     for (int i = 0; i < 2; i++) cr_assert_eq(w[i].rc, TIND_OK, "writer %d: %s", i, tind_strerror(w[i].rc));
     cr_assert_gt(tables, 0);
     cr_assert_gt(records, 0);
-    VERIFY_OK(tind_db_verify(v_db, NULL));
+    EXPECT_OK(tind_db_verify(v_db, NULL));
 }

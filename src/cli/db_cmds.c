@@ -151,22 +151,59 @@ static void print_options_json(const tind_keyspace_options *o)
     json_end_object();
 }
 
+/* Opens dir read-only with its statistics and keyspace names (freed with
+ * tind_free); on failure nothing stays open. */
+static int open_db_stats(const char *dir, tind_db **db, struct tind_db_stats *ds, char ***names, size_t *n)
+{
+    int rc = cli_open_db(dir, 1, db);
+    if (rc) return rc;
+    if ((rc = tind_db_stats(*db, ds)) != TIND_OK || (rc = tind_keyspace_list(*db, names, n)) != TIND_OK) {
+        rc = cli_lib_error(rc, dir);
+        tind_close(*db);
+    }
+    return rc;
+}
+
+/* The library's status for opening keyspace name and reading its statistics. */
+static int keyspace_stats(tind_db *db, const char *name, tind_keyspace **ks, struct tind_keyspace_stats *st)
+{
+    int lrc = tind_keyspace_open(db, name, NULL, ks);
+    return lrc ? lrc : tind_keyspace_stats(*ks, st);
+}
+
+/* Opens level l's JSON object with its table count and bytes; the caller
+ * adds more fields and closes it. */
+static void json_level_begin(int l, const struct tind_keyspace_stats *st)
+{
+    json_begin_object(NULL);
+    json_u64("level", (uint64_t)l);
+    json_u64("tables", st->tables[l]);
+    json_u64("bytes", st->table_bytes[l]);
+}
+
+/* Closes the keyspace array and the top object that info and stats print
+ * (unless a keyspace failed), and frees the names. */
+static void end_keyspace_list(const struct cli_args *a, int rc, char **names)
+{
+    if (a->json && rc == 0) {
+        json_end_array();
+        json_end_object();
+        json_finish();
+    }
+    tind_free(names);
+}
+
 int cmd_info(const struct cli_args *a)
 {
     const char *dir = a->pos[0];
     tind_db *db;
-    int rc = cli_open_db(dir, 1, &db);
-    if (rc) return rc;
-    uint32_t version = 0;
-    int have_version = meta_version(dir, &version) == 0;
     struct tind_db_stats ds;
     char **names = NULL;
     size_t n = 0;
-    if ((rc = tind_db_stats(db, &ds)) != TIND_OK || (rc = tind_keyspace_list(db, &names, &n)) != TIND_OK) {
-        rc = cli_lib_error(rc, dir);
-        tind_close(db);
-        return rc;
-    }
+    int rc = open_db_stats(dir, &db, &ds, &names, &n);
+    if (rc) return rc;
+    uint32_t version = 0;
+    int have_version = meta_version(dir, &version) == 0;
     du_bytes = du_alloc = du_files = 0;
     nftw(dir, du_visit, 16, FTW_PHYS);
 
@@ -197,8 +234,8 @@ int cmd_info(const struct cli_args *a)
         struct tind_keyspace_stats st;
         tind_keyspace_options o;
         int lrc;
-        if ((lrc = tind_keyspace_open(db, names[i], NULL, &ks)) != TIND_OK ||
-            (lrc = tind_keyspace_stats(ks, &st)) != TIND_OK || (lrc = tind_keyspace_get_options(ks, &o)) != TIND_OK) {
+        if ((lrc = keyspace_stats(db, names[i], &ks, &st)) != TIND_OK ||
+            (lrc = tind_keyspace_get_options(ks, &o)) != TIND_OK) {
             rc = cli_lib_error(lrc, names[i]);
             break;
         }
@@ -220,10 +257,7 @@ int cmd_info(const struct cli_args *a)
             json_u64("table_bytes", bytes);
             json_begin_array("levels");
             for (int l = 0; l < TIND_LEVELS; l++) {
-                json_begin_object(NULL);
-                json_u64("level", (uint64_t)l);
-                json_u64("tables", st.tables[l]);
-                json_u64("bytes", st.table_bytes[l]);
+                json_level_begin(l, &st);
                 json_end_object();
             }
             json_end_array();
@@ -240,12 +274,7 @@ int cmd_info(const struct cli_args *a)
             printf("  tables      %" PRIu64 " tables, %" PRIu64 " bytes\n", tables, bytes);
         }
     }
-    if (a->json && rc == 0) {
-        json_end_array();
-        json_end_object();
-        json_finish();
-    }
-    tind_free(names);
+    end_keyspace_list(a, rc, names);
     int crc = tind_close(db);
     if (crc && rc == 0) rc = cli_lib_error(crc, "closing");
     return rc;
@@ -469,16 +498,11 @@ out:
 int cmd_stats(const struct cli_args *a)
 {
     tind_db *db;
-    int rc = cli_open_db(a->pos[0], 1, &db);
-    if (rc) return rc;
     struct tind_db_stats ds;
     char **names = NULL;
     size_t n = 0;
-    int lrc;
-    if ((lrc = tind_db_stats(db, &ds)) != TIND_OK || (lrc = tind_keyspace_list(db, &names, &n)) != TIND_OK) {
-        tind_close(db);
-        return cli_lib_error(lrc, a->pos[0]);
-    }
+    int rc = open_db_stats(a->pos[0], &db, &ds, &names, &n), lrc;
+    if (rc) return rc;
     if (a->json) {
         json_begin_object(NULL);
         json_u64("keyspaces", ds.keyspaces);
@@ -507,8 +531,7 @@ int cmd_stats(const struct cli_args *a)
     for (size_t i = 0; i < n && rc == 0; i++) {
         tind_keyspace *ks;
         struct tind_keyspace_stats st;
-        if ((lrc = tind_keyspace_open(db, names[i], NULL, &ks)) != TIND_OK ||
-            (lrc = tind_keyspace_stats(ks, &st)) != TIND_OK) {
+        if ((lrc = keyspace_stats(db, names[i], &ks, &st)) != TIND_OK) {
             rc = cli_lib_error(lrc, names[i]);
             break;
         }
@@ -528,10 +551,7 @@ int cmd_stats(const struct cli_args *a)
             json_u64("stall_micros", st.stall_micros);
             json_begin_array("levels");
             for (int l = 0; l < TIND_LEVELS; l++) {
-                json_begin_object(NULL);
-                json_u64("level", (uint64_t)l);
-                json_u64("tables", st.tables[l]);
-                json_u64("bytes", st.table_bytes[l]);
+                json_level_begin(l, &st);
                 json_u64("compactions", st.level_compactions[l]);
                 json_u64("bytes_read", st.level_bytes_read[l]);
                 json_u64("bytes_written", st.level_bytes_written[l]);
@@ -554,12 +574,7 @@ int cmd_stats(const struct cli_args *a)
                        st.table_bytes[l], st.level_compactions[l], st.level_bytes_read[l], st.level_bytes_written[l]);
         }
     }
-    if (a->json && rc == 0) {
-        json_end_array();
-        json_end_object();
-        json_finish();
-    }
-    tind_free(names);
+    end_keyspace_list(a, rc, names);
     tind_close(db);
     return rc;
 }

@@ -805,6 +805,20 @@ static int pl_enter(void)
     return 1;
 }
 
+/* Releases pl_mu that pl_enter took; returns rc. */
+static int pl_leave(int rc)
+{
+    pthread_mutex_unlock(&pl_mu);
+    return rc;
+}
+
+/* 1 when a name (of any kind) stands at path. */
+static int pl_lexists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
 /* With pl_mu held: 0, or EIO once the simulated power is off. */
 static int pl_check(void) { return pl.crashed ? EIO : 0; }
 
@@ -872,8 +886,22 @@ static uint64_t pl_rand(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* 1 when every directory above path (below the root) has a durable entry. */
-static int pl_reachable(const char *path)
+/* 1 when dir (below the root) has a durable directory entry. */
+static int pl_dir_durable(const char *dir)
+{
+    struct pl_name *d = pl_find(&pl.dur, dir);
+    return d && d->node->is_dir;
+}
+
+/* 1 when dir is the same inode now as in dur. */
+static int pl_dir_unchanged(const char *dir)
+{
+    struct pl_name *d = pl_find(&pl.dur, dir), *c = pl_find(&pl.cur, dir);
+    return d && c && d->node == c->node;
+}
+
+/* 1 when ok() holds for every directory above path (below the root). */
+static int pl_dirs_above(const char *path, int (*ok)(const char *dir))
 {
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s", path);
@@ -881,25 +909,16 @@ static int pl_reachable(const char *path)
         size_t l = pl_parent_len(p);
         if (l <= pl.rootlen) return 1;
         p[l] = 0;
-        struct pl_name *d = pl_find(&pl.dur, p);
-        if (!d || !d->node->is_dir) return 0;
+        if (!ok(p)) return 0;
     }
 }
 
+/* 1 when every directory above path (below the root) has a durable entry. */
+static int pl_reachable(const char *path) { return pl_dirs_above(path, pl_dir_durable); }
+
 /* 1 when every directory above path (below the root) is the same inode now
  * as in dur: else the removal of a replaced directory takes path with it. */
-static int pl_same_dirs(const char *path)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s", path);
-    for (;;) {
-        size_t l = pl_parent_len(p);
-        if (l <= pl.rootlen) return 1;
-        p[l] = 0;
-        struct pl_name *d = pl_find(&pl.dur, p), *c = pl_find(&pl.cur, p);
-        if (!d || !c || d->node != c->node) return 0;
-    }
-}
+static int pl_same_dirs(const char *path) { return pl_dirs_above(path, pl_dir_unchanged); }
 
 static int pl_cmp_len_desc(const void *a, const void *b)
 {
@@ -1092,8 +1111,7 @@ int file_pl_drop(enum file_pl_mode mode, uint64_t seed)
     pl_reset();
     if (off) pl.crashed = 1;
     else atomic_store(&pl_on, 0);
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 /* ---- the public operations ---------------------------------------------- */
@@ -1106,24 +1124,21 @@ int file_open(const char *path, int flags, tfile **out)
     if (e) {
         rc = err_errno(e, "open", path);
     } else {
-        struct stat st;
-        int existed = lstat(path, &st) == 0;
+        int existed = pl_lexists(path);
         rc = open_impl(path, flags, out);
         if (rc == TIND_OK && (rc = pl_note_open(path, (*out)->fd, existed, flags & FILE_TRUNC)) != TIND_OK) {
             close_impl(*out);
             *out = NULL;
         }
     }
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_close(tfile *f)
 {
     if (!f || !pl_enter()) return close_impl(f);
     int rc = close_impl(f);
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_appendv(tfile *f, const struct iovec *iov, int iovcnt)
@@ -1133,8 +1148,7 @@ int file_appendv(tfile *f, const struct iovec *iov, int iovcnt)
     int rc = e ? err_errno(e, "write", f->path) : appendv_impl(f, iov, iovcnt);
     if (pl.trace && !strstr(f->path, ".jnl") && !strstr(f->path, ".tbl"))
         fprintf(stderr, "pl: append %s -> %llu\n", f->path, (unsigned long long)f->size);
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_read_at(tfile *f, uint64_t off, void *buf, size_t n, size_t *got)
@@ -1142,8 +1156,7 @@ int file_read_at(tfile *f, uint64_t off, void *buf, size_t n, size_t *got)
     if (!pl_enter()) return read_at_impl(f, off, buf, n, got);
     int e = pl_check();
     int rc = e ? err_errno(e, "read", f->path) : read_at_impl(f, off, buf, n, got);
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_sync(tfile *f, int data_only)
@@ -1157,8 +1170,7 @@ int file_sync(tfile *f, int data_only)
         struct stat st;
         if (n && fstat(f->fd, &st) == 0) n->synced = (uint64_t)st.st_size;
     }
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_truncate(tfile *f, uint64_t size)
@@ -1172,8 +1184,7 @@ int file_truncate(tfile *f, uint64_t size)
         struct pl_node *n = pl_node_of(f->fd);
         if (n && n->synced > size) n->synced = size;
     }
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_rename(const char *from, const char *to)
@@ -1204,8 +1215,7 @@ int file_rename(const char *from, const char *to)
                 if (!pl_under_root(pl.cur.v[i].path)) pl_remove_at(&pl.cur, i);
         }
     }
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_unlink(const char *path)
@@ -1215,8 +1225,7 @@ int file_unlink(const char *path)
     if (e) rc = err_errno(e, "unlink", path);
     else if ((rc = pl_save_before_loss(path)) == TIND_OK && (rc = unlink_impl(path)) == TIND_OK)
         pl_remove(&pl.cur, path);
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_mkdir(const char *path)
@@ -1227,7 +1236,7 @@ int file_mkdir(const char *path)
         rc = err_errno(e, "mkdir", path);
     } else {
         struct stat st;
-        int existed = lstat(path, &st) == 0;
+        int existed = pl_lexists(path);
         if ((rc = mkdir_impl(path)) == TIND_OK && !existed && pl_under_root(path)) {
             struct pl_node *n = NULL;
             if (lstat(path, &st) != 0) rc = err_errno(errno, "stat", path);
@@ -1235,8 +1244,7 @@ int file_mkdir(const char *path)
             else rc = pl_add(&pl.cur, path, n);
         }
     }
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_rmdir(const char *path)
@@ -1245,8 +1253,7 @@ int file_rmdir(const char *path)
     int e = pl_boundary("rmdir", path), rc;
     if (e) rc = err_errno(e, "rmdir", path);
     else if ((rc = rmdir_impl(path)) == TIND_OK) pl_remove(&pl.cur, path);
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_sync_dir(const char *dir)
@@ -1264,8 +1271,7 @@ int file_sync_dir(const char *dir)
         for (size_t i = 0; rc == TIND_OK && i < pl.cur.n; i++)
             if (pl_is_child(pl.cur.v[i].path, dir, dl)) rc = pl_add(&pl.dur, pl.cur.v[i].path, pl.cur.v[i].node);
     }
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_exists(const char *path)
@@ -1273,8 +1279,7 @@ int file_exists(const char *path)
     if (!pl_enter()) return exists_impl(path);
     int e = pl_check();
     int rc = e ? err_errno(e, "stat", path) : exists_impl(path);
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_stat_size(const char *path, uint64_t *size)
@@ -1282,8 +1287,7 @@ int file_stat_size(const char *path, uint64_t *size)
     if (!pl_enter()) return stat_size_impl(path, size);
     int e = pl_check();
     int rc = e ? err_errno(e, "stat", path) : stat_size_impl(path, size);
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_list_dir(const char *dir, char ***names, size_t *count)
@@ -1297,8 +1301,7 @@ int file_list_dir(const char *dir, char ***names, size_t *count)
     } else {
         rc = list_dir_impl(dir, names, count);
     }
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
 
 int file_lock(const char *path, int *fd)
@@ -1308,13 +1311,11 @@ int file_lock(const char *path, int *fd)
     if (e) {
         rc = err_errno(e, "open", path);
     } else {
-        struct stat st;
-        int existed = lstat(path, &st) == 0;
+        int existed = pl_lexists(path);
         if ((rc = lock_impl(path, fd)) == TIND_OK && (rc = pl_note_open(path, *fd, existed, 0)) != TIND_OK) {
             file_unlock(*fd);
             *fd = -1;
         }
     }
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
+    return pl_leave(rc);
 }
