@@ -150,7 +150,9 @@ int db_check_durability(int d);
 int db_check_keyspace(const tind_keyspace *ks); /* non-NULL, not dropped */
 int db_check_writable(const tind_db *db);        /* not opened read-only */
 
-/* Reads key as of seq into a fresh copy (src/read.c). */
+/* Reads key as of seq (DB_READ_LATEST: the newest published, taken after
+ * the super version) into a fresh copy (src/read.c). */
+#define DB_READ_LATEST UINT64_MAX
 int db_read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, void **val, size_t *vlen);
 
 /* The write gate (src/tx.c): TIND_BUSY when this thread holds a

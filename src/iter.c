@@ -435,9 +435,10 @@ static int iter_open(tind_keyspace *ks, tind_snapshot *snap, struct tind_tx *tx,
     if (has_hi && (rc = buf_append(&it->upper, hi, hilen)) != TIND_OK) goto fail;
     it->has_lower = has_lo;
     it->has_upper = has_hi;
-    it->seq = snap ? snap->seq : db_last_seq(ks->db);
-
+    /* Without a snapshot, "now" is read after the super version is taken
+     * (see db_read_at). */
     if ((rc = ks_acquire_sv(ks, &it->sv)) != TIND_OK) goto fail;
+    it->seq = snap ? snap->seq : db_last_seq(ks->db);
     if ((rc = iter_sources(ks, it->sv, it, &it->src)) != TIND_OK) goto fail;
     memtable *m = tx ? tx_buffer(tx, ks) : NULL;
     if (m && tx->nops > 0) {

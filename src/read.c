@@ -50,6 +50,10 @@ int db_read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, vo
     struct super_version *sv;
     int rc = ks_acquire_sv(ks, &sv);
     if (rc) return rc;
+    /* "Now" is read after the super version is taken: read before, a
+     * compaction installed in between could have dropped the version that
+     * number sees (only open snapshots are kept), leaving an older one. */
+    if (seq == DB_READ_LATEST) seq = db_last_seq(ks->db);
     unsigned kind = KIND_DELETE;
     const uint8_t *v = NULL;
     size_t vl = 0;
@@ -101,7 +105,7 @@ int tind_get(tind_keyspace *ks, const void *key, size_t klen, void **val, size_t
     err_clear();
     int rc = check_get_args(ks, key, klen, val, vlen);
     if (rc) return rc;
-    return db_read_at(ks, db_last_seq(ks->db), key, klen, val, vlen);
+    return db_read_at(ks, DB_READ_LATEST, key, klen, val, vlen);
 }
 
 void tind_free(void *p) { free(p); }
