@@ -155,10 +155,11 @@ int db_check_writable(const tind_db *db);        /* not opened read-only */
 #define DB_READ_LATEST UINT64_MAX
 int db_read_at(tind_keyspace *ks, uint64_t seq, const void *key, size_t klen, void **val, size_t *vlen);
 
-/* The write gate (src/tx.c): TIND_BUSY when this thread holds a
- * single-writer transaction of db, else waits for the gate, shared. */
-int db_gate_enter(tind_db *db);
-void db_gate_leave(tind_db *db);
+/* Every write goes through here (src/tx.c): r through the journal, holding
+ * the write gate shared, or as it is when the caller holds the gate
+ * exclusively (exclusive: a single-writer transaction's commit). TIND_BUSY
+ * when this thread holds a single-writer transaction of db otherwise. */
+int db_write(tind_db *db, struct journal_req *r, int exclusive);
 
 /* Takes a reference on the keyspace's super version: TIND_OK, or TIND_INVALID if dropped. */
 int ks_acquire_sv(tind_keyspace *ks, struct super_version **sv);

@@ -38,15 +38,16 @@ static void gate_forget(struct tind_tx *tx)
     tx->gate_next = NULL;
 }
 
-int db_gate_enter(tind_db *db)
+int db_write(tind_db *db, struct journal_req *r, int exclusive)
 {
+    if (exclusive) return journal_write(db->jnl, r);
     if (gate_held_by_me(db))
         return err_set(TIND_BUSY, "this thread holds a single-writer transaction of the database: write through it");
     pthread_rwlock_rdlock(&db->write_gate);
-    return TIND_OK;
+    int rc = journal_write(db->jnl, r);
+    pthread_rwlock_unlock(&db->write_gate);
+    return rc;
 }
-
-void db_gate_leave(tind_db *db) { pthread_rwlock_unlock(&db->write_gate); }
 
 uint64_t tx_key_hash(uint32_t ks, const void *key, size_t klen) { return XXH3_64bits_withSeed(key, klen, ks); }
 
@@ -436,10 +437,7 @@ int tind_tx_commit(tind_tx *tx)
         struct write_target t = {.ks = ks, .n = tx->nspaces, .tx = tx};
         struct journal_req r = {.payload = payload.p, .len = payload.len, .durability = tx->durability,
                                 .seq_count = count, .user = &t};
-        if (tx->single_writer || (rc = db_gate_enter(db)) == TIND_OK) {
-            rc = journal_write(db->jnl, &r);
-            if (!tx->single_writer) db_gate_leave(db);
-        }
+        rc = db_write(db, &r, tx->single_writer);
     }
     free(ks);
     buf_free(&payload);

@@ -213,10 +213,7 @@ static int write_single(tind_keyspace *ks, unsigned kind, const void *key, size_
         struct write_target t = {.ks = &one, .n = 1};
         struct journal_req r = {.payload = b.p, .len = b.len, .durability = atomic_load(&ks->durability),
                                 .seq_count = 1, .user = &t};
-        if ((rc = db_gate_enter(ks->db)) == TIND_OK) {
-            rc = journal_write(ks->db->jnl, &r);
-            db_gate_leave(ks->db);
-        }
+        rc = db_write(ks->db, &r, 0);
     }
     buf_free(&b);
     return rc;
@@ -328,10 +325,7 @@ int tind_batch_commit(tind_db *db, tind_batch *b, int durability)
     struct write_target t = {.ks = b->ks, .n = b->nks};
     struct journal_req r = {.payload = b->payload.p, .len = b->payload.len, .durability = durability,
                             .seq_count = count, .user = &t};
-    if ((rc = db_gate_enter(db)) != TIND_OK) return rc;
-    rc = journal_write(db->jnl, &r);
-    db_gate_leave(db);
-    return rc;
+    return db_write(db, &r, 0);
 }
 
 void tind_batch_free(tind_batch *b)
