@@ -595,12 +595,14 @@ int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_option
     if (o && (rc = ks_check_options(o)) != TIND_OK) return rc;
     pthread_mutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
-    if (db->opts.read_only && (!ks || (o && memcmp(&ks->opts, o, sizeof *o) != 0))) {
+    /* Compared field by field: equal options set one by one can differ in padding. */
+    int changed = ks && o && !ks_options_same(&ks->opts, o);
+    if (db->opts.read_only && (!ks || changed)) {
         rc = db_check_writable(db); /* creating a keyspace or storing options writes */
     } else if (!ks) {
         rc = journal_check_poisoned(db->jnl);
         if (rc == TIND_OK) rc = ks_create(db, name, o, &ks);
-    } else if (o && memcmp(&ks->opts, o, sizeof *o) != 0) {
+    } else if (changed) {
         /* Flush jobs read the options under ks->mu. */
         tind_keyspace_options old = ks->opts;
         pthread_mutex_lock(&ks->mu);
