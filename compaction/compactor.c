@@ -98,10 +98,10 @@ static int compactor_meta_cmp(const void *a, const void *b)
 }
 
 /* An iterator over one input table; the iterator holds the table. */
-static int compactor_table_iter(const struct compaction_env *env, const struct table_meta *m, iiter **out)
+static int compactor_table_iter(const struct compaction_env *env, struct table_meta *m, iiter **out)
 {
     table *t;
-    int rc = table_cache_get(env->tables, env->space, m->number, m->path, m->size, &t);
+    int rc = table_cache_get(env->tables, env->space, m, &t);
     if (rc != TIND_OK) return rc;
     *out = table_iter(t);
     table_unref(t);

@@ -40,9 +40,9 @@ static int level_iter_open(level_iter *li, size_t i)
     if (li->cur && li->idx == i) return 0;
     iiter_destroy(li->cur);
     li->cur = NULL;
-    const struct table_meta *m = li->files[i];
+    struct table_meta *m = li->files[i];
     table *t;
-    int rc = table_cache_get(li->tc, li->space, m->number, m->path, m->size, &t);
+    int rc = table_cache_get(li->tc, li->space, m, &t);
     if (rc != TIND_OK) {
         li->status = rc;
         return -1;

@@ -53,11 +53,21 @@ static table *table_cache_take(table_cache *tc, cache_handle *h)
     return t;
 }
 
-int table_cache_get(table_cache *tc, uint64_t space, uint64_t number, const char *path, uint64_t size, table **t)
+int table_cache_get(table_cache *tc, uint64_t space, struct table_meta *m, table **t)
 {
     if (!t) return TIND_INVALID;
     *t = NULL;
-    if (!tc || !path) return TIND_INVALID;
+    if (!tc || !m || !m->path) return TIND_INVALID;
+    uint64_t number = m->number;
+
+    /* Recorded before the table can be cached, by a holder of m, so that
+     * m's last unref (after this caller's) sees it. Loaded first: readers of
+     * one table do not all write its meta's cache line. */
+    if (atomic_load_explicit(&m->cache, memory_order_relaxed) != tc ||
+        atomic_load_explicit(&m->space, memory_order_relaxed) != space) {
+        atomic_store_explicit(&m->space, space, memory_order_relaxed);
+        atomic_store_explicit(&m->cache, tc, memory_order_relaxed);
+    }
 
     cache_handle *h = cache_lookup(tc->tables, space, number);
     if (h) {
@@ -67,7 +77,7 @@ int table_cache_get(table_cache *tc, uint64_t space, uint64_t number, const char
 
     /* Opened without any lock: another thread may be opening the same file. */
     table *opened;
-    int rc = table_open(path, size, tc->block_cache, &opened);
+    int rc = table_open(m->path, m->size, tc->block_cache, &opened);
     if (rc != TIND_OK) return rc;
 
     /* Whoever cached it first wins, so that readers share one table (and its

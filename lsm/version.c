@@ -32,12 +32,14 @@
  * checksums, not here. */
 #include "lsm/version.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lsm/ikey.h"
 #include "lsm/table.h"
+#include "lsm/table_cache.h"
 #include "src/util/coding.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
@@ -106,8 +108,35 @@ struct table_meta *table_meta_new(const char *dir, uint64_t number)
     buf_init(&m->smallest);
     buf_init(&m->largest);
     atomic_init(&m->refs, 1);
-    atomic_init(&m->obsolete, 0);
+    atomic_init(&m->obsolete, TABLE_META_LIVE);
+    atomic_init(&m->cache, NULL);
+    atomic_init(&m->space, 0);
     return m;
+}
+
+/* Unlinks m's file and, with folder set, its folder when that is now empty
+ * (the last table of a dropped keyspace). A failure cannot be reported from
+ * here: ENOENT means the file is gone already, ENOTEMPTY that other tables of
+ * the folder are still held (the last of them removes it), and any other
+ * leaves a file or a folder that the next open removes (no version holds the
+ * file; a dropped keyspace's folder has no OPTIONS). The caller's error
+ * message is put back. */
+static void table_meta_remove_file(const struct table_meta *m, int folder)
+{
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", err_msg());
+    (void)file_unlink(m->path);
+    const char *slash = strrchr(m->path, '/');
+    if (folder && slash && slash != m->path) {
+        char dir[PATH_MAX];
+        size_t n = (size_t)(slash - m->path);
+        if (n < sizeof dir) {
+            memcpy(dir, m->path, n);
+            dir[n] = 0;
+            (void)file_rmdir(dir);
+        }
+    }
+    err_set(TIND_OK, "%s", saved);
 }
 
 void table_meta_ref(struct table_meta *m) { atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed); }
@@ -117,10 +146,13 @@ void table_meta_unref(struct table_meta *m)
     if (!m) return;
     /* acq_rel: the thread that frees sees every other holder's last use. */
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
-    /* A failure cannot be reported from here: ENOENT means the file is gone
-     * already, and any other leaves a file no version holds, which the next
-     * manifest_open removes. */
-    if (atomic_load(&m->obsolete)) (void)file_unlink(m->path);
+    /* No holder is left, and the table cache opens a table only for a
+     * holder, so nothing can cache it again: its reader closes now (at once,
+     * unless a cache handle is out this instant, which ends at its release). */
+    table_cache *tc = atomic_load(&m->cache);
+    if (tc) table_cache_evict(tc, atomic_load(&m->space), m->number);
+    int obsolete = atomic_load(&m->obsolete);
+    if (obsolete != TABLE_META_LIVE) table_meta_remove_file(m, obsolete == TABLE_META_DROPPED);
     buf_free(&m->smallest);
     buf_free(&m->largest);
     free(m->path);
@@ -140,6 +172,12 @@ void version_unref(struct version *v)
         free(v->files[l]);
     }
     free(v);
+}
+
+void version_drop_tables(struct version *v)
+{
+    for (int l = 0; l < LSM_LEVELS; l++)
+        for (size_t i = 0; i < v->nfiles[l]; i++) atomic_store(&v->files[l][i]->obsolete, TABLE_META_DROPPED);
 }
 
 /* ---- edits ------------------------------------------------------------------ */

@@ -15,10 +15,15 @@
  * Record framing is the journal's (src/util/record.h); the byte grammar of
  * edits is in lsm/README.md.
  *
- * A table file is removed when the last version holding it goes away after
- * an edit deleted it. At open, files of the keyspace folder that the
- * recovered version does not hold (tables of an unfinished flush or
- * compaction, a leftover MANIFEST.tmp) are removed.
+ * A table's open reader and its file live as long as its meta: whoever can
+ * reach a table (a version, and through it a super version or an iterator;
+ * a compaction job; an edit) holds a reference on its meta, and the table
+ * cache opens a table only for a caller holding one. When the last reference
+ * goes, the table is closed and dropped from the table cache, and, when an
+ * edit deleted it (or its keyspace was dropped), its file is unlinked. At
+ * open, files of the keyspace folder that the recovered version does not
+ * hold (tables of an unfinished flush or compaction, a leftover
+ * MANIFEST.tmp) are removed.
  *
  * Callers serialize manifest_apply (one writer at a time per manifest);
  * manifest_current may be called from any thread. */
@@ -46,8 +51,18 @@ struct table_meta {
                                        its newest entry's time (FIFO's TTL); 0: unknown, never expires */
     char *path;                     /* full path, for opening and removal */
     _Atomic long refs;
-    _Atomic int obsolete;           /* an edit deleted it: remove the file at the last unref */
+    _Atomic int obsolete;           /* TABLE_META_*: what the last unref does with the file */
+    /* The table cache that may hold this table open, and the key space it
+     * is cached under; set by table_cache_get (always to the same values:
+     * a meta belongs to one database), read by the last unref to close it. */
+    struct table_cache *_Atomic cache;
+    _Atomic uint64_t space;
 };
+
+/* Values of table_meta.obsolete. Only a read-write handle sets them. */
+#define TABLE_META_LIVE 0     /* the file stays */
+#define TABLE_META_OBSOLETE 1 /* an edit deleted it (or it never got into one): unlink the file */
+#define TABLE_META_DROPPED 2  /* its keyspace was dropped: unlink the file, then the folder if empty */
 
 /* A new meta with one reference (path copied). NULL when out of memory. */
 struct table_meta *table_meta_new(const char *dir, uint64_t number);
@@ -56,7 +71,10 @@ void table_meta_ref(struct table_meta *m);
  * TIND_OK or TIND_NO_MEMORY. */
 struct table_props;
 int table_meta_set_props(struct table_meta *m, const struct table_props *p, uint64_t size);
-/* Drops a reference; the last one frees it and, when obsolete, removes its file. */
+/* Drops a reference. The last one closes the table (evicts it from the table
+ * cache that opened it), removes its file as `obsolete` says, and frees the
+ * meta. Removal failures are not reported (the next open removes what no
+ * version holds); the calling thread's error message is kept. */
 void table_meta_unref(struct table_meta *m);
 /* Formats a table's file name into out (at least 21 bytes). */
 void table_file_name(char *out, uint64_t number);
@@ -71,6 +89,10 @@ struct version {
 };
 void version_ref(struct version *v);
 void version_unref(struct version *v);
+/* Marks every table of v TABLE_META_DROPPED: each file goes with the last
+ * reference to its meta. For a dropped keyspace, once its OPTIONS file is
+ * durably gone. */
+void version_drop_tables(struct version *v);
 
 /* A change to a version. */
 struct version_edit_add {

@@ -136,10 +136,9 @@ static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const
                 if (job->kind == JOB_MERGE) atomic_store(&e.adds[i].meta->obsolete, 1);
         }
     }
-    if (rc == TIND_OK && job->kind != JOB_MOVE) {
-        /* The inputs left every new version: close them once readers are done. */
-        for (size_t i = 0; i < job->ninputs; i++) table_cache_evict(db->tables, ks->id, job->inputs[i].meta->number);
-    }
+    /* The inputs left every new version; each closes, and its file goes, with
+     * the last reference to its meta (this job's, the old versions', a
+     * reader's), not here: a reader of an older version may still open it. */
     version_edit_free(&e);
     return rc;
 }

@@ -101,7 +101,13 @@ static void db_free(tind_db *db)
     workers_stop(db->pool);
     journal_close(db->jnl);
     for (size_t i = 0; i < db->nks; i++) ks_free(db->ks[i]);
-    for (size_t i = 0; i < db->ndropped; i++) ks_free(db->dropped[i]);
+    for (size_t i = 0; i < db->ndropped; i++) {
+        /* Every reader is gone: what a drop left (tables read to the end by
+         * then, or whose unlink failed) goes now. A failure only leaves a
+         * folder without OPTIONS, which the next open removes. */
+        (void)ks_remove_dropped_folder(db, db->dropped[i], 1);
+        ks_free(db->dropped[i]);
+    }
     free(db->ks);
     free(db->dropped);
     table_cache_free(db->tables);

@@ -186,9 +186,16 @@ void ks_free(tind_keyspace *ks);
 void ks_mark_dropped(tind_keyspace *ks);
 /* Opens (or creates) the keyspace's manifest and builds its first super version. */
 int ks_open_tree(tind_keyspace *ks, int create);
-/* Moves a dropped keyspace from the live table to the dropped list and
- * removes its folder. Caller holds ks_mu (or is single-threaded). */
+/* Moves a dropped keyspace from the live table to the dropped list, removes
+ * its OPTIONS file (durably), makes its tables obsolete (each goes with its
+ * last reader) and removes its folder once no table is left in it. Caller
+ * holds ks_mu (or is single-threaded). Nothing is deleted read-only. */
 int ks_retire(tind_db *db, tind_keyspace *ks);
+/* Removes what is left of a dropped keyspace's folder: every file but its
+ * tables (with_tables: those too; at close, when no reader is left, for
+ * tables whose removal failed), then the folder if that emptied it. Leaves
+ * it all when OPTIONS is still there, and in read-only handles. */
+int ks_remove_dropped_folder(tind_db *db, tind_keyspace *ks, int with_tables);
 int db_write_meta(tind_db *db);
 int db_read_meta(tind_db *db);
 /* After replay: two live keyspaces may not share a name. */

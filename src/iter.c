@@ -385,13 +385,13 @@ static int iter_sources(tind_keyspace *ks, struct super_version *sv, const tind_
     {
         const unsigned l = 0;
         for (size_t i = 0; rc == TIND_OK && i < sv->ver->nfiles[l]; i++) {
-            const struct table_meta *m = sv->ver->files[l][i];
+            struct table_meta *m = sv->ver->files[l][i];
             /* A table wholly outside the bounds is never read. */
             if (!below_upper(bounds, m->smallest.p, m->smallest.len) ||
                 !above_lower(bounds, m->largest.p, m->largest.len))
                 continue;
             table *t;
-            if ((rc = table_cache_get(ks->db->tables, ks->id, m->number, m->path, m->size, &t)) != TIND_OK) break;
+            if ((rc = table_cache_get(ks->db->tables, ks->id, m, &t)) != TIND_OK) break;
             if (!(kids[k++] = table_iter(t))) rc = err_nomem();
             table_unref(t); /* the table iterator holds its own reference */
         }

@@ -406,6 +406,50 @@ void ks_mark_dropped(tind_keyspace *ks)
     pthread_mutex_unlock(&ks->mu);
 }
 
+/* Unlinks the keyspace's OPTIONS file and makes that durable. */
+static int ks_unlink_options(tind_keyspace *ks)
+{
+    char opt[PATH_MAX];
+    int rc = file_join(opt, sizeof opt, ks->dir, KS_OPTIONS_FILE);
+    if (rc == TIND_OK && file_exists(opt) == 1 && (rc = file_unlink(opt)) == TIND_OK) rc = file_sync_dir(ks->dir);
+    return rc;
+}
+
+int ks_remove_dropped_folder(tind_db *db, tind_keyspace *ks, int with_tables)
+{
+    if (db->opts.read_only) return TIND_OK;
+    char p[PATH_MAX];
+    int rc = file_join(p, sizeof p, ks->dir, KS_OPTIONS_FILE), ex;
+    if (rc) return rc;
+    /* With OPTIONS still there (its removal failed) the folder is a live
+     * keyspace to the next open until the journal's drop record removes it:
+     * its tables stay. */
+    if ((ex = file_exists(p)) != 0) return ex < 0 ? ex : TIND_OK;
+    if ((ex = file_exists(ks->dir)) <= 0) return ex; /* gone already (with its last table) */
+    char **names;
+    size_t n;
+    if ((rc = file_list_dir(ks->dir, &names, &n)) != TIND_OK) return file_exists(ks->dir) == 0 ? TIND_OK : rc;
+    int tables = 0;
+    for (size_t i = 0; i < n && rc == TIND_OK; i++) {
+        uint64_t num;
+        if (!with_tables && table_parse_name(names[i], &num)) {
+            tables = 1;
+        } else if ((rc = file_join(p, sizeof p, ks->dir, names[i])) == TIND_OK && (rc = file_unlink(p)) != TIND_OK &&
+                   file_exists(p) == 0) {
+            rc = TIND_OK; /* gone already */
+        }
+    }
+    free(names);
+    /* Tables still held by readers: the last of them removes the folder
+     * (table_meta_unref), or close does. It may have done so already. */
+    if (rc || tables) return rc;
+    if ((rc = file_rmdir(ks->dir)) != TIND_OK) {
+        if (file_exists(ks->dir) != 0) return rc;
+        rc = TIND_OK;
+    }
+    return file_sync_dir(db->ks_dir);
+}
+
 int ks_retire(tind_db *db, tind_keyspace *ks)
 {
     pthread_mutex_lock(&db->list_mu);
@@ -427,22 +471,23 @@ int ks_retire(tind_db *db, tind_keyspace *ks)
     struct super_version *sv = ks->sv;
     ks->sv = NULL;
     pthread_mutex_unlock(&ks->mu);
-    if (sv) {
-        for (unsigned l = 0; l < LSM_LEVELS; l++)
-            for (size_t i = 0; i < sv->ver->nfiles[l]; i++)
-                table_cache_evict(db->tables, ks->id, sv->ver->files[l][i]->number);
-        sv_unref(sv);
+    /* Read-only (a replay of a drop): nothing is deleted; the next
+     * read-write open removes the folder. Otherwise OPTIONS goes first, and
+     * durably: a folder without it is an unfinished keyspace that the next
+     * open removes, so a crash anywhere after this is harmless. Only then
+     * are the tables obsolete. Each goes with the last reference to its meta
+     * (an iterator opened before the drop keeps reading every table it
+     * can reach), the last one taking the folder with it. */
+    if (!db->opts.read_only && (rc = ks_unlink_options(ks)) == TIND_OK) {
+        struct version *v = manifest_current(ks->man);
+        version_drop_tables(v);
+        version_unref(v);
     }
-    manifest_close(ks->man);
+    sv_unref(sv);
+    manifest_close(ks->man); /* with its version, the tables no reader holds go */
     ks->man = NULL;
-    if (db->opts.read_only) return TIND_OK; /* replay of a drop: the next read-write open removes it */
-    /* OPTIONS goes first: a folder without it is an unfinished keyspace that
-     * the next open removes, so a crash in the middle of this is harmless. */
-    char opt[PATH_MAX];
-    if ((rc = file_join(opt, sizeof opt, ks->dir, KS_OPTIONS_FILE)) != TIND_OK) return rc;
-    if (file_exists(opt) == 1 && (rc = file_unlink(opt)) != TIND_OK) return rc;
-    if ((rc = file_remove_tree(ks->dir)) != TIND_OK) return rc;
-    return file_sync_dir(db->ks_dir);
+    if (db->opts.read_only || rc != TIND_OK) return rc;
+    return ks_remove_dropped_folder(db, ks, 0);
 }
 
 static int is_number(const char *s, uint32_t *v)

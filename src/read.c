@@ -28,12 +28,12 @@ static int version_get(tind_db *db, uint32_t space, const struct version *v, con
             hi = lo < n ? lo + 1 : lo;
         }
         for (size_t i = lo; i < hi; i++) {
-            const struct table_meta *m = f[i];
+            struct table_meta *m = f[i];
             if (ukey_cmp(key, klen, m->smallest.p, m->smallest.len) < 0 ||
                 ukey_cmp(key, klen, m->largest.p, m->largest.len) > 0 || m->min_seq > seq)
                 continue;
             table *t;
-            int rc = table_cache_get(db->tables, space, m->number, m->path, m->size, &t);
+            int rc = table_cache_get(db->tables, space, m, &t);
             if (rc) return rc;
             rc = table_get(t, key, klen, seq, found, kind, val);
             table_unref(t);

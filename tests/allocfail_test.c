@@ -272,7 +272,7 @@ Test(fault_alloc_regress, every_failed_allocation_of_a_level_iterator_has_a_mess
         if (!alloc_fault_fired()) break;
     }
     cr_assert_gt(failures, 0u);
+    for (unsigned t = 0; t < 3; t++) table_meta_unref(files[t]); /* before the cache that opened them */
     table_cache_free(tc);
-    for (unsigned t = 0; t < 3; t++) table_meta_unref(files[t]);
     fw_run_cleanup(&run);
 }

@@ -945,6 +945,120 @@ Test(api, iterator_opened_before_drop_still_reads)
     tind_iter_close(pit);
 }
 
+/* Key i of generation g: "d%06d" -> 120 bytes that do not compress, so that
+ * tables fill at their target size. */
+#define DROP_VLEN 120
+static void drop_put(tind_keyspace *ks, int i, int g)
+{
+    char k[16];
+    uint8_t v[DROP_VLEN];
+    int kl = snprintf(k, sizeof k, "d%06d", i);
+    tu_fill(v, sizeof v, (uint64_t)i << 8 | (uint64_t)g);
+    int rc = tind_put(ks, k, (size_t)kl, v, sizeof v);
+    cr_assert_eq(rc, TIND_OK, "put %s: %s (%s)", k, tind_strerror(rc), tind_last_error());
+}
+
+/* Walks it forward from the first key (or backward from the last) and checks
+ * that it returns exactly the keys whose gen[] is not 0, each with its value. */
+static void drop_expect_walk(tind_iter *it, const int *gen, int n, int backward, const char *what)
+{
+    int i = backward ? n - 1 : 0, seen = 0;
+    if (backward) tind_iter_seek_last(it);
+    else tind_iter_seek_first(it);
+    for (; tind_iter_valid(it); backward ? tind_iter_prev(it) : tind_iter_next(it), seen++) {
+        while (i >= 0 && i < n && !gen[i]) i += backward ? -1 : 1;
+        cr_assert(i >= 0 && i < n, "%s: an entry past the last expected one after %d", what, seen);
+        char k[16];
+        int kl = snprintf(k, sizeof k, "d%06d", i);
+        size_t gkl, gvl;
+        const void *kp = tind_iter_key(it, &gkl), *vp = tind_iter_value(it, &gvl);
+        cr_assert(gkl == (size_t)kl && !memcmp(kp, k, gkl), "%s: entry %d is %s, want %s", what, seen,
+                  tu_hex(kp, gkl), k);
+        cr_assert(gvl == DROP_VLEN && tu_check_fill(vp, gvl, (uint64_t)i << 8 | (uint64_t)gen[i]) == gvl,
+                  "%s: %s has the wrong value (want generation %d)", what, k, gen[i]);
+        i += backward ? -1 : 1;
+    }
+    int rc = tind_iter_status(it);
+    cr_assert_eq(rc, TIND_OK, "%s: the walk stopped after %d entries: %s (%s)", what, seen, tind_strerror(rc),
+                 tind_last_error());
+    while (i >= 0 && i < n && !gen[i]) i += backward ? -1 : 1;
+    cr_assert(i < 0 || i >= n, "%s: the walk ended after %d entries, before d%06d", what, seen, i);
+}
+
+Test(api, iterators_opened_before_a_drop_read_every_level_after_it)
+{
+    /* Few open tables and many tables below level 0: the iterators open
+     * most of their tables lazily, after the drop, and the table cache
+     * evicts them as the walk goes. */
+    tind_options o;
+    tind_options_init(&o);
+    o.max_open_tables = 16;
+    g_db = open_db(sub("db"), &o);
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64u << 10;
+    ko.table_target_bytes = 64u << 10;
+    ko.l0_trigger = 64;
+    ko.l0_slowdown_tables = 64;
+    ko.l0_stop_tables = 64;
+    tind_keyspace *ks = ks_open(g_db, "victim", &ko);
+    enum { N = 12000 };
+    static int latest[N], snap[N];
+    for (int i = 0; i < N; i++) drop_put(ks, i, latest[i] = 1);
+    EXPECT_OK(tind_keyspace_compact(ks));
+    for (int i = 0; i < N; i += 5) drop_put(ks, i, latest[i] = 2);
+    EXPECT_OK(tind_keyspace_flush(ks));
+    for (int i = 0; i < N; i += 13) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "d%06d", i);
+        EXPECT_OK(tind_delete(ks, k, (size_t)kl));
+        latest[i] = 0;
+    }
+    tind_snapshot *s = NULL;
+    EXPECT_OK(tind_snapshot_open(g_db, &s));
+    memcpy(snap, latest, sizeof snap);
+    for (int i = 3; i < N; i += 7) drop_put(ks, i, latest[i] = 3);
+
+    struct tind_keyspace_stats st = ks_stats(ks);
+    uint64_t deep = 0;
+    for (int l = 1; l < TIND_LEVELS; l++) deep += st.tables[l];
+    cr_assert(st.tables[0] >= 1 && deep > o.max_open_tables, "want tables in level 0 and more than %u below it: %llu and %llu",
+              o.max_open_tables, (unsigned long long)st.tables[0], (unsigned long long)deep);
+    char folder[64];
+    snprintf(folder, sizeof folder, "db/keyspaces/%llu", (unsigned long long)st.id);
+
+    tind_iter *it = NULL, *sit = NULL;
+    EXPECT_OK(tind_iter_open(ks, NULL, NULL, &it));
+    EXPECT_OK(tind_iter_open(ks, s, NULL, &sit));
+    EXPECT_OK(tind_keyspace_drop(g_db, "victim"));
+    /* A new keyspace of the same name, and a snapshot read of it: neither
+     * touches what the old iterators see. */
+    tind_keyspace *again = ks_open(g_db, "victim", &ko);
+    for (int i = 0; i < N; i += 3) drop_put(again, i, 9);
+    EXPECT_OK(tind_keyspace_flush(again));
+    void *got = NULL;
+    size_t gl = 0;
+    EXPECT_RC(tind_snapshot_get(s, again, "d000000", 7, &got, &gl), TIND_NOT_FOUND);
+
+    drop_expect_walk(it, latest, N, 0, "iterator, forward");
+    drop_expect_walk(sit, snap, N, 0, "snapshot iterator, forward");
+    drop_expect_walk(it, latest, N, 1, "iterator, backward");
+    drop_expect_walk(sit, snap, N, 1, "snapshot iterator, backward");
+    struct stat sb;
+    cr_assert_eq(stat(sub(folder), &sb), 0, "the dropped keyspace's folder went while iterators read its tables");
+    tind_iter_close(it);
+    tind_iter_close(sit);
+    tind_snapshot_close(s);
+
+    /* The last reader gone, so are the tables, their open files and the folder. */
+    cr_assert_neq(stat(sub(folder), &sb), 0, "the dropped keyspace's folder outlived its last reader");
+    cr_assert_eq(tu_count_deleted_fds(sub("db")), 0, "deleted tables are still open");
+    st = ks_stats(again);
+    uint64_t live = 0;
+    for (int l = 0; l < TIND_LEVELS; l++) live += st.tables[l];
+    cr_assert_leq(db_stats(g_db).open_tables, live, "the table cache holds more tables than the live keyspace has");
+}
+
 /* ---- batches --------------------------------------------------------------------------- */
 
 Test(api, batch_later_ops_on_a_key_win)

@@ -12,6 +12,7 @@
 #include "lsm/ikey.h"
 #include "lsm/table.h"
 #include "lsm/table_cache.h"
+#include "lsm/version.h"
 #include "src/util/buf.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
@@ -854,7 +855,31 @@ typedef struct tc_fixture {
     char *path[4];
     uint64_t size[4];
     cache *bc;
+    struct table_meta *meta[16]; /* [0..4): the four tables as numbers 1-4; then those tc_meta made */
+    int nmeta;
 } tc_fixture;
+
+/* A meta for the file at path (size bytes) as table `number`, held by the
+ * fixture until tc_close. */
+static struct table_meta *tc_meta(tc_fixture *f, uint64_t number, const char *path, uint64_t size)
+{
+    cr_assert_lt(f->nmeta, 16);
+    struct table_meta *m = table_meta_new(f->dir, number);
+    cr_assert_not_null(m);
+    free(m->path);
+    m->path = strdup(path);
+    cr_assert_not_null(m->path);
+    m->size = size;
+    return f->meta[f->nmeta++] = m;
+}
+
+/* Drops the fixture's metas, then the cache, which must outlive them. */
+static void tc_close(tc_fixture *f, table_cache *tc)
+{
+    for (int i = 0; i < f->nmeta; i++) table_meta_unref(f->meta[i]);
+    f->nmeta = 0;
+    table_cache_free(tc);
+}
 
 static const char *tc_prefix[4] = {"a", "b", "c", "d"};
 
@@ -867,6 +892,8 @@ static void tc_setup(tc_fixture *f)
         snprintf(name, sizeof(name), "%06d.tbl", i + 1);
         f->path[i] = tc_make_table(f->dir, name, tc_prefix[i], 500, &f->size[i]);
     }
+    f->nmeta = 0;
+    for (int i = 0; i < 4; i++) tc_meta(f, (uint64_t)i + 1, f->path[i], f->size[i]);
     f->bc = cache_new(1 << 20, 0);
     cr_assert_not_null(f->bc);
 }
@@ -888,18 +915,18 @@ Test(cache, table_cache_hit_and_miss)
     cr_assert_not_null(tc);
     table *t[4];
     for (int i = 0; i < 4; i++) {
-        cr_assert_eq(table_cache_get(tc, 1, (uint64_t)i + 1, f.path[i], f.size[i], &t[i]), TIND_OK);
+        cr_assert_eq(table_cache_get(tc, 1, f.meta[i], &t[i]), TIND_OK);
         tc_expect(t[i], tc_prefix[i], 42);
         cr_assert_eq(table_get_props(t[i])->entries, 500);
     }
     for (int i = 0; i < 4; i++) {
         table *again;
-        cr_assert_eq(table_cache_get(tc, 1, (uint64_t)i + 1, f.path[i], f.size[i], &again), TIND_OK);
+        cr_assert_eq(table_cache_get(tc, 1, f.meta[i], &again), TIND_OK);
         cr_assert_eq(again, t[i], "a hit returns the cached table");
         table_unref(again);
         table_unref(t[i]);
     }
-    table_cache_free(tc);
+    tc_close(&f, tc);
     cr_assert_eq(count_fds(), fds, "tables left open after table_cache_free");
     tc_teardown(&f);
 }
@@ -911,23 +938,23 @@ Test(cache, table_cache_evicts_at_max_open)
     int fds = count_fds();
     table_cache *tc = table_cache_new(2, f.bc);
     table *t1, *t2, *t3, *x;
-    cr_assert_eq(table_cache_get(tc, 1, 1, f.path[0], f.size[0], &t1), TIND_OK);
-    cr_assert_eq(table_cache_get(tc, 1, 2, f.path[1], f.size[1], &t2), TIND_OK);
-    cr_assert_eq(table_cache_get(tc, 1, 3, f.path[2], f.size[2], &t3), TIND_OK); /* evicts table 1 */
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[0], &t1), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[1], &t2), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[2], &t3), TIND_OK); /* evicts table 1 */
     /* Table 1 left the cache but our reference keeps it readable. */
     tc_expect(t1, "a", 7);
-    cr_assert_eq(table_cache_get(tc, 1, 1, f.path[0], f.size[0], &x), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[0], &x), TIND_OK);
     cr_assert_neq(x, t1, "table 1 should have been evicted and opened again");
     tc_expect(x, "a", 8);
     table_unref(x);
     /* Tables 3 and 1 are cached now; 2 went. */
-    cr_assert_eq(table_cache_get(tc, 1, 3, f.path[2], f.size[2], &x), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[2], &x), TIND_OK);
     cr_assert_eq(x, t3);
     table_unref(x);
     table_unref(t1);
     table_unref(t2);
     table_unref(t3);
-    table_cache_free(tc);
+    tc_close(&f, tc);
     cr_assert_eq(count_fds(), fds, "tables left open");
     tc_teardown(&f);
 }
@@ -939,26 +966,27 @@ Test(cache, table_cache_evict_and_keyspaces)
     int fds = count_fds();
     table_cache *tc = table_cache_new(10, f.bc);
     table *a, *b, *x;
+    struct table_meta *a5 = tc_meta(&f, 5, f.path[0], f.size[0]), *b5 = tc_meta(&f, 5, f.path[1], f.size[1]);
     /* Same file number in two keyspaces: two tables. */
-    cr_assert_eq(table_cache_get(tc, 1, 5, f.path[0], f.size[0], &a), TIND_OK);
-    cr_assert_eq(table_cache_get(tc, 2, 5, f.path[1], f.size[1], &b), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 1, a5, &a), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 2, b5, &b), TIND_OK);
     cr_assert_neq(a, b);
     tc_expect(a, "a", 1);
     tc_expect(b, "b", 1);
     /* Evicted: the next get opens it again; the old one stays readable. */
     table_cache_evict(tc, 1, 5);
     table_cache_evict(tc, 1, 99); /* absent: nothing */
-    cr_assert_eq(table_cache_get(tc, 1, 5, f.path[0], f.size[0], &x), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 1, a5, &x), TIND_OK);
     cr_assert_neq(x, a);
     tc_expect(a, "a", 499);
     tc_expect(x, "a", 499);
     table_unref(x);
     table_unref(a);
-    cr_assert_eq(table_cache_get(tc, 2, 5, f.path[1], f.size[1], &x), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 2, b5, &x), TIND_OK);
     cr_assert_eq(x, b, "evicting keyspace 1's table 5 left keyspace 2's alone");
     table_unref(x);
     table_unref(b);
-    table_cache_free(tc);
+    tc_close(&f, tc);
     cr_assert_eq(count_fds(), fds, "tables left open");
     tc_teardown(&f);
 }
@@ -972,20 +1000,56 @@ Test(cache, table_cache_open_errors)
     table *t = (table *)&f;
     char *missing = malloc(strlen(f.dir) + 32);
     sprintf(missing, "%s/nothing.tbl", f.dir);
-    cr_assert_neq(table_cache_get(tc, 1, 9, missing, 100, &t), TIND_OK);
+    cr_assert_neq(table_cache_get(tc, 1, tc_meta(&f, 9, missing, 100), &t), TIND_OK);
     cr_assert_null(t);
     t = (table *)&f;
-    cr_assert_neq(table_cache_get(tc, 1, 1, f.path[0], f.size[0] + 1, &t), TIND_OK, "a wrong size must fail");
+    cr_assert_neq(table_cache_get(tc, 1, tc_meta(&f, 1, f.path[0], f.size[0] + 1), &t), TIND_OK,
+                  "a wrong size must fail");
     cr_assert_null(t);
     /* A failure caches nothing: the right size opens now. */
-    cr_assert_eq(table_cache_get(tc, 1, 1, f.path[0], f.size[0], &t), TIND_OK);
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[0], &t), TIND_OK);
     tc_expect(t, "a", 3);
     table_unref(t);
-    cr_assert_eq(table_cache_get(NULL, 1, 1, f.path[0], f.size[0], &t), TIND_INVALID);
-    cr_assert_eq(table_cache_get(tc, 1, 1, NULL, f.size[0], &t), TIND_INVALID);
+    cr_assert_eq(table_cache_get(NULL, 1, f.meta[0], &t), TIND_INVALID);
+    cr_assert_eq(table_cache_get(tc, 1, NULL, &t), TIND_INVALID);
     free(missing);
-    table_cache_free(tc);
+    tc_close(&f, tc);
     cr_assert_eq(count_fds(), fds, "tables left open");
+    tc_teardown(&f);
+}
+
+/* The table of a meta stays cached while the meta lives, however often it
+ * is taken and let go, and closes with the meta's last reference. */
+Test(cache, table_cache_closes_a_table_with_its_meta)
+{
+    tc_fixture f;
+    tc_setup(&f);
+    int fds = count_fds();
+    table_cache *tc = table_cache_new(10, f.bc);
+    table *t, *again;
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[0], &t), TIND_OK);
+    table_unref(t);
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[1], &t), TIND_OK);
+    cr_assert_eq(table_cache_count(tc), 2);
+    cr_assert_eq(count_fds(), fds + 2);
+    /* Meta 2's last reference goes while a reader still holds its table:
+     * the cache forgets it at once, the reader's table closes with it. */
+    table_meta_unref(f.meta[1]);
+    f.meta[1] = f.meta[--f.nmeta];
+    cr_assert_eq(table_cache_count(tc), 1, "the cache kept the table of a freed meta");
+    tc_expect(t, "b", 5);
+    table_unref(t);
+    cr_assert_eq(count_fds(), fds + 1, "the table of a freed meta stayed open");
+    /* Meta 1's table is still the cached one. */
+    cr_assert_eq(table_cache_get(tc, 1, f.meta[0], &again), TIND_OK);
+    tc_expect(again, "a", 5);
+    table_unref(again);
+    cr_assert_eq(table_cache_count(tc), 1);
+    table_meta_unref(f.meta[0]);
+    f.meta[0] = f.meta[--f.nmeta];
+    cr_assert_eq(table_cache_count(tc), 0);
+    cr_assert_eq(count_fds(), fds, "tables left open");
+    tc_close(&f, tc);
     tc_teardown(&f);
 }
 
@@ -1003,7 +1067,7 @@ static void *tc_race_thread(void *p)
     for (int op = 0; op < 300; op++) {
         int i = (int)tu_below(&rs, 4);
         table *t;
-        if (table_cache_get(r->tc, 1, (uint64_t)i + 1, r->f->path[i], r->f->size[i], &t) != TIND_OK) {
+        if (table_cache_get(r->tc, 1, r->f->meta[i], &t) != TIND_OK) {
             atomic_fetch_add(r->errors, 1);
             continue;
         }
@@ -1031,7 +1095,7 @@ Test(cache, table_cache_concurrent_get, .timeout = 120)
     }
     for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
     cr_assert_eq(atomic_load(&errors), 0);
-    table_cache_free(tc);
+    tc_close(&f, tc);
     cr_assert_eq(count_fds(), fds, "tables left open");
     tc_teardown(&f);
 }

@@ -220,6 +220,68 @@ Test(compaction, a_snapshot_keeps_reading_its_values_through_compactions)
     cr_assert_eq(tind_close(db), TIND_OK);
 }
 
+/* n keys, each with 100 bytes that do not compress, so that tables fill at
+ * their target size. */
+static void put_incompressible(tind_keyspace *ks, int n, int gen)
+{
+    char k[32];
+    uint8_t v[100];
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(k, sizeof k, "key%07d", i);
+        tu_fill(v, sizeof v, (uint64_t)i << 8 | (uint64_t)gen);
+        int rc = tind_put(ks, k, (size_t)kl, v, sizeof v);
+        cr_assert_eq(rc, TIND_OK, "put: %s", tind_last_error());
+    }
+}
+
+/* An iterator opened before a compaction reads its inputs to the end (the
+ * table cache opens them again after the compaction); once it closes, none
+ * of those deleted files may stay open, or their space never comes back. */
+Test(compaction, compacted_tables_are_closed_once_an_older_reader_lets_go)
+{
+    tind_db *db = open_db();
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64u << 10;
+    ko.table_target_bytes = 64u << 10;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, "ks", &ko, &ks), TIND_OK, "keyspace: %s", tind_last_error());
+    enum { N = 8000 };
+    put_incompressible(ks, N, 0);
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK);
+    struct tind_keyspace_stats kst;
+    cr_assert_eq(tind_keyspace_stats(ks, &kst), TIND_OK);
+    cr_assert_gt(kst.tables[TIND_LEVELS - 1], 4, "want several tables for the reader to open one by one");
+    for (int round = 1; round <= 3; round++) {
+        tind_iter *it;
+        cr_assert_eq(tind_iter_open(ks, NULL, NULL, &it), TIND_OK);
+        tind_iter_seek_first(it);
+        put_incompressible(ks, N, round);
+        cr_assert_eq(tind_keyspace_compact(ks), TIND_OK);
+        int count = 0;
+        for (; tind_iter_valid(it); tind_iter_next(it), count++) {
+            size_t vl;
+            const void *vp = tind_iter_value(it, &vl);
+            cr_assert(vl == 100 && tu_check_fill(vp, vl, (uint64_t)count << 8 | (uint64_t)(round - 1)) == vl,
+                      "round %d: key %d has the wrong value", round, count);
+        }
+        cr_assert_eq(tind_iter_status(it), TIND_OK, "round %d: %s", round, tind_last_error());
+        cr_assert_eq(count, N, "round %d: the older reader saw %d keys", round, count);
+        tind_iter_close(it);
+
+        int held = tu_count_deleted_fds(dbp);
+        cr_assert_eq(held, 0, "round %d: %d deleted tables are still open after their last reader", round, held);
+        struct tind_db_stats dst;
+        cr_assert_eq(tind_keyspace_stats(ks, &kst), TIND_OK);
+        cr_assert_eq(tind_db_stats(db, &dst), TIND_OK);
+        uint64_t live = 0;
+        for (int l = 0; l < TIND_LEVELS; l++) live += kst.tables[l];
+        cr_assert_leq(dst.open_tables, live, "round %d: %llu tables open, %llu live", round,
+                      (unsigned long long)dst.open_tables, (unsigned long long)live);
+    }
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
 Test(compaction, fifo_stays_within_its_byte_limit)
 {
     tind_db *db = open_db();

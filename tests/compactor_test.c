@@ -32,8 +32,8 @@ static void ct_setup(void)
 
 static void ct_teardown(void)
 {
+    manifest_close(ct_man); /* its metas go before the cache that opened their tables */
     table_cache_free(ct_tc);
-    manifest_close(ct_man);
     tu_rmtree(ct_dir);
     free(ct_dir);
 }

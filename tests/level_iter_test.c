@@ -27,6 +27,7 @@ struct li_ent {
 
 static char *li_dir;
 static struct table_meta *li_files[LI_TABLES];
+static table_cache *li_tc; /* outlives the metas of li_files, whose last unref evicts their tables */
 static struct li_ent *li_ref; /* every entry, in internal order */
 static size_t li_nref;
 
@@ -39,6 +40,8 @@ static void li_setup(void)
     li_ref = calloc(LI_TABLES * 80 * 3, sizeof *li_ref);
     cr_assert_not_null(li_ref);
     li_nref = 0;
+    li_tc = table_cache_new(100, NULL);
+    cr_assert_not_null(li_tc);
     uint64_t seq = 1;
     for (unsigned t = 0; t < LI_TABLES; t++) {
         struct table_meta *m = table_meta_new(li_dir, 10 + t);
@@ -73,6 +76,7 @@ static void li_setup(void)
 static void li_teardown(void)
 {
     for (unsigned t = 0; t < LI_TABLES; t++) table_meta_unref(li_files[t]);
+    table_cache_free(li_tc);
     free(li_ref);
     tu_rmtree(li_dir);
     free(li_dir);
@@ -113,8 +117,7 @@ static size_t li_last_le(const uint8_t *k, size_t kl, uint64_t tag)
 
 Test(level_iter, forward_and_backward_scans)
 {
-    table_cache *tc = table_cache_new(100, NULL);
-    cr_assert_not_null(tc);
+    table_cache *tc = li_tc;
     iiter *it = level_iter_new(tc, 1, li_files, LI_TABLES);
     cr_assert_not_null(it);
     size_t i = 0;
@@ -125,14 +128,12 @@ Test(level_iter, forward_and_backward_scans)
     for (iiter_seek_last(it); it->valid; iiter_prev(it)) li_expect(it, --i, "backward");
     cr_assert_eq(i, 0);
     iiter_destroy(it);
-    table_cache_free(tc);
 }
 
 Test(level_iter, seeks_and_walks_match_the_reference)
 {
     uint64_t rs = tu_seed("level_iter/seeks_and_walks_match_the_reference");
-    table_cache *tc = table_cache_new(100, NULL);
-    cr_assert_not_null(tc);
+    table_cache *tc = li_tc;
     iiter *it = level_iter_new(tc, 1, li_files, LI_TABLES);
     cr_assert_not_null(it);
     uint64_t max_seq = tag_seq(li_ref[li_nref - 1].tag) + 10;
@@ -172,13 +173,11 @@ Test(level_iter, seeks_and_walks_match_the_reference)
         }
     }
     iiter_destroy(it);
-    table_cache_free(tc);
 }
 
 Test(level_iter, opens_only_the_tables_it_reaches)
 {
-    table_cache *tc = table_cache_new(100, NULL);
-    cr_assert_not_null(tc);
+    table_cache *tc = li_tc;
     iiter *it = level_iter_new(tc, 1, li_files, LI_TABLES);
     cr_assert_not_null(it);
     cr_assert_eq(table_cache_count(tc), 0);
@@ -206,13 +205,11 @@ Test(level_iter, opens_only_the_tables_it_reaches)
     cr_assert_eq(iiter_status(it), TIND_OK);
     cr_assert_eq(table_cache_count(tc), 3);
     iiter_destroy(it);
-    table_cache_free(tc);
 }
 
 Test(level_iter, empty_level)
 {
-    table_cache *tc = table_cache_new(100, NULL);
-    cr_assert_not_null(tc);
+    table_cache *tc = li_tc;
     iiter *it = level_iter_new(tc, 1, NULL, 0);
     cr_assert_not_null(it);
     iiter_seek_first(it);
@@ -225,7 +222,6 @@ Test(level_iter, empty_level)
     cr_assert(!it->valid);
     cr_assert_eq(iiter_status(it), TIND_OK);
     iiter_destroy(it);
-    table_cache_free(tc);
 }
 
 static void li_flip(const char *path, long off)
@@ -246,8 +242,7 @@ Test(level_iter, a_bad_table_stops_the_scan_with_its_error)
     /* Table 3's footer (it fails to open) and a data block of table 5 (it fails when read). */
     li_flip(li_files[3]->path, -4);
     li_flip(li_files[5]->path, 10);
-    table_cache *tc = table_cache_new(100, NULL);
-    cr_assert_not_null(tc);
+    table_cache *tc = li_tc;
     iiter *it = level_iter_new(tc, 1, li_files, LI_TABLES);
     cr_assert_not_null(it);
     size_t n = 0;
@@ -264,5 +259,4 @@ Test(level_iter, a_bad_table_stops_the_scan_with_its_error)
     cr_assert(it->valid);
     cr_assert_eq(iiter_status(it), TIND_OK);
     iiter_destroy(it);
-    table_cache_free(tc);
 }

@@ -1,10 +1,12 @@
 #include "tests/support/testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +35,28 @@ static int tu_rm_one(const char *path, const struct stat *st, int flag, struct F
     int rc = (flag == FTW_DP) ? rmdir(path) : unlink(path);
     if (rc != 0 && errno == ENOENT) rc = 0;
     return rc;
+}
+
+int tu_count_deleted_fds(const char *dir)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    static const char mark[] = " (deleted)";
+    size_t dl = strlen(dir), ml = sizeof mark - 1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char link[300], target[PATH_MAX];
+        if (e->d_name[0] == '.') continue;
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t tl = readlink(link, target, sizeof target - 1);
+        if (tl < 0) continue; /* the directory stream's own descriptor may be gone already */
+        target[tl] = 0;
+        size_t len = (size_t)tl;
+        if (len > dl + ml && !strncmp(target, dir, dl) && target[dl] == '/' && !strcmp(target + len - ml, mark)) n++;
+    }
+    closedir(d);
+    return n;
 }
 
 int tu_rmtree(const char *path)

@@ -14,6 +14,11 @@ char *tu_mkdtemp(const char *tag);
  * first failure (errno set). A missing path counts as removed. */
 int tu_rmtree(const char *path);
 
+/* Descriptors of this process open on files under `dir` that were deleted
+ * (their space is held until they close), or -1 when /proc/self/fd cannot
+ * be read. */
+int tu_count_deleted_fds(const char *dir);
+
 /* The seed for a randomized test: $TIND_SEED when set (decimal or 0x hex),
  * else one drawn from the clock and the pid. Prints "<test>: seed N
  * (replay with TIND_SEED=N)" to stderr. */
