@@ -322,10 +322,13 @@ TIND_API void tind_iter_close(tind_iter *it);
  * valid (close them as usual) but no longer track reads. Open transactions
  * count as open snapshots for tind_close(). */
 
-/* Begins an optimistic transaction. Thread-safe. */
+/* Begins an optimistic transaction. Thread-safe. On a poisoned database it
+ * still begins and reads (from what was published before the failure); a
+ * commit with writes returns TIND_POISONED. */
 TIND_API int tind_tx_begin(tind_db *db, tind_tx **tx);
 /* Begins a single-writer transaction: waits until no other writer holds the
- * gate. TIND_BUSY if this thread holds one of db already. */
+ * gate. TIND_BUSY if this thread holds one of db already; TIND_POISONED on a
+ * poisoned database. */
 TIND_API int tind_wtx_begin(tind_db *db, tind_tx **tx);
 /* Durability of the commit (TIND_DURABILITY_*). */
 TIND_API int tind_tx_set_durability(tind_tx *tx, int durability);

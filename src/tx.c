@@ -124,7 +124,10 @@ static int tx_new(tind_db *db, int single_writer, tind_tx **out)
     if (!db || !out) return err_set(TIND_INVALID, "tind_tx_begin: NULL argument");
     *out = NULL;
     int rc;
-    if (single_writer && (rc = db_check_writable(db)) != TIND_OK) return rc;
+    /* A single-writer transaction is there to write: on a poisoned
+     * database it is refused at once rather than at its commit. */
+    if (single_writer && ((rc = db_check_writable(db)) != TIND_OK || (rc = journal_check_poisoned(db->jnl)) != TIND_OK))
+        return rc;
     tind_tx *tx = calloc(1, sizeof *tx);
     if (!tx) return err_nomem();
     tx->db = db;
