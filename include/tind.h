@@ -361,9 +361,12 @@ TIND_API int tind_tx_delete(tind_tx *tx, tind_keyspace *ks, const void *key, siz
  * commit. Used like any tind_iter. */
 TIND_API int tind_tx_iter_open(tind_tx *tx, tind_keyspace *ks, const tind_bounds *b, tind_iter **it);
 
-/* Marks a savepoint (they nest). tind_tx_rollback_to() undoes every write,
- * read and iterated range since the newest savepoint and removes it;
- * TIND_NOT_FOUND when there is none. */
+/* Marks a savepoint (they nest). tind_tx_rollback_to() undoes every write
+ * (and read for update's claim on its key) since the newest savepoint and
+ * removes it; TIND_NOT_FOUND when there is none. Reads and iterated ranges
+ * stay checked at commit, those since the savepoint included: what the
+ * transaction saw may decide what it writes after the rollback. Iterators
+ * open at the rollback keep showing the writes they opened with. */
 TIND_API int tind_tx_savepoint(tind_tx *tx);
 TIND_API int tind_tx_rollback_to(tind_tx *tx);
 
