@@ -104,7 +104,8 @@ struct compaction_env {
     uint64_t space;           /* the table cache's key space (the keyspace number) */
     const uint64_t *snapshots; /* sequence numbers of live snapshots, ascending */
     size_t nsnapshots;
-    uint64_t last_seq;        /* newest sequence number any reader may use */
+    uint64_t last_seq;        /* the published sequence number, the newest any reader may use;
+                               * every version above it is kept and hides nothing older */
     const _Atomic int *stop;  /* when it becomes non-zero, the merge stops with TIND_BUSY */
     /* How outputs are written: the config's table options for job->out_level
      * (the config itself is not here); NULL: the table writer's defaults. */

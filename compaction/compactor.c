@@ -9,6 +9,13 @@
  * each stripe is kept and the rest of that stripe is dropped: a newer version
  * of the same stripe hides them from every reader.
  *
+ * Versions newer than last_seq are not published yet (a memtable sealed
+ * inside a commit group is flushed, and its table compacted, before the
+ * group's sequence number is published): no reader sees them now, a reader
+ * at last_seq sees the newest version at or below it, and every one of them
+ * may be what some later reader sees. Each is kept, as a stripe of its own,
+ * and hides nothing older.
+ *
  * Tombstones. Of the versions kept for a user key (newest first):
  *   - a tombstone whose next older kept version is a tombstone too is
  *     dropped: every reader that saw it now sees the older one, which answers
@@ -37,6 +44,7 @@
 #include "compaction/compaction.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -246,7 +254,8 @@ static int compactor_merge(struct compactor *c, iiter *it)
             goto done;
         }
         c->st.entries_read++;
-        size_t stripe = env->nsnapshots ? compactor_stripe(env, tag_seq(it->tag)) : 0;
+        int unpublished = tag_seq(it->tag) > env->last_seq;
+        size_t stripe = unpublished ? SIZE_MAX : env->nsnapshots ? compactor_stripe(env, tag_seq(it->tag)) : 0;
         if (!have_key || ukey_cmp(ukey.p, ukey.len, it->key, it->klen) != 0) {
             if (pending && (rc = compactor_end_key(c, &key_written, &ukey, pending_tag)) != TIND_OK) goto done;
             pending = 0;
@@ -254,7 +263,7 @@ static int compactor_merge(struct compactor *c, iiter *it)
             if ((rc = buf_append(&ukey, it->key, it->klen)) != TIND_OK) goto done;
             have_key = 1;
             key_written = 0;
-        } else if (stripe == last_stripe) {
+        } else if (stripe == last_stripe && !unpublished) {
             c->st.entries_dropped++; /* hidden by a newer version of its stripe */
             continue;
         }

@@ -322,10 +322,13 @@ TIND_API void tind_iter_close(tind_iter *it);
  * valid (close them as usual) but no longer track reads. Open transactions
  * count as open snapshots for tind_close(). */
 
-/* Begins an optimistic transaction. Thread-safe. */
+/* Begins an optimistic transaction. Thread-safe. On a poisoned database it
+ * still begins and reads (from what was published before the failure); a
+ * commit with writes returns TIND_POISONED. */
 TIND_API int tind_tx_begin(tind_db *db, tind_tx **tx);
 /* Begins a single-writer transaction: waits until no other writer holds the
- * gate. TIND_BUSY if this thread holds one of db already. */
+ * gate. TIND_BUSY if this thread holds one of db already; TIND_POISONED on a
+ * poisoned database. */
 TIND_API int tind_wtx_begin(tind_db *db, tind_tx **tx);
 /* Durability of the commit (TIND_DURABILITY_*). */
 TIND_API int tind_tx_set_durability(tind_tx *tx, int durability);
@@ -358,9 +361,12 @@ TIND_API int tind_tx_delete(tind_tx *tx, tind_keyspace *ks, const void *key, siz
  * commit. Used like any tind_iter. */
 TIND_API int tind_tx_iter_open(tind_tx *tx, tind_keyspace *ks, const tind_bounds *b, tind_iter **it);
 
-/* Marks a savepoint (they nest). tind_tx_rollback_to() undoes every write,
- * read and iterated range since the newest savepoint and removes it;
- * TIND_NOT_FOUND when there is none. */
+/* Marks a savepoint (they nest). tind_tx_rollback_to() undoes every write
+ * (and read for update's claim on its key) since the newest savepoint and
+ * removes it; TIND_NOT_FOUND when there is none. Reads and iterated ranges
+ * stay checked at commit, those since the savepoint included: what the
+ * transaction saw may decide what it writes after the rollback. Iterators
+ * open at the rollback keep showing the writes they opened with. */
 TIND_API int tind_tx_savepoint(tind_tx *tx);
 TIND_API int tind_tx_rollback_to(tind_tx *tx);
 

@@ -90,6 +90,13 @@ static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const
     memset(&st, 0, sizeof st);
     int rc = TIND_OK;
     if (job->kind == JOB_MERGE) {
+        /* The published number first, the snapshots after: a snapshot left
+         * out of the list was opened later, at a number at or above
+         * last_seq, and sees what a reader at last_seq sees or versions
+         * above it, which the compactor keeps. (The other order misses a
+         * snapshot opened in between below last_seq, whose version a newer
+         * one at or below last_seq would hide.) */
+        uint64_t last_seq = db_last_seq(db);
         uint64_t *snaps;
         size_t nsnaps;
         if ((rc = db_snapshot_seqs(db, &snaps, &nsnaps)) != TIND_OK) return rc;
@@ -100,7 +107,7 @@ static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const
             .space = ks->id,
             .snapshots = snaps,
             .nsnapshots = nsnaps,
-            .last_seq = db_last_seq(db),
+            .last_seq = last_seq,
             .stop = &db->closing,
             .topts = &cfg->table[job->out_level],
             .target_bytes = cfg->table_target_bytes,

@@ -20,6 +20,9 @@
  * before it reads `unregistered`, so (both sequentially consistent) either
  * the leader sees the transaction and records the write, or the transaction
  * sees the write and waits for it to be published before taking its snapshot.
+ * A poisoned journal publishes nothing more and commits nothing more: the
+ * transaction takes its snapshot at the published number without waiting
+ * (it can read, and its writes fail at commit).
  */
 #ifndef TIND_SRC_ORACLE_H
 #define TIND_SRC_ORACLE_H

@@ -124,7 +124,10 @@ static int tx_new(tind_db *db, int single_writer, tind_tx **out)
     if (!db || !out) return err_set(TIND_INVALID, "tind_tx_begin: NULL argument");
     *out = NULL;
     int rc;
-    if (single_writer && (rc = db_check_writable(db)) != TIND_OK) return rc;
+    /* A single-writer transaction is there to write: on a poisoned
+     * database it is refused at once rather than at its commit. */
+    if (single_writer && ((rc = db_check_writable(db)) != TIND_OK || (rc = journal_check_poisoned(db->jnl)) != TIND_OK))
+        return rc;
     tind_tx *tx = calloc(1, sizeof *tx);
     if (!tx) return err_nomem();
     tx->db = db;
@@ -325,8 +328,7 @@ int tind_tx_savepoint(tind_tx *tx)
     if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
     int rc = array_reserve((void **)&tx->saves, tx->nsaves, &tx->capsaves, sizeof *tx->saves, 4);
     if (rc) return rc;
-    tx->saves[tx->nsaves++] = (struct tx_savepoint){tx->nops, tx->nreads, tx->nranges, tx->nlocks,
-                                                    tx->range_keys.len, tx->lock_keys.len};
+    tx->saves[tx->nsaves++] = (struct tx_savepoint){tx->nops, tx->nlocks, tx->lock_keys.len};
     return TIND_OK;
 }
 
@@ -352,6 +354,12 @@ static int buffer_cut(memtable *m, uint64_t nops, memtable **out)
     return TIND_OK;
 }
 
+/* Undoes the writes since the newest savepoint, and the keys read for update
+ * since (they would count as written). Reads stay in the read set, those
+ * since the savepoint included, and so do the ranges of iterators, open or
+ * closed: what the transaction saw may steer what it writes after the
+ * rollback, and a commit checked without it could break serializability
+ * (write skew). Keeping a read costs at most a needless conflict. */
 int tind_tx_rollback_to(tind_tx *tx)
 {
     err_clear();
@@ -378,10 +386,7 @@ int tind_tx_rollback_to(tind_tx *tx)
         free(cut);
         tx->nops = s->nops;
     }
-    tx->nreads = s->nreads;
-    tx->nranges = s->nranges;
     tx->nlocks = s->nlocks;
-    tx->range_keys.len = s->range_bytes;
     tx->lock_keys.len = s->lock_bytes;
     tx->nsaves--;
     return TIND_OK;

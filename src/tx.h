@@ -36,9 +36,11 @@ struct tx_lock {
     size_t off, len; /* into tx->lock_keys */
 };
 
+/* What a rollback to a savepoint cuts back: the ops and the keys read for
+ * update. The read set is never cut (src/tx.c, tind_tx_rollback_to). */
 struct tx_savepoint {
     uint64_t nops;
-    size_t nreads, nranges, nlocks, range_bytes, lock_bytes;
+    size_t nlocks, lock_bytes;
 };
 
 struct tind_tx {

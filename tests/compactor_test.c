@@ -136,10 +136,12 @@ static void ct_read_table(const struct table_meta *m, struct ct_set *s)
 }
 
 /* The entries the compactor must keep, computed the plain way: a version is
- * kept when it is what some reader (a snapshot, or last_seq) sees of its key;
- * then, of those, a tombstone whose next older kept version is a tombstone
- * goes, and when bottommost the oldest kept version goes if a tombstone.
- * all is sorted. */
+ * kept when it is what some reader (a snapshot, or last_seq) sees of its key,
+ * or when it is newer than last_seq (not yet published: the readers that
+ * will see it do not exist yet, and each may stop at any of them); then, of
+ * those, a tombstone whose next older kept version is a tombstone goes, and
+ * when bottommost the oldest kept version goes if a tombstone. all is
+ * sorted. */
 static void ct_expected(const struct ct_set *all, const uint64_t *snaps, size_t nsnaps, uint64_t last_seq,
                         int bottommost, struct ct_set *out)
 {
@@ -153,6 +155,8 @@ static void ct_expected(const struct ct_set *all, const uint64_t *snaps, size_t 
     for (size_t i = 0; i < all->n;) {
         size_t j = i;
         while (j < all->n && ukey_cmp(all->e[j].key, all->e[j].klen, all->e[i].key, all->e[i].klen) == 0) j++;
+        for (size_t x = i; x < j; x++)
+            if (tag_seq(all->e[x].tag) > last_seq) keep[x] = 1;
         for (size_t r = 0; r < nreaders; r++) {
             for (size_t x = i; x < j; x++) {
                 if (tag_seq(all->e[x].tag) > readers[r]) continue;
@@ -361,6 +365,9 @@ static void ct_run_and_check(struct ct_job *j, const uint64_t *snaps, size_t nsn
     ct_same_entries(&want, &got);
     for (size_t s = 0; s < nsnaps; s++) ct_same_reads(&j->all, &got, snaps[s]);
     ct_same_reads(&j->all, &got, last_seq);
+    /* Readers that come once the versions above last_seq are published. */
+    for (size_t x = 0; x < j->all.n; x++)
+        if (tag_seq(j->all.e[x].tag) > last_seq) ct_same_reads(&j->all, &got, tag_seq(j->all.e[x].tag));
 
     uint64_t in_bytes = 0, out_bytes = 0;
     for (size_t i = 0; i < j->job.ninputs; i++) in_bytes += j->in[i].meta->size;
@@ -475,9 +482,12 @@ Test(compactor, snapshots_keep_what_they_see_randomized)
         for (unsigned t = 0; t < nl0; t++)
             if (l0[t].n) ct_job_input(&j, 0, &l0[t], 512);
             else free(l0[t].e);
+        /* One round in three, the newest writes are not yet published (a
+         * memtable sealed inside a commit group): snapshots are older. */
+        uint64_t last = tu_below(&rs, 3) ? nops : nops - tu_below(&rs, nops / 4);
         size_t nsnaps = (size_t)tu_below(&rs, 12);
         uint64_t snaps[12];
-        for (size_t i = 0; i < nsnaps; i++) snaps[i] = 1 + tu_below(&rs, nops);
+        for (size_t i = 0; i < nsnaps; i++) snaps[i] = 1 + tu_below(&rs, last);
         /* ascending, unique */
         for (size_t a = 0; a < nsnaps; a++)
             for (size_t b = a + 1; b < nsnaps; b++)
@@ -491,7 +501,52 @@ Test(compactor, snapshots_keep_what_they_see_randomized)
             if (u == 0 || snaps[u - 1] != snaps[i]) snaps[u++] = snaps[i];
         nsnaps = u;
         uint64_t target = tu_below(&rs, 2) ? 0 : 2048 + tu_below(&rs, 16384);
-        ct_run_and_check(&j, snaps, nsnaps, nops, target, NULL, NULL);
+        ct_run_and_check(&j, snaps, nsnaps, last, target, NULL, NULL);
+        ct_job_free(&j);
+    }
+}
+
+/* A memtable sealed inside a commit group reaches a table, and a compaction,
+ * with writes above the published sequence number. A reader at the published
+ * number (or a snapshot taken now) still needs the version below them, and
+ * each of them is what some later reader sees. */
+Test(compactor, versions_above_the_published_sequence_hide_nothing)
+{
+    for (int bottom = 0; bottom < 2; bottom++) {
+        struct ct_job j;
+        ct_job_init(&j, 1, bottom);
+        struct ct_set old = {0}, sealed = {0};
+        ct_push(&old, ct_make(1, 1, KIND_PUT, 10)); /* key 1: put 1 | put 11, put 12 */
+        ct_push(&old, ct_make(2, 2, KIND_PUT, 10)); /* key 2: put 2 | delete 13 */
+        ct_push(&old, ct_make(3, 3, KIND_PUT, 10)); /* key 3: put 3, delete 4 | put 14 */
+        ct_push(&old, ct_make(3, 4, KIND_DELETE, 0));
+        ct_push(&old, ct_make(4, 5, KIND_PUT, 10)); /* key 4: put 5, put 6 (snapshot 6) | put 15 */
+        ct_push(&old, ct_make(4, 6, KIND_PUT, 10));
+        ct_job_input(&j, 1, &old, 4096);
+        ct_push(&sealed, ct_make(1, 11, KIND_PUT, 10));
+        ct_push(&sealed, ct_make(1, 12, KIND_PUT, 10));
+        ct_push(&sealed, ct_make(2, 13, KIND_DELETE, 0));
+        ct_push(&sealed, ct_make(3, 14, KIND_PUT, 10));
+        ct_push(&sealed, ct_make(4, 15, KIND_PUT, 10));
+        ct_job_input(&j, 0, &sealed, 4096);
+        uint64_t snaps[] = {6};
+        struct ct_set got;
+        ct_run_and_check(&j, snaps, 1, 10, 0, NULL, &got);
+        const uint64_t want_bottom[] = {tag_pack(12, KIND_PUT), tag_pack(11, KIND_PUT), tag_pack(1, KIND_PUT),
+                                        tag_pack(13, KIND_DELETE), tag_pack(2, KIND_PUT), tag_pack(14, KIND_PUT),
+                                        tag_pack(15, KIND_PUT), tag_pack(6, KIND_PUT)};
+        /* Not bottommost, key 3's delete 4 stays: it may hide an older put below the output level. */
+        const uint64_t want_mid[] = {tag_pack(12, KIND_PUT), tag_pack(11, KIND_PUT), tag_pack(1, KIND_PUT),
+                                     tag_pack(13, KIND_DELETE), tag_pack(2, KIND_PUT), tag_pack(14, KIND_PUT),
+                                     tag_pack(4, KIND_DELETE), tag_pack(15, KIND_PUT), tag_pack(6, KIND_PUT)};
+        const uint64_t *want = bottom ? want_bottom : want_mid;
+        size_t nwant = bottom ? sizeof want_bottom / sizeof *want_bottom : sizeof want_mid / sizeof *want_mid;
+        cr_assert_eq(got.n, nwant, "bottommost %d: %zu entries kept, want %zu", bottom, got.n, nwant);
+        for (size_t i = 0; i < nwant; i++)
+            cr_assert_eq(got.e[i].tag, want[i], "bottommost %d: entry %zu is seq %llu kind %u, want seq %llu", bottom,
+                         i, (unsigned long long)tag_seq(got.e[i].tag), tag_kind(got.e[i].tag),
+                         (unsigned long long)tag_seq(want[i]));
+        free(got.e);
         ct_job_free(&j);
     }
 }

@@ -3,9 +3,11 @@
  * a transaction that buffers writes (several per key, some into a second
  * keyspace), reads them back, opens up to two iterators at once with random
  * bounds and moves them both ways (seeks between keys, direction changes),
- * takes savepoints and rolls back, while plain writes commit after its
- * snapshot (one round in six: a single-writer transaction, alone). Every answer is compared with the model (the snapshot overlaid
- * with the writes made before each iterator opened); the commit must fail
+ * takes savepoints and rolls back (undoing writes, never reads; iterators
+ * open across savepoints and rollbacks), while plain writes commit after its
+ * snapshot (one round in six: a single-writer transaction, alone). Every
+ * answer is compared with the model (the snapshot overlaid with the writes
+ * made before each iterator opened); the commit must fail
  * with TIND_CONFLICT when a later write hit a key the transaction read or a
  * gap its iterators walked, and succeed when nothing was written after its
  * snapshot. The seed is printed; TIND_SEED replays it, TIND_TX_MODEL_ROUNDS
@@ -65,7 +67,7 @@ struct model {
     struct dep deps[MAXDEPS];
     int ndeps;
     struct own saved_own[MAXSAVES][NK];
-    int saved_ndeps[MAXSAVES], saved_other[MAXSAVES];
+    int saved_other[MAXSAVES];
     int nsaves;
     struct model_iter iters[2];
     int round, step;
@@ -323,13 +325,15 @@ static void savepoint(struct model *m, tind_tx *tx)
     if (m->nsaves == MAXSAVES) return;
     EXPECT_OK(tind_tx_savepoint(tx));
     memcpy(m->saved_own[m->nsaves], m->own, sizeof m->own);
-    m->saved_ndeps[m->nsaves] = m->ndeps;
     m->saved_other[m->nsaves] = m->other_writes;
     m->nsaves++;
 }
 
-/* Undoes the writes and the reads since the newest savepoint. Open iterators
- * keep the view they opened with, and their ranges join at their close. */
+/* Undoes the writes since the newest savepoint. Every read stays a
+ * dependency, those since the savepoint included (what the transaction saw
+ * may steer what it writes after the rollback), and so does every stretch an
+ * iterator walked, whether it closed before the rollback or after. Open
+ * iterators keep the view they opened with. */
 static void rollback(struct model *m, tind_tx *tx)
 {
     if (m->nsaves == 0) {
@@ -339,7 +343,6 @@ static void rollback(struct model *m, tind_tx *tx)
     EXPECT_OK(tind_tx_rollback_to(tx));
     m->nsaves--;
     memcpy(m->own, m->saved_own[m->nsaves], sizeof m->own);
-    m->ndeps = m->saved_ndeps[m->nsaves];
     m->other_writes = m->saved_other[m->nsaves];
 }
 

@@ -272,7 +272,7 @@ Test(tx, reads_for_update_count_as_writes)
     EXPECT_RC(tind_tx_commit(t1), TIND_CONFLICT);
 }
 
-Test(tx, savepoints_undo_writes_and_reads)
+Test(tx, savepoints_undo_writes_and_keep_reads)
 {
     g_db = open_db(sub("db"), NULL);
     tind_keyspace *a = ks_open(g_db, "a", NULL), *b = ks_open(g_db, "b", NULL);
@@ -294,18 +294,107 @@ Test(tx, savepoints_undo_writes_and_reads)
     tx_expect(tx, a, "p", "kept");
     tx_expect(tx, b, "q", NULL);
     EXPECT_RC(tind_tx_rollback_to(tx), TIND_NOT_FOUND);
-    /* reads after a savepoint are undone with it: this read of k... */
-    EXPECT_OK(tind_tx_savepoint(tx));
-    void *v;
-    size_t vl;
-    EXPECT_OK(tind_tx_get(tx, a, "k", 1, &v, &vl));
-    tind_free(v);
-    EXPECT_OK(tind_tx_rollback_to(tx));
-    put_s(a, "k", "changed"); /* ...no longer conflicts */
     EXPECT_OK(tind_tx_commit(tx));
     expect_val(NULL, a, "p", "kept");
     expect_val(NULL, b, "q", NULL);
-    expect_val(NULL, a, "k", "changed");
+    expect_val(NULL, a, "k", "0");
+    /* A read after a savepoint stays in the read set when the savepoint is
+     * rolled back: its value may decide what the transaction writes next. */
+    tx = begin(g_db);
+    EXPECT_OK(tind_tx_savepoint(tx));
+    tx_expect(tx, a, "k", "0");
+    EXPECT_OK(tind_tx_rollback_to(tx));
+    tx_put_s(tx, a, "p", "from k");
+    put_s(a, "k", "changed");
+    EXPECT_RC(tind_tx_commit(tx), TIND_CONFLICT);
+    expect_val(NULL, a, "p", "kept");
+    /* A key read for update and rolled back no longer counts as written. */
+    tx = begin(g_db);
+    tind_tx *other = begin(g_db);
+    tx_expect(other, a, "g", NULL);
+    tx_put_s(other, a, "o", "1");
+    EXPECT_OK(tind_tx_savepoint(tx));
+    void *v;
+    size_t vl;
+    EXPECT_RC(tind_tx_get_for_update(tx, a, "g", 1, &v, &vl), TIND_NOT_FOUND);
+    EXPECT_OK(tind_tx_rollback_to(tx));
+    tx_put_s(tx, a, "p", "t");
+    EXPECT_OK(tind_tx_commit(tx));
+    EXPECT_OK(tind_tx_commit(other));
+}
+
+/* "Scan, savepoint, close the iterator, roll back" dropped the whole scanned
+ * range: an iterator's range joins the read set at its close, and the
+ * rollback cut the read set back to the savepoint's mark. A phantom inserted
+ * into the range no longer failed the commit. Every read survives a rollback
+ * now: point reads and ranges from before the savepoint, from iterators open
+ * across it, and from after it. */
+Test(tx, regression_a_rollback_keeps_the_reads_and_scanned_ranges_of_the_transaction)
+{
+    g_db = open_db(sub("db"), NULL);
+    tind_keyspace *a = ks_open(g_db, "a", NULL);
+    put_s(a, "b", "0");
+    put_s(a, "c", "0");
+    put_s(a, "d", "0");
+    const tind_bounds bounds = {.lower = "b", .lower_len = 1, .upper = "e", .upper_len = 1};
+    enum { SCAN_CLOSE_ROLLBACK, SCAN_ACROSS_ROLLBACK, SCAN_AFTER_SAVEPOINT, GET_BEFORE, GET_AFTER, NONE, NCASES };
+    static const char *const names[] = {"scan, savepoint, close, roll back",
+                                        "open, step, savepoint, step, roll back, close",
+                                        "savepoint, scan, close, roll back",
+                                        "get, savepoint, roll back",
+                                        "savepoint, get, roll back",
+                                        "nothing read where the phantom goes"};
+    for (int c = 0; c < NCASES; c++) {
+        tind_tx *tx = begin(g_db);
+        tind_iter *it = NULL;
+        void *v;
+        size_t vl;
+        switch (c) {
+        case SCAN_CLOSE_ROLLBACK:
+            EXPECT_OK(tind_tx_iter_open(tx, a, &bounds, &it));
+            for (tind_iter_seek_first(it); tind_iter_valid(it); tind_iter_next(it)) {}
+            EXPECT_OK(tind_tx_savepoint(tx));
+            tind_iter_close(it);
+            EXPECT_OK(tind_tx_rollback_to(tx));
+            break;
+        case SCAN_ACROSS_ROLLBACK:
+            EXPECT_OK(tind_tx_iter_open(tx, a, &bounds, &it));
+            tind_iter_seek_first(it); /* b */
+            tind_iter_next(it);       /* c: the gap b..c, where the phantom goes, is covered */
+            EXPECT_OK(tind_tx_savepoint(tx));
+            tind_iter_next(it); /* d */
+            EXPECT_OK(tind_tx_rollback_to(tx));
+            tind_iter_close(it);
+            break;
+        case SCAN_AFTER_SAVEPOINT:
+            EXPECT_OK(tind_tx_savepoint(tx));
+            EXPECT_OK(tind_tx_iter_open(tx, a, &bounds, &it));
+            for (tind_iter_seek_last(it); tind_iter_valid(it); tind_iter_prev(it)) {}
+            tind_iter_close(it);
+            EXPECT_OK(tind_tx_rollback_to(tx));
+            break;
+        case GET_BEFORE:
+            EXPECT_RC(tind_tx_get(tx, a, "b0", 2, &v, &vl), TIND_NOT_FOUND);
+            EXPECT_OK(tind_tx_savepoint(tx));
+            EXPECT_OK(tind_tx_rollback_to(tx));
+            break;
+        case GET_AFTER:
+            EXPECT_OK(tind_tx_savepoint(tx));
+            EXPECT_RC(tind_tx_get(tx, a, "b0", 2, &v, &vl), TIND_NOT_FOUND);
+            EXPECT_OK(tind_tx_rollback_to(tx));
+            break;
+        default:
+            EXPECT_OK(tind_tx_savepoint(tx));
+            EXPECT_OK(tind_tx_get(tx, a, "d", 1, &v, &vl));
+            tind_free(v);
+            EXPECT_OK(tind_tx_rollback_to(tx));
+        }
+        tx_put_s(tx, a, "w", "1");
+        put_s(a, "b0", "phantom"); /* after the snapshot, between b and c */
+        int rc = tind_tx_commit(tx);
+        cr_assert_eq(rc, c == NONE ? TIND_OK : TIND_CONFLICT, "%s: the commit returned %d", names[c], rc);
+        del_s(a, "b0");
+    }
 }
 
 /* Collects an iterator's keys and values as "k=v," walking forward or backward. */
