@@ -215,7 +215,9 @@ struct write_target {
 };
 
 /* Flushes (src/flush.c). */
-/* Seals the active memtable of ks (leader only): TIND_OK and *seal_seq, 0 if it was empty. */
+/* Seals the active memtable of ks (leader only): TIND_OK and *seal_seq, 0 if it was empty.
+ * It first fdatasyncs the journal; a failure there has poisoned the journal
+ * and must fail the caller's group (every caller returns it from apply). */
 int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq);
 /* Queues a flush job for ks unless one is queued or running. Caller holds ks->mu. */
 void flush_schedule(tind_keyspace *ks);
@@ -252,8 +254,9 @@ void ks_background_failed(tind_keyspace *ks, int *err, char *msg, size_t cap, in
  * until reopen). Caller holds ks->edit_mu. */
 void ks_manifest_failed(tind_keyspace *ks, int rc);
 /* Leader: seals the keyspace pinning the oldest journal when the journals
- * have outgrown journal_total_max_bytes. */
-void flush_check_journal_size(tind_db *db, uint64_t last_seq);
+ * have outgrown journal_total_max_bytes. Returns a failed seal's status (a
+ * failed journal sync, which poisoned the journal): the group fails. */
+int flush_check_journal_size(tind_db *db, uint64_t last_seq);
 /* How ks writes its tables at `level` (reads the options under mu). */
 struct table_options;
 void ks_table_options(tind_keyspace *ks, unsigned level, struct table_options *to);

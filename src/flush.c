@@ -329,23 +329,27 @@ int flush_stall(tind_keyspace *ks, const char **why)
     return rc;
 }
 
-void flush_check_journal_size(tind_db *db, uint64_t last_seq)
+int flush_check_journal_size(tind_db *db, uint64_t last_seq)
 {
-    if (journal_total_bytes(db->jnl) <= db->opts.journal_total_max_bytes) return;
+    if (journal_total_bytes(db->jnl) <= db->opts.journal_total_max_bytes) return TIND_OK;
     uint64_t oldest = journal_oldest_max_seq(db->jnl);
-    if (oldest == UINT64_MAX) return;
+    if (oldest == UINT64_MAX) return TIND_OK;
+    int rc = TIND_OK;
     /* Seal every keyspace whose active memtable holds writes of the oldest
      * journal and that has nothing sealed already on its way. */
     pthread_mutex_lock(&db->list_mu);
-    for (size_t i = 0; i < db->nks; i++) {
+    for (size_t i = 0; i < db->nks && rc == TIND_OK; i++) {
         tind_keyspace *ks = db->ks[i];
         pthread_mutex_lock(&ks->mu);
         int pins = ks->nsealed == 0 && memtable_count(ks->active) > 0 && memtable_first_seq(ks->active) <= oldest;
         pthread_mutex_unlock(&ks->mu);
         uint64_t seal_seq;
-        if (pins) flush_seal(ks, last_seq, &seal_seq);
+        /* A failed seal fails the group: its journal sync failed (the
+         * journal is poisoned), or the memtable could not be swapped. */
+        if (pins) rc = flush_seal(ks, last_seq, &seal_seq);
     }
     pthread_mutex_unlock(&db->list_mu);
+    return rc;
 }
 
 int tind_keyspace_flush(tind_keyspace *ks)

@@ -150,7 +150,7 @@ int db_write_apply(void *ctx, struct journal_req **reqs, size_t n)
                 rc = flush_seal(ks, applied, &seal_seq);
         }
     }
-    if (rc == TIND_OK) flush_check_journal_size(db, applied);
+    if (rc == TIND_OK) rc = flush_check_journal_size(db, applied);
     return rc;
 }
 
