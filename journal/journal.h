@@ -74,7 +74,9 @@ int journal_open_read_only(uint64_t number, uint64_t bytes, uint64_t last_seq, j
 /* Writes one request and waits for its group; returns r->status. */
 int journal_write(journal *j, struct journal_req *r);
 /* fdatasyncs the current file. Only the group-commit leader may call it:
- * from the prepare or apply callbacks. */
+ * from the prepare or apply callbacks. A failure poisons the journal (every
+ * later request gets TIND_POISONED naming the failed sync) and is returned:
+ * the caller fails its step with it. */
 int journal_sync_current(journal *j);
 /* The last published sequence number (acquire). */
 uint64_t journal_last_seq(const journal *j);

@@ -258,7 +258,14 @@ int journal_sync_current(journal *j)
 {
     if (!j->file) return err_set(TIND_IO_ERROR, "journal in %s has no open file", j->dir);
     int rc = file_sync(j->file, 1);
-    if (rc == TIND_OK) atomic_fetch_add_explicit(&j->syncs, 1, memory_order_relaxed);
+    if (rc == TIND_OK) {
+        atomic_fetch_add_explicit(&j->syncs, 1, memory_order_relaxed);
+        return TIND_OK;
+    }
+    /* Never retried: a later sync could report success without the pages
+     * this one lost. Poisoned here, whatever the caller does with rc, so no
+     * write is acknowledged on top of it. */
+    journal_poison(j, rc, err_msg());
     return rc;
 }
 

@@ -165,6 +165,7 @@ static void compact_job(void *arg)
     while (!atomic_load(&ks->dropped) && !ks->major && !ks->compact_error && !atomic_load(&db->closing)) {
         uint64_t *busy = NULL;
         size_t nbusy = ks->nbusy;
+        uint64_t gen = ks->ver_gen;
         if (nbusy && (busy = malloc(nbusy * sizeof *busy)) != NULL) memcpy(busy, ks->busy, nbusy * sizeof *busy);
         pthread_mutex_unlock(&ks->mu);
         ks_compaction_config(ks, &cfg);
@@ -176,6 +177,12 @@ static void compact_job(void *arg)
         pthread_mutex_lock(&ks->mu);
         if (rc || !job) {
             if (rc) compact_failed(ks, rc);
+            /* A version installed meanwhile (a flush whose compact_schedule
+             * found this job running) may have work: pick again. */
+            if (!rc && ks->ver_gen != gen) continue;
+            /* Nothing to do in this version: a stall behind level 0 or
+             * pending bytes would wait for nothing (stall_cause). */
+            if (!rc) ks->idle_gen = gen + 1;
             break;
         }
         if ((rc = busy_mark(ks, job, 1)) != TIND_OK) {

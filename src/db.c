@@ -349,6 +349,15 @@ int tind_close(tind_db *db)
     /* Workers first: a running flush still uses the journal (to retire
      * files); running compactions stop at their next entry. */
     atomic_store(&db->closing, 1);
+    /* Writers stalled on a keyspace give up (flush_stall): the flushes and
+     * compactions they wait for stop with the workers. */
+    pthread_mutex_lock(&db->list_mu);
+    for (size_t i = 0; i < db->nks; i++) {
+        pthread_mutex_lock(&db->ks[i]->mu);
+        pthread_cond_broadcast(&db->ks[i]->flush_cond);
+        pthread_mutex_unlock(&db->ks[i]->mu);
+    }
+    pthread_mutex_unlock(&db->list_mu);
     workers_stop(db->pool);
     db->pool = NULL;
     int rc = journal_close(db->jnl);

@@ -98,6 +98,11 @@ struct tind_keyspace {
     uint64_t flushed_bytes;
     uint64_t stalls, slowdowns, stall_ns; /* guarded by mu */
     uint64_t pending_bytes;    /* compaction_pending_bytes of sv's version; guarded by mu */
+    /* Guarded by mu. ver_gen counts the table versions sv has had (bumped by
+     * ks_install_sv when the version changes); idle_gen is ver_gen + 1 once a
+     * background compaction found nothing to pick in that version (0: not
+     * known), so that a stall never waits for work the strategy will not do. */
+    uint64_t ver_gen, idle_gen;
 };
 
 struct tind_snapshot {
@@ -217,18 +222,35 @@ struct write_target {
 };
 
 /* Flushes (src/flush.c). */
-/* Seals the active memtable of ks (leader only): TIND_OK and *seal_seq, 0 if it was empty. */
+/* Seals the active memtable of ks (leader only): TIND_OK and *seal_seq, 0 if it was empty.
+ * It first fdatasyncs the journal; a failure there has poisoned the journal
+ * and must fail the caller's group (every caller returns it from apply). */
 int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq);
 /* Queues a flush job for ks unless one is queued or running. Caller holds ks->mu. */
 void flush_schedule(tind_keyspace *ks);
 /* Deletes the journals every keyspace has flushed past. */
 void flush_retire_journals(tind_db *db);
-/* Leader, before writing to ks: backpressure. Waits while too many sealed
- * memtables await their flush or (leveled) level 0 holds l0_stop_tables;
- * delays the write up to 1 ms while level 0 holds l0_slowdown_tables.
- * Returns a failed flush's or compaction's status instead of waiting forever,
- * with *why its message (kept by ks until it is freed). */
+/* Backpressure, in two steps, so that the group-commit leader never waits
+ * on one keyspace's flush or compaction (which would hold up the writers of
+ * every other keyspace queued behind it):
+ * - flush_stall: the writer, before it joins the journal (db_write, holding
+ *   no lock), waits while too many sealed memtables await their flush or
+ *   compaction is past a stop threshold (level 0 at l0_stop_tables for
+ *   leveled keyspaces, pending_stop_bytes), and delays the write up to 1 ms
+ *   past a slowdown threshold. A threshold stalls only while work that will
+ *   relieve it is queued or running (stall_cause in flush.c).
+ * - flush_stall_check: the leader, in prepare, checks the same without
+ *   waiting; DB_STALLED sends the request back to its writer, which waits
+ *   again and requeues. So a request is admitted only while ks is below its
+ *   stop thresholds, which bounds the sealed memtables (see flush.c).
+ * Both return a failed flush's or compaction's status instead of waiting
+ * forever, with *why its message (kept by ks until it is freed); flush_stall
+ * returns TIND_INVALID when the database is closing. */
 int flush_stall(tind_keyspace *ks, const char **why);
+int flush_stall_check(tind_keyspace *ks, const char **why);
+/* A prepare status that is not an error: the request was not written; its
+ * writer waits for the keyspace's backpressure and writes it again. */
+#define DB_STALLED 1
 /* Records a failed background job of ks: *err = rc (the first failure stays)
  * and msg = "<what> of keyspace <name> failed: <this thread's message>".
  * Caller holds ks->mu. */
@@ -239,8 +261,9 @@ void ks_background_failed(tind_keyspace *ks, int *err, char *msg, size_t cap, in
  * until reopen). Caller holds ks->edit_mu. */
 void ks_manifest_failed(tind_keyspace *ks, int rc);
 /* Leader: seals the keyspace pinning the oldest journal when the journals
- * have outgrown journal_total_max_bytes. */
-void flush_check_journal_size(tind_db *db, uint64_t last_seq);
+ * have outgrown journal_total_max_bytes. Returns a failed seal's status (a
+ * failed journal sync, which poisoned the journal): the group fails. */
+int flush_check_journal_size(tind_db *db, uint64_t last_seq);
 /* How ks writes its tables at `level` (reads the options under mu). */
 struct table_options;
 void ks_table_options(tind_keyspace *ks, unsigned level, struct table_options *to);

@@ -1,7 +1,7 @@
 /* Flushes: sealing memtables, writing them as level-0 tables on the worker
  * pool, recording them in the keyspace's manifest, retiring the journals
- * every keyspace has flushed past, and the write stall while too many sealed
- * memtables wait.
+ * every keyspace has flushed past, and the write stall (backpressure) while
+ * too many sealed memtables wait or compaction is too far behind.
  *
  * Order: a keyspace's sealed memtables are flushed one at a time, oldest
  * first (one flush job per keyspace at a time), so its flushed sequence
@@ -240,38 +240,77 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int flush_stall(tind_keyspace *ks, const char **why)
+/* Why a write to ks must wait now: 0 (it need not), STALL_MEMTABLES or
+ * STALL_COMPACTION. A stall is only ever one that work already started (or
+ * started here) will end, or whose failure will be reported: sealed
+ * memtables always have their flush queued (flush_seal), and a level-0 or
+ * pending-bytes threshold stalls only while a compaction is queued or
+ * running, or a major compaction holds the tree. When the strategy found
+ * nothing to do in the current version (idle_gen), no compaction could end
+ * the stall and the write goes on: a threshold the strategy does not relieve
+ * (tiered runs of unlike sizes counted as pending, say) never hangs writers.
+ * With `slow` the slowdown thresholds are used instead of the stop ones.
+ * Caller holds ks->mu. */
+#define STALL_MEMTABLES 1
+#define STALL_COMPACTION 2
+static int stall_cause(tind_keyspace *ks, int slow)
 {
-    *why = NULL;
-    uint32_t max = atomic_load(&ks->max_sealed);
-    int rc = TIND_OK, stalled = 0;
-    uint64_t t0 = 0;
-    pthread_mutex_lock(&ks->mu);
+    if (atomic_load(&ks->dropped) || !ks->sv || atomic_load(&ks->db->closing)) return 0;
+    if (!slow && ks->nsealed >= atomic_load(&ks->max_sealed)) return STALL_MEMTABLES;
     /* Level-0 thresholds apply to leveled keyspaces: tiered and FIFO ones
      * keep their runs in level 0 by design. */
     int leveled = ks->opts.compaction == TIND_COMPACTION_LEVELED;
-    uint32_t l0_slow = ks->opts.l0_slowdown_tables, l0_stop = ks->opts.l0_stop_tables;
-    uint64_t pend_slow = ks->opts.pending_slowdown_bytes, pend_stop = ks->opts.pending_stop_bytes;
-    for (;;) {
-        if (atomic_load(&ks->dropped) || !ks->sv) break;
-        int memtables = ks->nsealed >= max;
-        int level0 = (leveled && ks->sv->ver->nfiles[0] >= l0_stop) || ks->pending_bytes >= pend_stop;
-        if (!memtables && !level0) break;
-        int err = memtables ? ks->flush_error : ks->compact_error;
-        if (err) {
-            rc = err;
-            *why = memtables ? ks->flush_errmsg : ks->compact_errmsg;
-            break;
-        }
+    uint32_t l0 = slow ? ks->opts.l0_slowdown_tables : ks->opts.l0_stop_tables;
+    uint64_t pend = slow ? ks->opts.pending_slowdown_bytes : ks->opts.pending_stop_bytes;
+    if (!((leveled && ks->sv->ver->nfiles[0] >= l0) || ks->pending_bytes >= pend)) return 0;
+    if (!ks->compacting && !ks->major && ks->idle_gen != ks->ver_gen + 1) compact_schedule(ks);
+    if (ks->compact_error) return STALL_COMPACTION; /* reported, not waited for */
+    if (!ks->compacting && !ks->major) return 0;
+    return STALL_COMPACTION;
+}
+
+/* The status of a stall that cannot end (a failed flush or compaction),
+ * with *why its message, or TIND_OK. Caller holds ks->mu. */
+static int stall_error(tind_keyspace *ks, int cause, const char **why)
+{
+    int err = cause == STALL_MEMTABLES ? ks->flush_error : cause == STALL_COMPACTION ? ks->compact_error : 0;
+    if (err) *why = cause == STALL_MEMTABLES ? ks->flush_errmsg : ks->compact_errmsg;
+    return err;
+}
+
+int flush_stall_check(tind_keyspace *ks, const char **why)
+{
+    *why = NULL;
+    pthread_mutex_lock(&ks->mu);
+    int cause = stall_cause(ks, 0);
+    int rc = stall_error(ks, cause, why);
+    if (rc == TIND_OK && cause) rc = DB_STALLED;
+    pthread_mutex_unlock(&ks->mu);
+    return rc;
+}
+
+int flush_stall(tind_keyspace *ks, const char **why)
+{
+    *why = NULL;
+    int rc = TIND_OK, stalled = 0, cause;
+    uint64_t t0 = 0;
+    pthread_mutex_lock(&ks->mu);
+    while ((cause = stall_cause(ks, 0)) != 0) {
+        if ((rc = stall_error(ks, cause, why)) != TIND_OK) break;
         if (!stalled) {
             stalled = 1;
             t0 = now_ns();
             ks->stalls++;
         }
+        /* Woken when a flush or compaction ends or fails, when the
+         * keyspace is dropped and when the database closes. */
         pthread_cond_wait(&ks->flush_cond, &ks->mu);
     }
-    if (rc == TIND_OK && ks->sv && !atomic_load(&ks->dropped) &&
-        ((leveled && ks->sv->ver->nfiles[0] >= l0_slow) || ks->pending_bytes >= pend_slow)) {
+    if (rc == TIND_OK && atomic_load(&ks->db->closing)) {
+        *why = "the database is closing";
+        rc = TIND_INVALID;
+    }
+    if (rc == TIND_OK && stall_cause(ks, 1)) {
         /* Slow down: one bounded wait, cut short when a compaction ends. */
         if (!stalled) t0 = now_ns();
         stalled = 1;
@@ -290,23 +329,27 @@ int flush_stall(tind_keyspace *ks, const char **why)
     return rc;
 }
 
-void flush_check_journal_size(tind_db *db, uint64_t last_seq)
+int flush_check_journal_size(tind_db *db, uint64_t last_seq)
 {
-    if (journal_total_bytes(db->jnl) <= db->opts.journal_total_max_bytes) return;
+    if (journal_total_bytes(db->jnl) <= db->opts.journal_total_max_bytes) return TIND_OK;
     uint64_t oldest = journal_oldest_max_seq(db->jnl);
-    if (oldest == UINT64_MAX) return;
+    if (oldest == UINT64_MAX) return TIND_OK;
+    int rc = TIND_OK;
     /* Seal every keyspace whose active memtable holds writes of the oldest
      * journal and that has nothing sealed already on its way. */
     pthread_mutex_lock(&db->list_mu);
-    for (size_t i = 0; i < db->nks; i++) {
+    for (size_t i = 0; i < db->nks && rc == TIND_OK; i++) {
         tind_keyspace *ks = db->ks[i];
         pthread_mutex_lock(&ks->mu);
         int pins = ks->nsealed == 0 && memtable_count(ks->active) > 0 && memtable_first_seq(ks->active) <= oldest;
         pthread_mutex_unlock(&ks->mu);
         uint64_t seal_seq;
-        if (pins) flush_seal(ks, last_seq, &seal_seq);
+        /* A failed seal fails the group: its journal sync failed (the
+         * journal is poisoned), or the memtable could not be swapped. */
+        if (pins) rc = flush_seal(ks, last_seq, &seal_seq);
     }
     pthread_mutex_unlock(&db->list_mu);
+    return rc;
 }
 
 int tind_keyspace_flush(tind_keyspace *ks)

@@ -126,6 +126,17 @@ static int ks_check_options(const tind_keyspace_options *o)
         return err_set(TIND_INVALID, "keyspace options need 1 <= l0_slowdown_tables <= l0_stop_tables <= 10000");
     if (o->pending_slowdown_bytes < (1u << 20) || o->pending_stop_bytes < o->pending_slowdown_bytes)
         return err_set(TIND_INVALID, "keyspace options need 1 MiB <= pending_slowdown_bytes <= pending_stop_bytes");
+    /* A leveled keyspace compacts level 0 once it holds l0_trigger tables:
+     * writers stopped below that would wait for a compaction that never
+     * starts. (pending bytes count level 0 only from l0_trigger on and every
+     * level past its target, which is work the picker does; tiered and FIFO
+     * keyspaces use no level-0 threshold, and a stall never waits while the
+     * strategy has nothing to do: flush_stall.) */
+    if (o->compaction == TIND_COMPACTION_LEVELED && o->l0_stop_tables < o->l0_trigger)
+        return err_set(TIND_INVALID,
+                       "keyspace options need l0_stop_tables (%u) >= l0_trigger (%u): level 0 is compacted only "
+                       "from l0_trigger tables on",
+                       o->l0_stop_tables, o->l0_trigger);
     return TIND_OK;
 }
 

@@ -76,6 +76,7 @@ int ks_install_sv(tind_keyspace *ks)
     int rc = sv_build(ks, ks->active, &sv);
     if (rc) return rc;
     ks->sv = sv;
+    if (!old || old->ver != sv->ver) ks->ver_gen++;
     ks->pending_bytes = sv_pending_bytes(ks, sv);
     sv_unref(old);
     return TIND_OK;

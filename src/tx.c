@@ -38,14 +38,42 @@ static void gate_forget(struct tind_tx *tx)
     tx->gate_next = NULL;
 }
 
+/* Waits for the backpressure of every keyspace a batch writes (flush_stall),
+ * before the write joins the journal: the group-commit leader never waits for
+ * one keyspace's flush or compaction, and a plain writer waits holding no
+ * lock, not even the write gate (a single-writer transaction waiting for it
+ * would otherwise block, writer-preferring, every other writer too). */
+static int write_backpressure(tind_db *db, const struct journal_req *r)
+{
+    const struct write_target *t = r->user;
+    if (r->len == 0 || r->seq_count == 0 || !t) return TIND_OK; /* no batch: nothing to hold back */
+    for (size_t i = 0; i < t->n; i++) {
+        const char *why;
+        int rc = flush_stall(t->ks[i], &why);
+        /* A poisoned database says so first, as journal_write would: the
+         * failure that stopped the keyspace may have poisoned it. */
+        if (rc) return journal_check_poisoned(db->jnl) ? TIND_POISONED : err_set(rc, "%s", why);
+    }
+    return TIND_OK;
+}
+
 int db_write(tind_db *db, struct journal_req *r, int exclusive)
 {
-    if (exclusive) return journal_write(db->jnl, r);
-    if (gate_held_by_me(db))
+    if (!exclusive && gate_held_by_me(db))
         return err_set(TIND_BUSY, "this thread holds a single-writer transaction of the database: write through it");
-    pthread_rwlock_rdlock(&db->write_gate);
-    int rc = journal_write(db->jnl, r);
-    pthread_rwlock_unlock(&db->write_gate);
+    int rc;
+    /* DB_STALLED: a keyspace stalled again between the wait and the
+     * leader's check; the request was not written: wait and requeue. */
+    do {
+        if ((rc = write_backpressure(db, r)) != TIND_OK) return rc;
+        if (exclusive) {
+            rc = journal_write(db->jnl, r);
+        } else {
+            pthread_rwlock_rdlock(&db->write_gate);
+            rc = journal_write(db->jnl, r);
+            pthread_rwlock_unlock(&db->write_gate);
+        }
+    } while (rc == DB_STALLED);
     return rc;
 }
 

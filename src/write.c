@@ -56,12 +56,17 @@ int db_write_prepare(void *ctx, struct journal_req *r)
             r->why = "a keyspace of the write was dropped";
             return TIND_INVALID;
         }
-        /* Backpressure: the leader waits here, so every writer behind it
-         * does too. A failed flush or compaction stops the writes to its
-         * keyspace once they would have to wait for it. */
+        /* Backpressure: the writer waited before it queued (db_write); the
+         * leader never waits, so a stalled keyspace holds up no other.
+         * Stalled again meanwhile, the request goes back to its writer
+         * (DB_STALLED). A failed flush or compaction stops the writes to
+         * its keyspace once they would have to wait for it. */
         const char *why;
-        int rc = flush_stall(t->ks[i], &why);
+        int rc = flush_stall_check(t->ks[i], &why);
         if (rc) {
+            /* The failure that stopped the keyspace may have poisoned the
+             * database meanwhile: that is what the writer hears. */
+            if (rc != DB_STALLED && journal_poisoned(((tind_db *)ctx)->jnl)) return TIND_POISONED;
             r->why = why;
             return rc;
         }
@@ -145,7 +150,7 @@ int db_write_apply(void *ctx, struct journal_req **reqs, size_t n)
                 rc = flush_seal(ks, applied, &seal_seq);
         }
     }
-    if (rc == TIND_OK) flush_check_journal_size(db, applied);
+    if (rc == TIND_OK) rc = flush_check_journal_size(db, applied);
     return rc;
 }
 

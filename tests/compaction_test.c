@@ -515,3 +515,67 @@ Test(compaction, fifo_drops_tables_past_their_time_to_live)
     tind_free(v);
     cr_assert_eq(tind_close(db), TIND_OK);
 }
+
+/* Regression: l0_stop_tables below l0_trigger was accepted; writers then
+ * waited for level 0 to shrink below l0_stop_tables, but the leveled picker
+ * starts on level 0 only at l0_trigger tables, and the waiting thread was the
+ * group-commit leader: every write of the database hung. The combination is
+ * refused; a leveled keyspace at its stop threshold always has level 0 picked. */
+Test(compaction, l0_stop_below_trigger_is_rejected_or_relieved, .timeout = 60)
+{
+    tind_db *db = open_db();
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64u << 10;
+    ko.table_target_bytes = 64u << 10;
+    ko.l0_trigger = 8;
+    ko.l0_slowdown_tables = 2;
+    ko.l0_stop_tables = 4;
+    tind_keyspace *ks;
+    int rc = tind_keyspace_open(db, "ks", &ko, &ks);
+    cr_assert_eq(rc, TIND_INVALID, "accepted: %s", tind_strerror(rc));
+    cr_assert(strstr(tind_last_error(), "l0_stop_tables") && strstr(tind_last_error(), "l0_trigger"), "%s",
+              tind_last_error());
+    /* Equal is the lowest accepted, and it is relieved: writers go on. */
+    ko.l0_stop_tables = 8;
+    cr_assert_eq(tind_keyspace_open(db, "ks", &ko, &ks), TIND_OK, "%s", tind_last_error());
+    struct writer_arg a = {ks, 0, 6000, TIND_OK};
+    writer_main(&a);
+    cr_assert_eq(a.rc, TIND_OK, "%s", tind_strerror(a.rc));
+    /* Tiered and FIFO keyspaces use no level-0 threshold: not refused. */
+    ko.compaction = TIND_COMPACTION_TIERED;
+    ko.l0_stop_tables = 4;
+    cr_assert_eq(tind_keyspace_open(db, "tiered", &ko, &ks), TIND_OK, "%s", tind_last_error());
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+/* Regression: a tiered keyspace counted as pending every level-0 table past
+ * tier_width, whatever the runs' sizes: one run of many tables (what a merge
+ * writes) is more than pending_stop_bytes of "pending" work that the picker
+ * never does, and writers (and, through the leader, every writer) waited for
+ * it forever. A stall waits only while a compaction is queued or running. */
+Test(compaction, tiered_stall_the_picker_will_not_relieve_does_not_hang_writers, .timeout = 60)
+{
+    tind_db *db = open_db();
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.compaction = TIND_COMPACTION_TIERED;
+    ko.memtable_bytes = 64u << 10;
+    ko.table_target_bytes = 64u << 10;
+    ko.pending_slowdown_bytes = 1u << 20;
+    ko.pending_stop_bytes = 1u << 20;
+    tind_keyspace *ks, *other;
+    cr_assert_eq(tind_keyspace_open(db, "tiered", &ko, &ks), TIND_OK, "%s", tind_last_error());
+    cr_assert_eq(tind_keyspace_open(db, "other", NULL, &other), TIND_OK, "%s", tind_last_error());
+    struct writer_arg a = {ks, 0, 10000, TIND_OK};
+    writer_main(&a);
+    cr_assert_eq(a.rc, TIND_OK, "%s", tind_strerror(a.rc));
+    /* One run of about 45 tables of 64 KiB. */
+    cr_assert_eq(tind_keyspace_compact(ks), TIND_OK, "%s", tind_last_error());
+    struct tind_keyspace_stats st;
+    cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
+    cr_assert_geq(st.pending_compaction_bytes, ko.pending_stop_bytes, "the setup did not reach the threshold");
+    cr_assert_eq(tind_put(ks, "after", 5, "x", 1), TIND_OK, "%s", tind_last_error());
+    cr_assert_eq(tind_put(other, "after", 5, "x", 1), TIND_OK, "%s", tind_last_error());
+    cr_assert_eq(tind_close(db), TIND_OK);
+}

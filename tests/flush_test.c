@@ -4,10 +4,13 @@
  * failed flushes reported, damaged tables reported. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "src/util/file.h"
 #include "tests/support/testutil.h"
@@ -435,5 +438,119 @@ Test(flush, scans_past_a_key_with_thousands_of_versions)
         cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
     }
     tind_snapshot_close(s);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+struct stall_writer {
+    tind_keyspace *ks;
+    int n, rc, i;
+    _Atomic int done;
+};
+
+static void *stall_writer_main(void *p)
+{
+    struct stall_writer *w = p;
+    char k[32], v[200];
+    memset(v, 'w', sizeof v);
+    w->rc = TIND_OK;
+    for (w->i = 0; w->i < w->n && w->rc == TIND_OK; w->i++) {
+        int kl = snprintf(k, sizeof k, "w%07d", w->i);
+        w->rc = tind_put(w->ks, k, (size_t)kl, v, sizeof v);
+    }
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+struct drop_arg {
+    tind_db *db;
+    int rc;
+};
+
+static void *drop_main(void *p)
+{
+    struct drop_arg *d = p;
+    d->rc = tind_keyspace_drop(d->db, "stalled");
+    return NULL;
+}
+
+/* Starts a writer on a keyspace (64 KiB memtables, one sealed at most) whose
+ * first table write is held (file_fault hold): its flush cannot end, so the
+ * writer stalls. Returns once it has. */
+static tind_keyspace *start_stalled_writer(tind_db *db, struct stall_writer *w, pthread_t *th)
+{
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64u << 10;
+    ko.max_sealed_memtables = 1;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, "stalled", &ko, &ks), TIND_OK, "%s", tind_last_error());
+    struct file_fault f = {.ops = FOP_BIT(FOP_WRITE), .path_part = ".tbl", .nth = 0, .hold = 1};
+    file_fault_set(&f);
+    *w = (struct stall_writer){.ks = ks, .n = 2000};
+    cr_assert_eq(pthread_create(th, NULL, stall_writer_main, w), 0);
+    struct tind_keyspace_stats st;
+    for (int i = 0; i < 20000; i++) {
+        cr_assert_eq(tind_keyspace_stats(ks, &st), TIND_OK);
+        if (st.stalls > 0) break;
+        cr_assert_eq(atomic_load(&w->done), 0, "the writer finished without stalling: %s", tind_strerror(w->rc));
+        usleep(1000);
+    }
+    cr_assert_gt(st.stalls, 0, "the writer never stalled");
+    return ks;
+}
+
+/* Regression: the stall ran in the journal's prepare callback, so the writer
+ * that waited for its keyspace's flush was the group-commit leader, and
+ * every writer of every other keyspace queued behind it waited too. */
+Test(flush, a_stalled_keyspace_does_not_block_writes_to_others, .timeout = 60)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *other;
+    cr_assert_eq(tind_keyspace_open(db, "other", NULL, &other), TIND_OK, "%s", tind_last_error());
+    struct stall_writer w;
+    pthread_t th;
+    tind_keyspace *ks = start_stalled_writer(db, &w, &th);
+    /* Another keyspace's writes, buffered and synced, go through meanwhile. */
+    put_range(other, 0, 200, 1);
+    tind_batch *b;
+    cr_assert_eq(tind_batch_new(&b), TIND_OK);
+    cr_assert_eq(tind_batch_put(b, other, "synced", 6, "v", 1), TIND_OK);
+    cr_assert_eq(tind_batch_commit(db, b, TIND_DURABILITY_SYNC_DATA), TIND_OK, "%s", tind_last_error());
+    tind_batch_free(b);
+    cr_assert_eq(tind_persist(db, TIND_DURABILITY_SYNC_DATA), TIND_OK, "%s", tind_last_error());
+    cr_assert_eq(atomic_load(&w.done), 0, "the stalled writer was let through while its flush was held");
+    file_fault_clear();
+    pthread_join(th, NULL);
+    cr_assert_eq(w.rc, TIND_OK, "the stalled writer: %s", tind_strerror(w.rc));
+    check_range(other, NULL, 0, 200, 1);
+    void *got;
+    size_t gl;
+    cr_assert_eq(tind_get(ks, "w0001999", 8, &got, &gl), TIND_OK, "%s", tind_last_error());
+    tind_free(got);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+/* Regression: with the stall in the leader, a drop's journal record queued
+ * behind the stalled writer, which waited for the drop to wake it. A writer
+ * stalled on a keyspace being dropped gets TIND_INVALID. */
+Test(flush, dropping_a_stalled_keyspace_wakes_its_writer, .timeout = 60)
+{
+    tind_db *db = open_with(NULL);
+    struct stall_writer w;
+    pthread_t th;
+    start_stalled_writer(db, &w, &th);
+    /* The drop waits for the held flush before removing the folder: release
+     * the flush once the writer has been woken. */
+    struct drop_arg d = {db, -1};
+    pthread_t dt;
+    cr_assert_eq(pthread_create(&dt, NULL, drop_main, &d), 0);
+    for (int i = 0; i < 20000 && !atomic_load(&w.done); i++) usleep(1000);
+    int woken = atomic_load(&w.done);
+    file_fault_clear();
+    pthread_join(dt, NULL);
+    pthread_join(th, NULL);
+    cr_assert(woken, "the stalled writer was not woken by the drop");
+    cr_assert_eq(w.rc, TIND_INVALID, "the stalled writer: %s", tind_strerror(w.rc));
+    cr_assert_eq(d.rc, TIND_OK, "drop: %s", tind_strerror(d.rc));
     cr_assert_eq(tind_close(db), TIND_OK);
 }

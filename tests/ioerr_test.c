@@ -3,7 +3,8 @@
  * workload completes without the fault firing; for EIO, ENOSPC and torn
  * writes, once and forever. After each point: every failure reached a caller
  * with the matching status and a message naming the operation and the file,
- * journal and manifest failures poisoned the database, nothing hung (an
+ * journal and manifest failures poisoned the database, a failed journal sync
+ * reached a caller (no write acknowledged over it), nothing hung (an
  * alarm ends a stuck point), and a reopen without faults finds every
  * acknowledged batch, each failed one all or nothing.
  *
@@ -102,6 +103,20 @@ static uint64_t io_disarm(void)
     return fired;
 }
 
+/* The point's first failure was an fsync or fdatasync of a journal: the
+ * writes acknowledged with sync durability, and the tables flushed, rely on
+ * it (the journal is synced before every seal). */
+static int io_failed_sync(char *what, size_t cap)
+{
+    enum file_op op;
+    char path[512];
+    if (!file_fault_first(&op, path, sizeof path) || (op != FOP_SYNC && op != FOP_DATASYNC) ||
+        !strstr(path, "/journals/"))
+        return 0;
+    snprintf(what, cap, "%s of %s", op == FOP_SYNC ? "fsync" : "fdatasync", path);
+    return 1;
+}
+
 /* A fault the workload never heard of may only be the removal of a file
  * nothing needs any more (an obsolete table or journal, and the directory
  * sync after it): in the full loop these were the only ones. */
@@ -111,7 +126,7 @@ static void io_loop(const struct io_kind *kind)
     fw_fault_loop(&(struct fw_fault){.suite = "fault_io", .name = kind->name, .tag = "ioerr", .workers = 1,
                                      .seconds = IO_POINT_SECONDS, .sample_points = IO_SAMPLE_POINTS,
                                      .arm = io_arm, .disarm = io_disarm, .count = io_ops_per_run,
-                                     .kind = kind, .check = io_check});
+                                     .kind = kind, .check = io_check, .failed_sync = io_failed_sync});
 }
 
 Test(fault_io, eio_once)
@@ -348,5 +363,55 @@ Test(fault_io_regress, failed_keyspace_creation_that_cannot_be_undone_poisons)
     tind_free(names);
     ks = r_ks(db, "ks");
     r_put(ks, 0, 10);
+    EXPECT_RC(tind_close(db), TIND_OK);
+}
+
+/* A seal for the journals' total size (flush_check_journal_size) ignored
+ * flush_seal's status, and flush_seal starts with the journal's fdatasync:
+ * a failed sync there reached no caller, and the next synced write's sync
+ * "succeeded" and was acknowledged over the lost pages. */
+Test(fault_io_regress, failed_journal_sync_in_a_seal_poisons_the_database)
+{
+    tind_options o;
+    tind_options_init(&o);
+    o.workers = 2;
+    o.journal_max_bytes = 64u << 10;
+    o.journal_total_max_bytes = 64u << 10;
+    tind_db *db;
+    EXPECT_RC(tind_open(r_dir, &o, &db), TIND_OK);
+    tind_keyspace *pin = r_ks(db, "pin"), *ks;
+    r_put(pin, 0, 10); /* held only in the journal: it pins journal 1 */
+    EXPECT_RC(tind_close(db), TIND_OK);
+    EXPECT_RC(tind_open(r_dir, &o, &db), TIND_OK);
+    pin = r_ks(db, "pin");
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    EXPECT_RC(tind_keyspace_open(db, "ks", &ko, &ks), TIND_OK);
+    /* The journals pass their total before the current one rotates: the
+     * first journal sync is the seal's. */
+    file_fault_set(&(struct file_fault){.ops = FOP_BIT(FOP_DATASYNC) | FOP_BIT(FOP_SYNC), .path_part = "/journals/",
+                                        .err = EIO});
+    char k[32], v[1024];
+    memset(v, 'v', sizeof v);
+    int rc = TIND_OK, i;
+    for (i = 0; i < 200 && file_fault_fired() == 0; i++) {
+        int kl = snprintf(k, sizeof k, "key%06d", i);
+        rc = tind_put(ks, k, (size_t)kl, v, sizeof v);
+    }
+    cr_assert_eq(file_fault_fired(), 1u, "no journal sync failed");
+    file_fault_clear();
+    cr_assert_eq(rc, TIND_IO_ERROR, "the write whose seal's sync failed: %s", tind_strerror(rc));
+    r_msg_has("sync");
+    tind_batch *b;
+    EXPECT_RC(tind_batch_new(&b), TIND_OK);
+    EXPECT_RC(tind_batch_put(b, ks, "synced", 6, "v", 1), TIND_OK);
+    EXPECT_RC(tind_batch_commit(db, b, TIND_DURABILITY_SYNC_DATA), TIND_POISONED);
+    tind_batch_free(b);
+    r_msg_has("sync");
+    r_msg_has("/journals/");
+    EXPECT_RC(tind_close(db), TIND_OK);
+    db = r_open();
+    pin = r_ks(db, "pin");
+    r_check(pin, 0, 10);
     EXPECT_RC(tind_close(db), TIND_OK);
 }

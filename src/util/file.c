@@ -26,9 +26,12 @@ struct tfile {
 /* fault_lock guards the armed fault; fault_armed lets the hot path skip it. */
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int fault_armed;
+static pthread_cond_t fault_released = PTHREAD_COND_INITIALIZER; /* a held operation waits on it */
 static struct file_fault fault;
 static char fault_path[512];
 static uint64_t fault_seen, fault_fired;
+static enum file_op fault_first_op; /* the first failed operation since armed, and its path */
+static char fault_first_path[512];
 
 void file_fault_set(const struct file_fault *f)
 {
@@ -48,6 +51,7 @@ void file_fault_clear(void)
 {
     pthread_mutex_lock(&fault_lock);
     atomic_store(&fault_armed, 0);
+    pthread_cond_broadcast(&fault_released);
     pthread_mutex_unlock(&fault_lock);
 }
 
@@ -57,6 +61,18 @@ uint64_t file_fault_seen(void)
     uint64_t n = fault_seen;
     pthread_mutex_unlock(&fault_lock);
     return n;
+}
+
+int file_fault_first(enum file_op *op, char *path, size_t cap)
+{
+    pthread_mutex_lock(&fault_lock);
+    int any = fault_fired > 0 && !fault.hold;
+    if (any) {
+        *op = fault_first_op;
+        snprintf(path, cap, "%s", fault_first_path);
+    }
+    pthread_mutex_unlock(&fault_lock);
+    return any;
 }
 
 uint64_t file_fault_fired(void)
@@ -77,9 +93,16 @@ static int fault_check(enum file_op op, const char *path, int *short_write)
     if (atomic_load(&fault_armed) && (fault.ops & FOP_BIT(op)) &&
         (!fault.path_part || (path && strstr(path, fault.path_part)))) {
         uint64_t n = fault_seen++;
-        if (n == fault.nth || (fault.forever && n > fault.nth)) {
-            e = fault.err ? fault.err : EIO;
+        if (fault.hold && n == fault.nth) {
+            /* Held, not failed: waits for file_fault_clear, then runs. */
             fault_fired++;
+            while (atomic_load(&fault_armed)) pthread_cond_wait(&fault_released, &fault_lock);
+        } else if (!fault.hold && (n == fault.nth || (fault.forever && n > fault.nth))) {
+            e = fault.err ? fault.err : EIO;
+            if (fault_fired++ == 0) {
+                fault_first_op = op;
+                snprintf(fault_first_path, sizeof fault_first_path, "%s", path ? path : "");
+            }
             if (short_write) *short_write = fault.short_write;
         }
     }

@@ -97,6 +97,8 @@ struct file_fault {
     int err;               /* errno to fail with (EIO, ENOSPC, ...) */
     int short_write;       /* a failing write first writes half its bytes */
     int forever;           /* every counted operation from the nth on fails */
+    int hold;              /* the nth counted operation does not fail: it waits until
+                              file_fault_clear, then runs */
 };
 
 /* Arms a fault; replaces any armed one. */
@@ -107,6 +109,9 @@ void file_fault_clear(void);
 uint64_t file_fault_seen(void);
 /* Faults fired since armed. */
 uint64_t file_fault_fired(void);
+/* 1 and the first failed operation since armed, with its path (cut to cap),
+ * when one failed; else 0. Readable after file_fault_clear. */
+int file_fault_first(enum file_op *op, char *path, size_t cap);
 
 
 /* ---- power-loss simulation, for tests -------------------------------------

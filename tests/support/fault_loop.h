@@ -2,7 +2,8 @@
  * workload with (tests/support/fault_workload.h): the kth operation failing
  * for k = 0, stride, 2 * stride, ... until a run in which the fault never
  * fires. By default a sample of points spread over the workload; with
- * TIND_FAULT_FULL=1 every point, or TIND_FAULT_POINTS=N of them. Criterion assertions, so header-only: the
+ * TIND_FAULT_FULL=1 every point, or TIND_FAULT_POINTS=N of them. A failed
+ * sync that writes rely on must reach a caller (failed_sync). Criterion assertions, so header-only: the
  * tools link fault_workload.c without Criterion. */
 #ifndef TIND_TESTS_SUPPORT_FAULT_LOOP_H
 #define TIND_TESTS_SUPPORT_FAULT_LOOP_H
@@ -28,6 +29,10 @@ struct fw_fault {
     fw_check_fn check;  /* judges each failed call */
     uint64_t sample_points;                    /* points in the default run */
     uint64_t (*count)(const void *kind);       /* operations in a fault-free run */
+    /* NULL, or: 1 when the point's first injected failure was a sync that
+     * acknowledged writes rely on (a journal's fsync or fdatasync), with what
+     * failed in `what`. Read after disarm. */
+    int (*failed_sync)(char *what, size_t cap);
 };
 
 /* A fault-free run's checks: no call failed and the oracle matches. Removes
@@ -64,6 +69,14 @@ static inline void fw_fault_loop(const struct fw_fault *f)
                   run.problem, run.first_msg);
         cr_assert(fired || run.failures == 0, "%s point %llu: a call failed with no fault: %s", f->name,
                   (unsigned long long)k, run.first_msg);
+        /* No sync is retried: after a failed one, a later sync may
+         * "succeed" without the data, so a write acknowledged after it could
+         * be lost. The failure must reach a caller, and poison the database
+         * so that no later write is acknowledged on top of it. */
+        char sync_what[600];
+        cr_assert(!(fired && f->failed_sync && f->failed_sync(sync_what, sizeof sync_what) && run.failures == 0),
+                  "%s point %llu: the failed %s reached no caller and later writes were acknowledged", f->name,
+                  (unsigned long long)k, sync_what);
         if (fired && run.failures == 0) silent++;
         char why[1024];
         int bad = fw_verify(&run, why, sizeof why);
