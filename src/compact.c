@@ -233,9 +233,16 @@ int tind_keyspace_compact(tind_keyspace *ks)
     int rc = db_check_keyspace(ks);
     if (rc || (rc = db_check_writable(ks->db)) != TIND_OK) return rc;
     if ((rc = tind_keyspace_flush(ks)) != TIND_OK) return rc;
-    /* Take the tree: no new picks, and the running jobs finish first. */
+    /* Take the tree: no new picks, and the running jobs finish first. A
+     * drop waits for the holder to give it back before it closes the
+     * manifest, so a caller woken by the drop must not take the tree (and
+     * then give back the one another caller still holds). */
     pthread_mutex_lock(&ks->mu);
     while (ks->major && !atomic_load(&ks->dropped)) pthread_cond_wait(&ks->flush_cond, &ks->mu);
+    if (atomic_load(&ks->dropped)) {
+        pthread_mutex_unlock(&ks->mu);
+        return err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
+    }
     ks->major = 1;
     while (ks->compacting > 0 && !atomic_load(&ks->dropped)) pthread_cond_wait(&ks->flush_cond, &ks->mu);
     int dropped = atomic_load(&ks->dropped);

@@ -46,6 +46,11 @@ void ks_manifest_failed(tind_keyspace *ks, int rc)
 int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
 {
     *seal_seq = 0;
+    /* The leader marks a keyspace dropped (in the drop's apply) before the
+     * drop retires it, so a keyspace the leader sees live is not retired yet;
+     * one it sees dropped may have freed its memtables and closed its
+     * manifest already: it is never sealed. */
+    if (atomic_load(&ks->dropped)) return TIND_OK;
     memtable *old = ks->active;
     if (memtable_count(old) == 0) return TIND_OK;
     /* The journal must be durable through last_seq before a table holding
