@@ -101,7 +101,8 @@ static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const
             .snapshots = snaps,
             .nsnapshots = nsnaps,
             .last_seq = db_last_seq(db),
-            .stop = &db->closing,
+            /* A drop does not wait for a long merge: it stops at its next entry. */
+            .stop = {&db->closing, &ks->dropped},
             .topts = &cfg->table[job->out_level],
             .target_bytes = cfg->table_target_bytes,
         };
@@ -287,6 +288,8 @@ int tind_keyspace_compact(tind_keyspace *ks)
         }
         compaction_job_free(job);
     }
+    /* A merge stopped by a drop (TIND_BUSY from compact_do) is reported as the drop. */
+    if (rc == TIND_BUSY && atomic_load(&ks->dropped)) rc = err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
     pthread_mutex_lock(&ks->mu);
     ks->major = 0;
     compact_schedule(ks);
