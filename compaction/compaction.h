@@ -106,7 +106,9 @@ struct compaction_env {
     size_t nsnapshots;
     uint64_t last_seq;        /* the published sequence number, the newest any reader may use;
                                * every version above it is kept and hides nothing older */
-    const _Atomic int *stop;  /* when it becomes non-zero, the merge stops with TIND_BUSY */
+    /* When either (the non-NULL ones) becomes non-zero, the merge stops with
+     * TIND_BUSY at its next entry: the database closing, the keyspace dropped. */
+    const _Atomic int *stop[2];
     /* How outputs are written: the config's table options for job->out_level
      * (the config itself is not here); NULL: the table writer's defaults. */
     const struct table_options *topts;

@@ -249,7 +249,8 @@ static int compactor_merge(struct compactor *c, iiter *it)
     uint64_t pending_tag = 0; /* the held-back tombstone of ukey, while pending */
     size_t last_stripe = 0;
     for (iiter_seek_first(it); it->valid; iiter_next(it)) {
-        if (env->stop && atomic_load_explicit(env->stop, memory_order_relaxed)) {
+        if ((env->stop[0] && atomic_load_explicit(env->stop[0], memory_order_relaxed)) ||
+            (env->stop[1] && atomic_load_explicit(env->stop[1], memory_order_relaxed))) {
             rc = err_set(TIND_BUSY, "compaction into level %u stopped", c->job->out_level);
             goto done;
         }

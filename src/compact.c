@@ -108,7 +108,8 @@ static int compact_do(tind_keyspace *ks, const struct compaction_job *job, const
             .snapshots = snaps,
             .nsnapshots = nsnaps,
             .last_seq = last_seq,
-            .stop = &db->closing,
+            /* A drop does not wait for a long merge: it stops at its next entry. */
+            .stop = {&db->closing, &ks->dropped},
             .topts = &cfg->table[job->out_level],
             .target_bytes = cfg->table_target_bytes,
         };
@@ -246,9 +247,16 @@ int tind_keyspace_compact(tind_keyspace *ks)
     int rc = db_check_keyspace(ks);
     if (rc || (rc = db_check_writable(ks->db)) != TIND_OK) return rc;
     if ((rc = tind_keyspace_flush(ks)) != TIND_OK) return rc;
-    /* Take the tree: no new picks, and the running jobs finish first. */
+    /* Take the tree: no new picks, and the running jobs finish first. A
+     * drop waits for the holder to give it back before it closes the
+     * manifest, so a caller woken by the drop must not take the tree (and
+     * then give back the one another caller still holds). */
     pthread_mutex_lock(&ks->mu);
     while (ks->major && !atomic_load(&ks->dropped)) pthread_cond_wait(&ks->flush_cond, &ks->mu);
+    if (atomic_load(&ks->dropped)) {
+        pthread_mutex_unlock(&ks->mu);
+        return err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
+    }
     ks->major = 1;
     while (ks->compacting > 0 && !atomic_load(&ks->dropped)) pthread_cond_wait(&ks->flush_cond, &ks->mu);
     int dropped = atomic_load(&ks->dropped);
@@ -293,6 +301,8 @@ int tind_keyspace_compact(tind_keyspace *ks)
         }
         compaction_job_free(job);
     }
+    /* A merge stopped by a drop (TIND_BUSY from compact_do) is reported as the drop. */
+    if (rc == TIND_BUSY && atomic_load(&ks->dropped)) rc = err_set(TIND_INVALID, "keyspace %s was dropped", ks->name);
     pthread_mutex_lock(&ks->mu);
     ks->major = 0;
     compact_schedule(ks);

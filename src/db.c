@@ -115,6 +115,7 @@ static void db_free(tind_db *db)
     pthread_mutex_destroy(&db->ks_mu);
     pthread_mutex_destroy(&db->list_mu);
     pthread_mutex_destroy(&db->snap_mu);
+    pthread_mutex_destroy(&db->retire_mu);
     oracle_destroy(&db->oracle);
     pthread_rwlock_destroy(&db->write_gate);
     file_unlock(db->lock_fd);
@@ -207,6 +208,8 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     pthread_mutex_init(&db->ks_mu, NULL);
     pthread_mutex_init(&db->list_mu, NULL);
     pthread_mutex_init(&db->snap_mu, NULL);
+    pthread_mutex_init(&db->retire_mu, NULL);
+    db->drop_pin = UINT64_MAX;
     oracle_init(&db->oracle);
     {
         /* Writer-preferring: a single-writer transaction is not starved by a

@@ -130,6 +130,21 @@ struct tind_db {
     size_t ndropped, capdropped;
     uint32_t next_ks_id;
 
+    /* retire_mu serializes journal retirement (flush_retire_journals: what
+     * the keyspaces still need, then the deletion) with the drops' pins. A
+     * drop record has no sequence number, so no keyspace keeps its journal:
+     * a drop pins the journals from before its record is written until its
+     * keyspace's OPTIONS file is durably gone (until then only the record
+     * keeps the keyspace from coming back). drop_pin: the last published
+     * sequence number when the oldest pin still held was taken (UINT64_MAX:
+     * none); the journal holding the record may hold nothing below it.
+     * A drop whose folder could not be removed keeps its pin until close
+     * (drop_pin_kept), so that the next open replays the record. Order:
+     * ks_mu, then retire_mu, then list_mu. */
+    pthread_mutex_t retire_mu;
+    uint64_t drop_pin;
+    int drop_pin_kept;
+
     _Atomic int closing;  /* set at close: running compactions stop early */
     cache *block_cache;   /* NULL when cache_bytes is 0 */
     table_cache *tables;
@@ -228,7 +243,7 @@ struct write_target {
 int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq);
 /* Queues a flush job for ks unless one is queued or running. Caller holds ks->mu. */
 void flush_schedule(tind_keyspace *ks);
-/* Deletes the journals every keyspace has flushed past. */
+/* Deletes the journals every keyspace has flushed past and no drop pins. */
 void flush_retire_journals(tind_db *db);
 /* Backpressure, in two steps, so that the group-commit leader never waits
  * on one keyspace's flush or compaction (which would hold up the writers of

@@ -46,6 +46,11 @@ void ks_manifest_failed(tind_keyspace *ks, int rc)
 int flush_seal(tind_keyspace *ks, uint64_t last_seq, uint64_t *seal_seq)
 {
     *seal_seq = 0;
+    /* The leader marks a keyspace dropped (in the drop's apply) before the
+     * drop retires it, so a keyspace the leader sees live is not retired yet;
+     * one it sees dropped may have freed its memtables and closed its
+     * manifest already: it is never sealed. */
+    if (atomic_load(&ks->dropped)) return TIND_OK;
     memtable *old = ks->active;
     if (memtable_count(old) == 0) return TIND_OK;
     /* The journal must be durable through last_seq before a table holding
@@ -221,7 +226,15 @@ static uint64_t ks_oldest_unflushed(tind_keyspace *ks)
 
 void flush_retire_journals(tind_db *db)
 {
-    uint64_t needed = UINT64_MAX;
+    /* Under retire_mu from the scan to the deletion: a drop that pins after
+     * the scan would not be seen by it, and its record could be written,
+     * its journal closed and deleted before this deletes what it scanned. */
+    pthread_mutex_lock(&db->retire_mu);
+    /* A write published after this is above it, and a write not yet applied
+     * to its memtable (a keyspace that looks empty) is above it too: no
+     * journal holding either is deleted. */
+    uint64_t needed = db_last_seq(db) + 1;
+    if (db->drop_pin < needed) needed = db->drop_pin;
     pthread_mutex_lock(&db->list_mu);
     for (size_t i = 0; i < db->nks; i++) {
         uint64_t s = ks_oldest_unflushed(db->ks[i]);
@@ -231,6 +244,7 @@ void flush_retire_journals(tind_db *db)
     /* Journal deletion failing is not fatal: the files are retried next time
      * and, at worst, replayed (and skipped) at the next open. */
     journal_retire(db->jnl, needed, NULL);
+    pthread_mutex_unlock(&db->retire_mu);
 }
 
 static uint64_t now_ns(void)

@@ -688,6 +688,13 @@ int tind_keyspace_drop(tind_db *db, const char *name)
         pthread_mutex_unlock(&db->ks_mu);
         return err_set(TIND_NOT_FOUND, "no keyspace named %s", name);
     }
+    /* Pin the journals before the record exists (db.h, retire_mu): from the
+     * moment it is written until OPTIONS is durably gone, the record is all
+     * that keeps the keyspace dropped through a crash. */
+    pthread_mutex_lock(&db->retire_mu);
+    uint64_t pin = db_last_seq(db);
+    if (pin < db->drop_pin) db->drop_pin = pin;
+    pthread_mutex_unlock(&db->retire_mu);
     buf b;
     buf_init(&b);
     rc = payload_drop_init(&b, ks->id);
@@ -699,8 +706,18 @@ int tind_keyspace_drop(tind_db *db, const char *name)
     }
     buf_free(&b);
     /* Once the drop record is durable the keyspace is gone whatever happens
-     * to its folder: a failure below only leaves files the next open removes. */
-    if (rc == TIND_OK) rc = ks_retire(db, ks);
+     * to its folder: a failure below only leaves files the next open removes,
+     * and keeps the pin so that the record stays for that open to replay. A
+     * record that failed to be written sits, if at all, in the current
+     * journal, which is never retired: no pin is needed for it. */
+    int written = rc == TIND_OK;
+    if (written) rc = ks_retire(db, ks);
+    pthread_mutex_lock(&db->retire_mu);
+    if (written && rc != TIND_OK) db->drop_pin_kept = 1;
+    if (!db->drop_pin_kept) db->drop_pin = UINT64_MAX;
+    pthread_mutex_unlock(&db->retire_mu);
+    /* What the pin held back goes now rather than at the next flush. */
+    if (written && rc == TIND_OK) flush_retire_journals(db);
     pthread_mutex_unlock(&db->ks_mu);
     return rc;
 }

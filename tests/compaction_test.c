@@ -579,3 +579,85 @@ Test(compaction, tiered_stall_the_picker_will_not_relieve_does_not_hang_writers,
     cr_assert_eq(tind_put(other, "after", 5, "x", 1), TIND_OK, "%s", tind_last_error());
     cr_assert_eq(tind_close(db), TIND_OK);
 }
+
+/* ---- a drop during a long major compaction ------------------------------------------------------ */
+
+struct cd_call {
+    tind_keyspace *ks;
+    int rc;
+};
+
+static void *cd_compact_main(void *arg)
+{
+    struct cd_call *c = arg;
+    c->rc = tind_keyspace_compact(c->ks);
+    return NULL;
+}
+
+static double cd_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 32 MiB in eight overlapping, uncompressed level-0 tables: a long major compaction. */
+static tind_keyspace *cd_big_keyspace(tind_db *db, const char *name)
+{
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 4u << 20;
+    ko.table_target_bytes = 256u << 20;
+    ko.l0_trigger = 64;
+    ko.l0_slowdown_tables = ko.l0_stop_tables = 64; /* at least l0_trigger */
+    for (int l = 0; l < TIND_LEVELS; l++) ko.compression[l] = TIND_COMPRESSION_NONE;
+    tind_keyspace *ks;
+    cr_assert_eq(tind_keyspace_open(db, name, &ko, &ks), TIND_OK, "keyspace: %s", tind_last_error());
+    static uint8_t v[4096];
+    char k[32];
+    for (int i = 0; i < 8192; i++) {
+        int kl = snprintf(k, sizeof k, "k%06d", (i * 7919) % 1024 * 8 + i / 1024);
+        tu_fill(v, sizeof v, (uint64_t)i);
+        cr_assert_eq(tind_put(ks, k, (size_t)kl, v, sizeof v), TIND_OK, "put: %s", tind_last_error());
+        if (i % 1024 == 1023) cr_assert_eq(tind_keyspace_flush(ks), TIND_OK, "flush: %s", tind_last_error());
+    }
+    return ks;
+}
+
+/* The drop waited for a running major compaction to finish all its work
+ * (compactions only watched the database's close). It now stops the merge at
+ * its next entry: the drop takes far less than the whole compaction would,
+ * and the compaction reports the drop. */
+Test(compaction, a_drop_stops_a_long_major_compaction_instead_of_waiting_for_it, .timeout = 300)
+{
+    tind_db *db = open_db();
+    tind_keyspace *whole = cd_big_keyspace(db, "whole");
+    double t0 = cd_now();
+    cr_assert_eq(tind_keyspace_compact(whole), TIND_OK, "compact: %s", tind_last_error());
+    double full = cd_now() - t0;
+
+    tind_keyspace *ks = cd_big_keyspace(db, "victim");
+    struct cd_call c = {.ks = ks};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, cd_compact_main, &c), 0);
+    struct tind_db_stats st;
+    for (int i = 0; i < 5000; i++) {
+        cr_assert_eq(tind_db_stats(db, &st), TIND_OK, "%s", tind_last_error());
+        if (st.compactions_active > 0) break;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_gt(st.compactions_active, 0, "the major compaction never started");
+    /* A tenth of the way in. */
+    struct timespec ts = {0, (long)(full / 10 * 1e9)};
+    nanosleep(&ts, NULL);
+    t0 = cd_now();
+    cr_assert_eq(tind_keyspace_drop(db, "victim"), TIND_OK, "drop: %s", tind_last_error());
+    double drop = cd_now() - t0;
+    pthread_join(t, NULL);
+    cr_assert_eq(c.rc, TIND_INVALID, "the compaction of the dropped keyspace returned %d (%s), want TIND_INVALID",
+                 c.rc, tind_strerror(c.rc));
+    fprintf(stderr, "compaction: the whole major compaction %.3f s, the drop during one %.3f s\n", full, drop);
+    cr_assert_lt(drop, full / 2, "the drop took %.3f s; the whole compaction takes %.3f s", drop, full);
+    cr_assert_eq(tind_close(db), TIND_OK, "close: %s", tind_last_error());
+}

@@ -451,3 +451,99 @@ Test(stress, writers_snapshots_readers_flushes_compactions)
     free(rd);
     free(mt);
 }
+
+/* ---- flushes and compactions racing a drop --------------------------------------------------- */
+
+/* A flush's seal request passed the keyspace check before it was queued; the
+ * drop was applied first and the leader then sealed the retired keyspace
+ * (its freed memtable, its closed manifest). And a second tind_keyspace_compact
+ * woken by the drop gave back the tree the first one still held, so the drop
+ * closed the manifest under the first one's merge. Every round races flushers
+ * and compacters against one drop; under AddressSanitizer any touch of the
+ * freed state aborts the test. */
+enum { RD_ROUNDS = 150, RD_FLUSHERS = 2, RD_COMPACTERS = 2 };
+
+struct rd_worker {
+    tind_keyspace *ks;
+    int compact;
+    atomic_int *go;
+    int bad_rc; /* the first status other than TIND_OK or TIND_INVALID */
+    char why[256];
+    uint64_t calls;
+};
+
+static void *rd_worker_main(void *arg)
+{
+    struct rd_worker *w = arg;
+    while (!atomic_load(w->go)) {
+    }
+    for (;;) {
+        int rc = w->compact ? tind_keyspace_compact(w->ks) : tind_keyspace_flush(w->ks);
+        w->calls++;
+        if (rc == TIND_INVALID) break; /* dropped */
+        if (rc != TIND_OK) {
+            w->bad_rc = rc;
+            snprintf(w->why, sizeof w->why, "%s", tind_last_error());
+            break;
+        }
+    }
+    return NULL;
+}
+
+Test(stress, flush_and_compact_racing_a_drop_never_touch_freed_state, .timeout = 300)
+{
+    uint64_t seed = tu_seed("stress::flush_and_compact_racing_a_drop_never_touch_freed_state");
+    uint64_t rng = seed;
+    g_stress_dir = tu_mkdtemp("stress-drop");
+    cr_assert_not_null(g_stress_dir);
+    tind_options o;
+    tind_options_init(&o);
+    o.workers = 3;
+    tind_db *db;
+    cr_assert_eq(tind_open(g_stress_dir, &o, &db), TIND_OK, "open: %s", tind_last_error());
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64 << 10;
+    ko.table_target_bytes = 64 << 10;
+    ko.l0_trigger = 2;
+    char val[ST_VALUE];
+    uint64_t calls = 0;
+    for (int round = 0; round < RD_ROUNDS; round++) {
+        tind_keyspace *ks;
+        cr_assert_eq(tind_keyspace_open(db, "victim", &ko, &ks), TIND_OK, "round %d: open: %s", round,
+                     tind_last_error());
+        /* A few tables and a filled memtable: flushes and compactions have work. */
+        for (int j = 0; j < 40; j++) {
+            char k[32];
+            size_t kl = st_key(k, round, j);
+            st_value(val, (uint64_t)j);
+            cr_assert_eq(tind_put(ks, k, kl, val, ST_VALUE), TIND_OK, "put: %s", tind_last_error());
+            if (j % 10 == 9) cr_assert_eq(tind_keyspace_flush(ks), TIND_OK, "flush: %s", tind_last_error());
+        }
+        atomic_int go;
+        atomic_init(&go, 0);
+        struct rd_worker w[RD_FLUSHERS + RD_COMPACTERS];
+        pthread_t t[RD_FLUSHERS + RD_COMPACTERS];
+        for (int i = 0; i < RD_FLUSHERS + RD_COMPACTERS; i++) {
+            w[i] = (struct rd_worker){.ks = ks, .compact = i >= RD_FLUSHERS, .go = &go};
+            cr_assert_eq(pthread_create(&t[i], NULL, rd_worker_main, &w[i]), 0);
+        }
+        atomic_store(&go, 1);
+        /* 0-2 ms into the race. */
+        struct timespec ts = {0, (long)tu_below(&rng, 2000) * 1000};
+        nanosleep(&ts, NULL);
+        cr_assert_eq(tind_keyspace_drop(db, "victim"), TIND_OK, "seed %llu round %d: drop: %s",
+                     (unsigned long long)seed, round, tind_last_error());
+        for (int i = 0; i < RD_FLUSHERS + RD_COMPACTERS; i++) {
+            pthread_join(t[i], NULL);
+            cr_assert_eq(w[i].bad_rc, 0, "seed %llu round %d: a %s racing the drop got %d: %s",
+                         (unsigned long long)seed, round, w[i].compact ? "compaction" : "flush", w[i].bad_rc, w[i].why);
+            calls += w[i].calls;
+        }
+        cr_assert_eq(tind_keyspace_flush(ks), TIND_INVALID, "a flush of the dropped keyspace did not fail");
+        cr_assert_eq(tind_keyspace_compact(ks), TIND_INVALID, "a compaction of the dropped keyspace did not fail");
+    }
+    cr_assert_eq(tind_close(db), TIND_OK, "close: %s", tind_last_error());
+    fprintf(stderr, "stress: %d drops raced by %llu flushes and compactions: ok\n", RD_ROUNDS,
+            (unsigned long long)calls);
+}
