@@ -136,7 +136,7 @@ Test(corruption, older_journal_cut_at_a_record_boundary_is_reported, .init = c_s
         EXPECT_OK(tind_open(c_dir, NULL, &db));
         EXPECT_OK(tind_keyspace_open(db, "ks", NULL, &ks));
         for (int i = 0; i < 3; i++) {
-            char k[16];
+            char k[32];
             snprintf(k, sizeof k, "s%d-%d", session, i);
             EXPECT_OK(tind_put(ks, k, strlen(k), "v", 1));
         }
