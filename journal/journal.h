@@ -151,15 +151,18 @@ struct journal_recovery {
 /* Replays every journal in dir, oldest first. The newest journal may end in
  * a torn tail: a bad record after which no valid record follows is cut off
  * (file truncated and synced). Any other damage — in an older journal, a bad
- * record with valid ones after it, a bad header — is TIND_CORRUPTION naming
+ * record with valid ones after it, a bad header, consecutive journals that
+ * do not meet, journals that end below min_seq — is TIND_CORRUPTION naming
  * the file and offset. A newest journal no longer than a header whose header
  * is bad was torn at creation: it is removed. Names that are not journal
- * names are ignored. */
-int journal_recover(const char *dir, journal_replay_fn fn, void *ctx, struct journal_recovery *out);
+ * names are ignored. min_seq: a sequence number the journals were durable
+ * through before this open (the highest a table's flush recorded; 0: none). */
+int journal_recover(const char *dir, uint64_t min_seq, journal_replay_fn fn, void *ctx, struct journal_recovery *out);
 /* Like journal_recover, deciding the same way, but changes nothing on disk:
  * a torn tail is skipped (counted in truncated_bytes) rather than cut off, a
  * torn newest journal is skipped rather than removed, nothing is synced. For
  * read-only opens, which may run beside a writer's handle of another kind. */
-int journal_recover_read_only(const char *dir, journal_replay_fn fn, void *ctx, struct journal_recovery *out);
+int journal_recover_read_only(const char *dir, uint64_t min_seq, journal_replay_fn fn, void *ctx,
+                              struct journal_recovery *out);
 
 #endif

@@ -296,15 +296,20 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     unsigned nworkers = o.read_only ? 1 : o.workers ? o.workers : workers_default_count();
     if ((rc = workers_start(nworkers, &db->pool)) != TIND_OK) goto fail;
     if ((rc = ks_load_all(db)) != TIND_OK) goto fail;
+    /* A flush synced the journal through the sequence number it recorded
+     * (flush_seal) before its table could be durable: the journals must
+     * still reach the highest one. */
+    uint64_t flushed = 0;
+    for (size_t i = 0; i < db->nks; i++)
+        if (db->ks[i]->flushed_seq > flushed) flushed = db->ks[i]->flushed_seq;
     struct replay rp = {.db = db};
     struct journal_recovery rec;
-    rc = o.read_only ? journal_recover_read_only(db->journal_dir, replay_cb, &rp, &rec)
-                     : journal_recover(db->journal_dir, replay_cb, &rp, &rec);
+    rc = o.read_only ? journal_recover_read_only(db->journal_dir, flushed, replay_cb, &rp, &rec)
+                     : journal_recover(db->journal_dir, flushed, replay_cb, &rp, &rec);
     if (rc == TIND_OK) rc = ks_check_unique(db);
     uint64_t last_seq = rp.last_seq;
     if (rec.max_base_seq > last_seq) last_seq = rec.max_base_seq;
-    for (size_t i = 0; i < db->nks; i++)
-        if (db->ks[i]->flushed_seq > last_seq) last_seq = db->ks[i]->flushed_seq;
+    if (flushed > last_seq) last_seq = flushed;
 
     struct journal_config jc = {.dir = db->journal_dir, .max_bytes = o.journal_max_bytes, .group_max_bytes = 1u << 20};
     struct journal_callbacks cb = {.ctx = db, .prepare = db_write_prepare, .apply = db_write_apply};

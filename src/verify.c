@@ -198,9 +198,22 @@ static int verify_payload(const char *path, uint64_t off, const uint8_t *p, size
     return rc;
 }
 
-/* One journal file, up to `limit` bytes (UINT64_MAX: the whole file). */
-static int verify_journal(struct verify *v, const char *path, uint64_t number, uint64_t limit, uint64_t *next_seq)
+/* The journal checked before the current one, when it read cleanly: its
+ * number, the last sequence number it used (its last batch's, or its base
+ * without batches), its path and the bytes read. */
+struct verify_prev {
+    int any;
+    uint64_t number, end_seq, size;
+    char path[PATH_MAX];
+};
+
+/* One journal file, up to `limit` bytes (UINT64_MAX: the whole file); *prev
+ * describes the one checked before it, and then this one. */
+static int verify_journal(struct verify *v, const char *path, uint64_t number, uint64_t limit, uint64_t *next_seq,
+                          struct verify_prev *prev)
 {
+    struct verify_prev before = *prev;
+    prev->any = 0; /* until this one has read cleanly */
     journal_reader *jr;
     int rc = journal_reader_open(path, &jr);
     if (rc) {
@@ -212,10 +225,27 @@ static int verify_journal(struct verify *v, const char *path, uint64_t number, u
                      journal_reader_header(jr)->number);
         goto done;
     }
-    /* A journal's records come after its base. (A journal may start past
-     * where the one before it ended: an open after a power loss cut that
-     * one's buffered tail while a flush of it had reached a table.) */
+    /* As at open: consecutive journals meet (journal N+1 is started only
+     * once N is durable whole, after the last sequence number used). One
+     * that starts later reports the journal that lost its end, one that
+     * starts earlier its own header; either way the check goes on. Journals
+     * whose numbers are not consecutive may not meet (journal/README.md). */
     uint64_t base = journal_reader_header(jr)->base_seq;
+    if (before.any && before.number + 1 == number && base != before.end_seq) {
+        if (base > before.end_seq)
+            err_set(TIND_CORRUPTION,
+                    "journal %s offset %" PRIu64 ": ends at sequence number %" PRIu64 ", but its successor %s "
+                    "starts after %" PRIu64 ": records at its end are missing",
+                    before.path, before.size, before.end_seq, path, base);
+        else
+            err_set(TIND_CORRUPTION,
+                    "journal %s offset 0: starts after sequence number %" PRIu64 ", but its predecessor %s ends at "
+                    "%" PRIu64,
+                    path, base, before.path, before.end_seq);
+        verify_note(v, TIND_CORRUPTION, base > before.end_seq ? before.path : path);
+    }
+    uint64_t end_seq = base;
+    /* A journal's records come after its base. */
     if (base + 1 > *next_seq) *next_seq = base + 1;
     for (;;) {
         const uint8_t *p;
@@ -229,7 +259,14 @@ static int verify_journal(struct verify *v, const char *path, uint64_t number, u
         }
         if (rc) break;
         v->r->journal_records++;
+        uint64_t from = *next_seq;
         if ((rc = verify_payload(path, off, p, n, next_seq)) != TIND_OK) break;
+        if (*next_seq != from) end_seq = *next_seq - 1; /* a batch: only a batch moves next_seq */
+    }
+    /* A damaged journal is no measure of where its successor must start. */
+    if (rc == TIND_OK) {
+        *prev = (struct verify_prev){.any = 1, .number = number, .end_seq = end_seq, .size = journal_reader_offset(jr)};
+        snprintf(prev->path, sizeof prev->path, "%s", path);
     }
 done:;
     uint64_t size = journal_reader_file_size(jr);
@@ -254,18 +291,24 @@ static int verify_journals(struct verify *v)
     if (rc) return rc;
     char path[PATH_MAX];
     uint64_t next_seq = 0;
+    struct verify_prev *prev = calloc(1, sizeof *prev);
+    if (!prev) {
+        free(names);
+        return err_nomem();
+    }
     for (size_t i = 0; rc == TIND_OK && i < count; i++) {
         uint64_t num;
         if (!journal_parse_name(names[i], &num) || num > a.number) continue; /* not one, or started since */
         if ((rc = file_join(path, sizeof path, v->db->journal_dir, names[i])) != TIND_OK) break;
-        rc = verify_journal(v, path, num, num == a.number ? a.current_bytes : UINT64_MAX, &next_seq);
+        rc = verify_journal(v, path, num, num == a.number ? a.current_bytes : UINT64_MAX, &next_seq, prev);
         if (rc == TIND_NOT_FOUND) {
-            rc = TIND_OK;
+            rc = TIND_OK; /* retired meanwhile: the next one is not measured against it */
             continue;
         }
         v->r->journals++;
         rc = verify_note(v, rc, path);
     }
+    free(prev);
     free(names);
     return rc;
 }

@@ -120,3 +120,50 @@ Test(corruption, manifest_cut_before_a_compaction_edit_is_reported, .init = c_se
 {
     c_damage_last_manifest_record(1);
 }
+
+/* Regression: a journal that is not the newest, cut at a record boundary,
+ * read cleanly and the open went on without its last batches (the next
+ * journal's applied over the gap). Its successor's header says where it
+ * must end: the open fails naming it and where it was cut. */
+Test(corruption, older_journal_cut_at_a_record_boundary_is_reported, .init = c_setup, .fini = c_teardown)
+{
+    tind_db *db;
+    tind_keyspace *ks;
+    char j1[4096], j2[4096];
+    snprintf(j1, sizeof j1, "%s/journals/0000000000000001.jnl", c_dir);
+    snprintf(j2, sizeof j2, "%s/journals/0000000000000002.jnl", c_dir);
+    for (int session = 0; session < 2; session++) {
+        EXPECT_OK(tind_open(c_dir, NULL, &db));
+        EXPECT_OK(tind_keyspace_open(db, "ks", NULL, &ks));
+        for (int i = 0; i < 3; i++) {
+            char k[32];
+            snprintf(k, sizeof k, "s%d-%d", session, i);
+            EXPECT_OK(tind_put(ks, k, strlen(k), "v", 1));
+        }
+        EXPECT_OK(tind_close(db));
+    }
+    struct stat st;
+    cr_assert_eq(stat(j2, &st), 0, "the second session's journal is its successor");
+    cr_assert_eq(stat(j1, &st), 0, "the first session's journal is kept (nothing was flushed)");
+    /* Cut its last record off: the records are 20 + payload bytes after a 40-byte header. */
+    int fd = open(j1, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t h[20];
+    uint64_t off = 40, last = 40;
+    while (off < (uint64_t)st.st_size) {
+        cr_assert_eq(pread(fd, h, sizeof h, (off_t)off), (ssize_t)sizeof h);
+        last = off;
+        off += 20 + c_u64(h);
+    }
+    cr_assert_eq(ftruncate(fd, (off_t)last), 0);
+    close(fd);
+    EXPECT_RC(tind_open(c_dir, NULL, &db), TIND_CORRUPTION);
+    char want[64];
+    snprintf(want, sizeof want, "offset %llu", (unsigned long long)last);
+    cr_assert(strstr(tind_last_error(), j1) && strstr(tind_last_error(), want), "%s", tind_last_error());
+    tind_options o;
+    tind_options_init(&o);
+    o.read_only = 1;
+    EXPECT_RC(tind_open(c_dir, &o, &db), TIND_CORRUPTION);
+    cr_assert(strstr(tind_last_error(), j1) && strstr(tind_last_error(), want), "%s", tind_last_error());
+}

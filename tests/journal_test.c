@@ -974,7 +974,7 @@ Test(journal_recovery, empty_directory)
     jt_seen_init(&s);
     struct journal_recovery rec;
     memset(&rec, 0xff, sizeof rec);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
     cr_assert_eq(rec.files, 0u);
     cr_assert_eq(rec.max_number, 0u);
     cr_assert_eq(rec.max_base_seq, 0u);
@@ -983,7 +983,7 @@ Test(journal_recovery, empty_directory)
     cr_assert_eq(rec.removed_torn_newest, 0);
     cr_assert_eq(s.n, 0u);
     jt_rmtree(dir);
-    cr_assert_neq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "a missing directory is an error");
+    cr_assert_neq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "a missing directory is an error");
 }
 
 Test(journal_recovery, several_files_in_order)
@@ -1013,7 +1013,7 @@ Test(journal_recovery, several_files_in_order)
     struct jt_seen s;
     jt_seen_init(&s);
     struct journal_recovery rec;
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
     cr_assert_eq(rec.files, 4u);
     cr_assert_eq(rec.max_number, 0x100u);
     cr_assert_eq(rec.max_base_seq, 1u + 5 + 0 + 40);
@@ -1052,7 +1052,7 @@ Test(journal_recovery, torn_tail_cut_at_every_length)
         struct jt_seen s;
         jt_seen_init(&s);
         struct journal_recovery rec;
-        cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "cut %zu: %s", cut, err_msg());
+        cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "cut %zu: %s", cut, err_msg());
         cr_assert_eq(rec.records, 4u + 5, "cut %zu", cut);
         cr_assert_eq(rec.truncated_bytes, cut, "cut %zu", cut);
         cr_assert_eq(jt_size(w.path), last, "cut %zu: the file is really truncated", cut);
@@ -1061,7 +1061,7 @@ Test(journal_recovery, torn_tail_cut_at_every_length)
 
         /* A second recovery finds a clean journal. */
         jt_seen_init(&s);
-        cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "cut %zu: %s", cut, err_msg());
+        cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "cut %zu: %s", cut, err_msg());
         cr_assert_eq(rec.records, 9u);
         cr_assert_eq(rec.truncated_bytes, 0u);
         jt_seen_free(&s);
@@ -1088,7 +1088,7 @@ Test(journal_recovery, torn_tail_of_zeros_or_garbage)
         struct jt_seen s;
         jt_seen_init(&s);
         struct journal_recovery rec;
-        cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+        cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
         cr_assert_eq(rec.records, 10u);
         cr_assert_eq(rec.truncated_bytes, sizeof tail);
         cr_assert_eq(jt_size(w.path), end);
@@ -1114,7 +1114,7 @@ Test(journal_recovery, flipped_bit_in_a_middle_record)
         jt_seen_init(&s);
         struct journal_recovery rec;
         err_clear();
-        int rc = journal_recover(dir, jt_collect, &s, &rec);
+        int rc = journal_recover(dir, 0, jt_collect, &s, &rec);
         cr_assert_eq(rc, TIND_CORRUPTION, "byte %zu: rc %d", i, rc);
         char want[PATH_MAX + 64];
         snprintf(want, sizeof want, "journal %s offset %llu: ", w.path, (unsigned long long)offs[2]);
@@ -1145,7 +1145,7 @@ Test(journal_recovery, zero_length_record_then_valid_is_corruption)
     struct jt_seen s;
     jt_seen_init(&s);
     struct journal_recovery rec;
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_CORRUPTION);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_CORRUPTION);
     char want[64];
     snprintf(want, sizeof want, "offset %llu", (unsigned long long)bad);
     cr_assert_not_null(strstr(err_msg(), want), "%s", err_msg());
@@ -1170,7 +1170,7 @@ Test(journal_recovery, bad_record_in_an_older_journal)
     struct jt_seen s;
     jt_seen_init(&s);
     struct journal_recovery rec;
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_CORRUPTION);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_CORRUPTION);
     char want[PATH_MAX + 64];
     snprintf(want, sizeof want, "journal %s offset %llu: ", w1.path, (unsigned long long)offs[7]);
     cr_assert_not_null(strstr(err_msg(), want), "\"%s\" lacks \"%s\"", err_msg(), want);
@@ -1183,7 +1183,7 @@ Test(journal_recovery, bad_record_in_an_older_journal)
     cr_assert_eq(jt_size(w1.path), size1);
     jt_flip(w1.path, size1 - 1, 0x04);
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_CORRUPTION);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_CORRUPTION);
     cr_assert_not_null(strstr(err_msg(), want), "\"%s\" lacks \"%s\"", err_msg(), want);
     cr_assert_eq(jt_size(w1.path), size1);
     jt_seen_free(&s);
@@ -1192,9 +1192,178 @@ Test(journal_recovery, bad_record_in_an_older_journal)
     jt_journal(&w1, dir, 1, 1, 8, offs);
     jt_cut(w1.path, 10);
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_CORRUPTION);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_CORRUPTION);
     cr_assert_eq(file_exists(w1.path), 1, "an older journal is never removed");
     jt_seen_free(&s);
+    jt_rmtree(dir);
+}
+
+/* Runs journal_recover (or its read-only form) over dir and expects
+ * TIND_CORRUPTION naming `path` at `off`, after `records` replayed records. */
+static void jt_expect_gap(const char *dir, int read_only, const char *path, uint64_t off, size_t records)
+{
+    struct jt_seen s;
+    jt_seen_init(&s);
+    struct journal_recovery rec;
+    int rc = read_only ? journal_recover_read_only(dir, 0, jt_collect, &s, &rec) : journal_recover(dir, 0, jt_collect, &s, &rec);
+    cr_assert_eq(rc, TIND_CORRUPTION, "rc %d: %s", rc, err_msg());
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "journal %s offset %llu: ", path, (unsigned long long)off);
+    cr_assert_not_null(strstr(err_msg(), want), "\"%s\" lacks \"%s\"", err_msg(), want);
+    cr_assert_eq(s.n, records, "the successor's records are not replayed over the gap");
+    jt_seen_free(&s);
+}
+
+static void jt_expect_recovers(const char *dir, int read_only, size_t records)
+{
+    struct jt_seen s;
+    jt_seen_init(&s);
+    struct journal_recovery rec;
+    int rc = read_only ? journal_recover_read_only(dir, 0, jt_collect, &s, &rec) : journal_recover(dir, 0, jt_collect, &s, &rec);
+    cr_assert_eq(rc, TIND_OK, "%s", err_msg());
+    cr_assert_eq(s.n, records);
+    jt_seen_free(&s);
+}
+
+/* Expects recovery with min_seq to fail naming `path` at `off` as ending below it. */
+static void jt_expect_gap_below(const char *dir, int read_only, uint64_t min_seq, const char *path, uint64_t off)
+{
+    struct jt_seen s;
+    jt_seen_init(&s);
+    struct journal_recovery rec;
+    int rc = read_only ? journal_recover_read_only(dir, min_seq, jt_collect, &s, &rec)
+                       : journal_recover(dir, min_seq, jt_collect, &s, &rec);
+    cr_assert_eq(rc, TIND_CORRUPTION, "rc %d: %s", rc, err_msg());
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "journal %s offset %llu: ", path, (unsigned long long)off);
+    cr_assert_not_null(strstr(err_msg(), want), "\"%s\" lacks \"%s\"", err_msg(), want);
+    cr_assert_not_null(strstr(err_msg(), "tables hold writes"), "%s", err_msg());
+    jt_seen_free(&s);
+}
+
+/* Journal N+1 is started only once journal N is durable whole (at a
+ * rotation, or by recovery), with the last sequence number used so far as
+ * its base: consecutive journals meet exactly. A journal cut at a record
+ * boundary reads cleanly, so this is what finds it when it is not the newest. */
+Test(journal_recovery, consecutive_journals_must_meet)
+{
+    char dir[64];
+    jt_mkdtemp(dir, sizeof dir);
+    for (int ro = 0; ro < 2; ro++) {
+        struct jt_file w1, w2;
+        uint64_t offs[8];
+        /* Journal 1: base 0, sequence numbers 1..8; journal 2 after it. */
+        jt_journal(&w1, dir, 1, 0, 8, offs);
+        uint64_t size1 = jt_size(w1.path);
+        jt_journal(&w2, dir, 2, 8, 3, NULL);
+        jt_expect_recovers(dir, ro, 11);
+
+        /* Journal 1 cut after its 6th record (at a record boundary). */
+        jt_cut(w1.path, offs[6]);
+        jt_expect_gap(dir, ro, w1.path, offs[6], 6);
+        cr_assert_eq(jt_size(w1.path), offs[6], "an older journal is never truncated");
+        /* Cut to its header alone: it ends at its base. */
+        jt_cut(w1.path, JOURNAL_HEADER_SIZE);
+        jt_expect_gap(dir, ro, w1.path, JOURNAL_HEADER_SIZE, 0);
+
+        /* A successor whose base is below its predecessor's end is damage too:
+         * its header is named. */
+        jt_journal(&w1, dir, 1, 0, 8, offs);
+        cr_assert_eq(jt_size(w1.path), size1);
+        jt_journal(&w2, dir, 2, 7, 3, NULL);
+        jt_expect_gap(dir, ro, w2.path, 0, 8);
+
+        /* A journal that holds no batch ends at its base, whatever drops it
+         * holds. */
+        buf b;
+        buf_init(&b);
+        cr_assert_eq(payload_drop_init(&b, 3), TIND_OK);
+        jt_create(&w1, dir, 1, 20);
+        jt_record(&w1, b.p, b.len);
+        jt_record(&w1, b.p, b.len);
+        jt_close(&w1);
+        jt_journal(&w2, dir, 2, 20, 2, NULL);
+        jt_expect_recovers(dir, ro, 4);
+        jt_journal(&w2, dir, 2, 21, 2, NULL);
+        jt_expect_gap(dir, ro, w1.path, jt_size(w1.path), 2);
+        /* Drops after the last batch do not move the end. */
+        jt_journal(&w1, dir, 1, 0, 3, NULL);
+        cr_assert_eq(file_open(w1.path, FILE_WRITE, &w1.f), TIND_OK, "%s", err_msg());
+        jt_record(&w1, b.p, b.len);
+        jt_close(&w1);
+        buf_free(&b);
+        jt_journal(&w2, dir, 2, 3, 2, NULL);
+        jt_expect_recovers(dir, ro, 6);
+        jt_journal(&w2, dir, 2, 4, 2, NULL);
+        jt_expect_gap(dir, ro, w1.path, jt_size(w1.path), 4);
+
+        /* Journals whose numbers are not consecutive may not meet: the ones
+         * between them held no record, or were retired (see README). */
+        cr_assert_eq(file_unlink(w2.path), TIND_OK);
+        struct jt_file w3;
+        jt_journal(&w3, dir, 3, 40, 2, NULL);
+        jt_expect_recovers(dir, ro, 6);
+        cr_assert_eq(file_unlink(w3.path), TIND_OK);
+        cr_assert_eq(file_unlink(w1.path), TIND_OK);
+    }
+    jt_rmtree(dir);
+}
+
+/* A flush syncs the journal through the sequence number its table records
+ * before the table can be durable, so no torn append loses those records:
+ * a newest journal that would end below min_seq, cut or cleanly, lost them
+ * to damage. It is reported and not cut (a cut one would open once and its
+ * successor would then start past its end). A newest journal torn at
+ * creation is not held to min_seq: the one before it may have been retired. */
+Test(journal_recovery, newest_journal_ending_below_min_seq_is_corruption)
+{
+    char dir[64];
+    jt_mkdtemp(dir, sizeof dir);
+    for (int ro = 0; ro < 2; ro++) {
+        struct jt_file w1, w2;
+        uint64_t offs[8];
+        jt_journal(&w1, dir, 1, 0, 4, NULL);
+        jt_journal(&w2, dir, 2, 4, 8, offs); /* sequence numbers 5..12 */
+        uint64_t size2 = jt_size(w2.path);
+        struct jt_seen s;
+        struct journal_recovery rec;
+        /* A torn last record above min_seq is a torn tail. */
+        jt_cut(w2.path, offs[7] + 3);
+        jt_seen_init(&s);
+        int rc = ro ? journal_recover_read_only(dir, 11, jt_collect, &s, &rec)
+                    : journal_recover(dir, 11, jt_collect, &s, &rec);
+        cr_assert_eq(rc, TIND_OK, "%s", err_msg());
+        jt_seen_free(&s);
+        /* Below it: not a torn tail, nothing cut. */
+        jt_journal(&w2, dir, 2, 4, 8, offs);
+        jt_cut(w2.path, offs[6] + 3);
+        jt_seen_init(&s);
+        rc = ro ? journal_recover_read_only(dir, 12, jt_collect, &s, &rec)
+                : journal_recover(dir, 12, jt_collect, &s, &rec);
+        cr_assert_eq(rc, TIND_CORRUPTION, "%s", err_msg());
+        char want[PATH_MAX + 64];
+        snprintf(want, sizeof want, "journal %s offset %llu: ", w2.path, (unsigned long long)offs[6]);
+        cr_assert_not_null(strstr(err_msg(), want), "\"%s\" lacks \"%s\"", err_msg(), want);
+        cr_assert_eq(jt_size(w2.path), offs[6] + 3, "nothing is cut");
+        jt_seen_free(&s);
+        /* Cut at a record boundary below it: reads cleanly, still damage. */
+        jt_cut(w2.path, offs[6]);
+        jt_expect_gap_below(dir, ro, 12, w2.path, offs[6]);
+        jt_journal(&w2, dir, 2, 4, 8, offs);
+        cr_assert_eq(jt_size(w2.path), size2);
+        jt_expect_gap_below(dir, ro, 13, w2.path, size2);
+        /* Torn at creation: removed, whatever journal 1 reaches. */
+        jt_cut(w2.path, 30);
+        jt_seen_init(&s);
+        rc = ro ? journal_recover_read_only(dir, 12, jt_collect, &s, &rec)
+                : journal_recover(dir, 12, jt_collect, &s, &rec);
+        cr_assert_eq(rc, TIND_OK, "%s", err_msg());
+        cr_assert_eq(rec.removed_torn_newest, 1);
+        jt_seen_free(&s);
+        if (!ro) cr_assert_eq(file_exists(w2.path), 0);
+        else cr_assert_eq(file_unlink(w2.path), TIND_OK);
+        cr_assert_eq(file_unlink(w1.path), TIND_OK);
+    }
     jt_rmtree(dir);
 }
 
@@ -1211,7 +1380,7 @@ Test(journal_recovery, torn_newest_header_is_removed)
         struct jt_seen s;
         jt_seen_init(&s);
         struct journal_recovery rec;
-        cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "size %llu: %s", (unsigned long long)n,
+        cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "size %llu: %s", (unsigned long long)n,
                      err_msg());
         cr_assert_eq(rec.removed_torn_newest, 1, "size %llu", (unsigned long long)n);
         cr_assert_eq(file_exists(w2.path), 0, "size %llu: removed", (unsigned long long)n);
@@ -1228,7 +1397,7 @@ Test(journal_recovery, torn_newest_header_is_removed)
     struct jt_seen s;
     jt_seen_init(&s);
     struct journal_recovery rec;
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
     cr_assert_eq(rec.removed_torn_newest, 0);
     cr_assert_eq(file_exists(w.path), 1);
     cr_assert_eq(rec.max_base_seq, 50u);
@@ -1238,7 +1407,7 @@ Test(journal_recovery, torn_newest_header_is_removed)
     jt_journal(&w, dir, 3, 50, 1, NULL);
     jt_flip(w.path, 3, 0x01);
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_CORRUPTION);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_CORRUPTION);
     cr_assert_not_null(strstr(err_msg(), "offset 0"), "%s", err_msg());
     cr_assert_eq(file_exists(w.path), 1);
     jt_seen_free(&s);
@@ -1256,7 +1425,7 @@ Test(journal_recovery, header_number_mismatch)
     struct jt_seen s;
     jt_seen_init(&s);
     struct journal_recovery rec;
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_CORRUPTION);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_CORRUPTION);
     cr_assert_not_null(strstr(err_msg(), w.path), "%s", err_msg());
     cr_assert_not_null(strstr(err_msg(), "number"), "%s", err_msg());
     cr_assert_eq(file_exists(w.path), 1, "a mismatched header is not a torn one");
@@ -1264,7 +1433,7 @@ Test(journal_recovery, header_number_mismatch)
     /* In an older one. */
     struct jt_file w2;
     jt_journal(&w2, dir, 9, 1, 2, NULL);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_CORRUPTION);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_CORRUPTION);
     cr_assert_not_null(strstr(err_msg(), w.path), "%s", err_msg());
     cr_assert_eq(s.n, 0u);
     jt_seen_free(&s);
@@ -1285,7 +1454,7 @@ Test(journal_recovery, callback_error_stops_recovery)
         s.fail_at = at;
         s.fail_rc = TIND_NO_MEMORY;
         struct journal_recovery rec;
-        cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_NO_MEMORY, "at %zu", at);
+        cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_NO_MEMORY, "at %zu", at);
         cr_assert_eq(s.n, at, "no record after the failing one");
         jt_seen_free(&s);
     }
@@ -1308,7 +1477,7 @@ Test(journal_recovery, io_errors_propagate)
     struct jt_seen s;
     jt_seen_init(&s);
     struct journal_recovery rec;
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_IO_ERROR);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_IO_ERROR);
     cr_assert_eq(jt_size(w.path), offs[4] + 3);
     jt_seen_free(&s);
 
@@ -1316,7 +1485,7 @@ Test(journal_recovery, io_errors_propagate)
     f.ops = FOP_BIT(FOP_SYNC);
     file_fault_set(&f);
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_IO_ERROR);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_IO_ERROR);
     jt_seen_free(&s);
     cr_assert_eq(file_fault_fired(), 1u);
 
@@ -1327,7 +1496,7 @@ Test(journal_recovery, io_errors_propagate)
     f.forever = 1;
     file_fault_set(&f);
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_IO_ERROR);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_IO_ERROR);
     cr_assert_eq(jt_size(w.path), offs[4] + 3);
     jt_seen_free(&s);
 
@@ -1342,13 +1511,13 @@ Test(journal_recovery, io_errors_propagate)
     f.forever = 0;
     file_fault_set(&f);
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_IO_ERROR);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_IO_ERROR);
     cr_assert_eq(file_exists(w2.path), 1);
     jt_seen_free(&s);
 
     file_fault_clear();
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
     cr_assert_eq(rec.removed_torn_newest, 1);
     cr_assert_eq(rec.records, 5u);
     cr_assert_eq(file_exists(w2.path), 0);
@@ -1376,7 +1545,7 @@ Test(journal_recovery, newest_journal_is_synced)
     struct jt_seen s;
     jt_seen_init(&s);
     struct journal_recovery rec;
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
     cr_assert_eq(file_fault_seen(), 1u, "one sync: the newest journal's");
     jt_seen_free(&s);
 
@@ -1384,14 +1553,14 @@ Test(journal_recovery, newest_journal_is_synced)
     f.path_part = newest;
     file_fault_set(&f);
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_IO_ERROR);
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_IO_ERROR);
     cr_assert_not_null(strstr(err_msg(), newest), "%s", err_msg());
     jt_seen_free(&s);
 
     f.path_part = older;
     file_fault_set(&f);
     jt_seen_init(&s);
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
     cr_assert_eq(file_fault_fired(), 0u);
     jt_seen_free(&s);
     file_fault_clear();
@@ -1433,7 +1602,7 @@ Test(journal_recovery, torn_record_holding_a_record_image_is_a_torn_tail)
     struct jt_seen s;
     jt_seen_init(&s);
     struct journal_recovery rec;
-    cr_assert_eq(journal_recover(dir, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
+    cr_assert_eq(journal_recover(dir, 0, jt_collect, &s, &rec), TIND_OK, "%s", err_msg());
     cr_assert_eq(rec.records, 5u);
     cr_assert_eq(jt_size(w.path), end, "the torn record was not cut");
     jt_seen_free(&s);

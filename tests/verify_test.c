@@ -294,6 +294,33 @@ Test(verify, flipped_bit_in_a_journal_record)
     cr_assert_eq(r.journal_records, 5);
 }
 
+/* A journal cut at a record boundary reads cleanly; its successor's header
+ * (the last sequence number used before it began) shows the end it lost. */
+Test(verify, journal_cut_at_a_record_boundary_before_its_successor_is_reported)
+{
+    tind_keyspace *ks = v_open(TIND_COMPACTION_LEVELED, TIND_COMPRESSION_LZ4);
+    v_fill(ks, 0, 5);
+    EXPECT_OK(tind_close(v_db));
+    ks = v_open(TIND_COMPACTION_LEVELED, TIND_COMPRESSION_LZ4);
+    v_fill(ks, 5, 8);
+    EXPECT_OK(tind_db_verify(v_db, NULL));
+    char j[PATH_MAX];
+    snprintf(j, sizeof j, "%s/journals/%016llx.jnl", v_dir, 1ull);
+    struct stat s;
+    if (stat(j, &s) != 0) cr_skip_test("the first journal is not number 1");
+    /* Its last record's start: records are 20 + payload bytes after the 40-byte header. */
+    uint8_t h[20];
+    uint64_t off = 40, last = 40;
+    while (off < (uint64_t)s.st_size) {
+        v_read_at(j, off, h, sizeof h);
+        last = off;
+        off += 20 + v_get_u64(h);
+    }
+    cr_assert_eq(truncate(j, (off_t)last), 0);
+    v_expect_problem(j, last);
+    cr_assert(strstr(tind_last_error(), "missing"), "%s", tind_last_error());
+}
+
 Test(verify, missing_table_and_table_of_the_wrong_size)
 {
     char t[PATH_MAX];

@@ -14,7 +14,8 @@
  * N bits (spread evenly over the file, or every bit) are flipped and M
  * lengths (or every length) cut, each on a fresh copy; then a forked child
  * opens the copy, gets every key, scans forward and backward, seeks both ways
- * and runs tind_db_verify, under a 20 s alarm (a hang dies of SIGALRM).
+ * and runs tind_db_verify, under a 20 s alarm (a hang dies of SIGALRM); a
+ * copy that opened must open again after its close.
  *
  * The oracle: keyspace j's tables hold its ops of the first f_j batches
  * (every batch is one journal record); what else it must show depends on the
@@ -23,11 +24,14 @@
  *     at open: every batch but that one; any other record, or the file
  *     header, is TIND_CORRUPTION at open. Truncation at L: the records that
  *     end by L survive (a file no longer than its header is a journal torn at
- *     creation, removed).
- *   - the older journal: any flip, or a cut inside its header or a record,
- *     is TIND_CORRUPTION at open; a cut at a record boundary reads cleanly
- *     (it is what a power loss leaves of a newest journal's buffered tail),
- *     so its later records are lost and the next journal's still apply.
+ *     creation, removed). A flip or a cut past the header that leaves fewer
+ *     batches than a keyspace's tables hold (max f_j: a flush synced the
+ *     journal through them first, so no torn append loses them) is
+ *     TIND_CORRUPTION at open.
+ *   - the older journal: any flip or cut is TIND_CORRUPTION at open naming
+ *     it: a cut inside its header or a record is a bad record, and a cut at
+ *     a record boundary, which reads cleanly, leaves it ending before the
+ *     base its successor's header records (consecutive journals meet).
  *   - every other file: every batch, or TIND_CORRUPTION (at open, or from a
  *     read). A damaged table must also be found by tind_db_verify.
  * A read returning TIND_CORRUPTION must name the damaged file and an offset;
@@ -327,7 +331,6 @@ struct ccase {
     uint64_t off;     /* flip: byte offset; trunc: new length */
     unsigned bit;
     int expect_k;     /* the journal batches that must survive; -1: open must fail */
-    unsigned hole_lo, hole_hi; /* batches [lo, hi) lost from an older journal cut at a record boundary */
     int must_detect;  /* tind_db_verify must report the damage */
 };
 
@@ -374,8 +377,7 @@ static void expect_state(const struct ccase *c, unsigned j)
 {
     memset(g_exp_vlen, 0, sizeof g_exp_vlen);
     for (unsigned b = 0; b < g_nbatches; b++) {
-        int survives = (int)b < c->expect_k && !(b >= c->hole_lo && b < c->hole_hi);
-        if (b >= g_flushed[j] && !survives) continue;
+        if (b >= g_flushed[j] && (int)b >= c->expect_k) continue;
         for (unsigned i = 0; i < g_batches[b].n; i++) {
             const struct op *o = &g_batches[b].ops[i];
             if (o->ks != j) continue;
@@ -551,6 +553,10 @@ static int run_child(const struct ccase *c, const char *work)
         VIOLATION("verify found nothing");
     }
     if ((rc = tind_close(db)) != TIND_OK) VIOLATION("close: %s", tind_strerror(rc));
+    /* What an open accepted (a torn tail cut, a torn journal removed) it
+     * accepts again: the journal this open started must meet the last. */
+    if ((rc = tind_open(work, NULL, &db)) != TIND_OK) VIOLATION("reopen: %s: %s", tind_strerror(rc), tind_last_error());
+    else if ((rc = tind_close(db)) != TIND_OK) VIOLATION("close after reopen: %s", tind_strerror(rc));
     return g_violations_in_child ? 1 : errors ? 4 : 0;
 }
 
@@ -571,34 +577,37 @@ static void damage(const struct ccase *c, const char *work)
 }
 
 /* The journal records (batches) that must survive a journal damaged at byte
- * off (flip) or cut at off (trunc): -1 when the open must fail. A bad record
- * in a journal that is not the newest is corruption: it was synced whole
- * before its successor began. Cut at a record boundary, though, it reads
- * cleanly and looks like the newest journal of its day cut after a power
- * loss took its buffered tail (its successor may then start past its end,
- * when a flush of the lost writes reached a table): its later records are
- * lost, in a hole the next journal's records follow. */
+ * off (flip) or cut at off (trunc): -1 when the open must fail. Any damage
+ * to a journal that is not the newest is corruption: it was synced whole
+ * before its successor began. A cut at a record boundary reads cleanly, but
+ * the successor's header holds the last sequence number used before it, and
+ * every record here is a batch, so the cut journal ends short of it. In
+ * the newest, a cut is a torn tail only when it keeps every batch a table
+ * holds: those were synced before their flush. */
 static int journal_expect(struct ccase *c)
 {
     const struct file *f = c->f;
-    unsigned k = 0;
+    unsigned k = 0, flushed = 0;
+    for (unsigned j = 0; j < NKS; j++)
+        if (g_flushed[j] > flushed) flushed = g_flushed[j];
+    int left;
     if (!c->trunc) {
         if (c->off < 40 || !f->newest) return -1;
         while (f->rec_end[k] <= c->off) k++;
-        return k == f->nrec - 1 ? (int)(f->first_rec + k) : -1;
+        left = k == f->nrec - 1 ? (int)(f->first_rec + k) : -1;
+    } else if (c->off < 40) {
+        /* Newest: torn at creation, removed; the one before it need not
+         * reach what the tables hold (it may have been retired meanwhile). */
+        return f->newest ? (int)f->first_rec : -1;
+    } else {
+        while (k < f->nrec && f->rec_end[k] <= c->off) k++;
+        left = f->newest ? (int)(f->first_rec + k) : -1;
     }
-    if (c->off < 40) return f->newest ? (int)f->first_rec : -1; /* newest: torn at creation, removed */
-    while (k < f->nrec && f->rec_end[k] <= c->off) k++;
-    if (f->newest) return (int)(f->first_rec + k);
-    if (c->off != (k ? f->rec_end[k - 1] : 40)) return -1;
-    c->hole_lo = f->first_rec + k;
-    c->hole_hi = f->first_rec + f->nrec;
-    return (int)g_nbatches;
+    return left >= (int)flushed ? left : -1;
 }
 
 static int run_case(struct ccase *c, const char *base, const char *work)
 {
-    c->hole_lo = c->hole_hi = 0;
     c->expect_k = c->f->kind == K_JOURNAL ? journal_expect(c) : (int)g_nbatches;
     c->must_detect = c->f->kind == K_TABLE;
     nftw(work, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
