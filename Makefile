@@ -1,7 +1,9 @@
 # tind — build, test, install.
 #
 #   make                      build/libtind.a, build/libtind.so
-#   make test                 build and run the test suite (Criterion)
+#   make test                 build and run the test suite (Criterion), after check-private-names
+#   make check-private-names  libtind.a and libtind.so define no global outside the tind_ API,
+#                             and a program defining internal names links with each and runs
 #   make SAN=address,undefined test / make SAN=thread test
 #                             the same under sanitizers, in build/san-<list>/
 #   make bench                the quick benchmark on a fresh database
@@ -124,6 +126,12 @@ PEER_CFLAGS = -DTIND_BENCH_PEERS -DBENCH_ROCKSDB_VERSION='"$(ROCKSDB_VERSION)"'
 
 STATIC := $(BUILD)/libtind.a
 SHARED := $(BUILD)/libtind.so
+# Every library object in one archive, internal symbols global: what the tests, the
+# test tools, the fuzz targets and the CLI link, since they call internals. Never
+# installed; only libtind.a and libtind.so are.
+INTERNAL := $(BUILD)/obj/libtind-internal.a
+LD      ?= ld
+OBJCOPY ?= objcopy
 TESTBIN := $(BUILD)/tests/tind-tests
 BENCHBIN := $(BUILD)/tind-bench
 PEERBIN  := $(BUILD)/tind-bench-peers
@@ -133,7 +141,7 @@ CLIBIN   := $(BUILD)/tind
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
         model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
         fault-test run-fault-test \
-        bench-peers peer-deps run-bench-peers install uninstall clean
+        bench-peers peer-deps run-bench-peers install uninstall clean check-private-names
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc $(CLIBIN)
 
@@ -167,7 +175,7 @@ test: ensure-deps
 	@$(MAKE) --no-print-directory run-tests
 
 # Criterion's runner itself leaks a few bytes when timed tests overlap.
-run-tests: check-pkgs $(TESTBIN) $(TOOLS) $(CLIBIN)
+run-tests: check-pkgs $(TESTBIN) $(TOOLS) $(CLIBIN) check-private-names
 	TIND_TOOLS=$(BUILD)/tests TIND_CLI=$(CLIBIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(TESTBIN) $(TEST_ARGS)
 
 bench: ensure-deps
@@ -239,10 +247,23 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(STATIC): $(LIB_OBJS)
+$(INTERNAL): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
+
+# The shipped static library holds one relocatable object: every library object
+# linked together (ld -r), then every hidden symbol made local (objcopy
+# --localize-hidden). The library is compiled with -fvisibility=hidden and only
+# TIND_API declarations are default, so what stays global is the tind_ API, the
+# same set libtind.so exports; a program may define file_open or err_set itself
+# and links without a clash, and without taking over the library's own.
+$(STATIC): $(LIB_OBJS)
+	@mkdir -p $(dir $@) $(BUILD)/obj
+	$(LD) -r -o $(BUILD)/obj/libtind.o $^
+	$(OBJCOPY) --localize-hidden $(BUILD)/obj/libtind.o
+	rm -f $@
+	ar rcs $@ $(BUILD)/obj/libtind.o
 
 $(SHARED): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -255,23 +276,52 @@ $(BUILD)/tind.pc: tind.pc.in include/tind.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
 	    -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
-$(TESTBIN): $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC)
+$(TESTBIN): $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(STATIC) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $(TEST_OBJS) $(TEST_SUPPORT_OBJS) $(TSAN_RUNNER_OBJS) $(INTERNAL) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_SUPPORT_OBJS) $(STATIC)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_SUPPORT_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(INTERNAL) $(LDLIBS)
 
-# The command-line tool links the static library: it uses the internal
-# readers (tables, journals, manifests) besides the public API.
-$(CLIBIN): $(CLI_OBJS) $(STATIC)
+# The command-line tool links the library's objects, not libtind.a: besides the
+# public API its file commands use the internal readers (tables, journals,
+# manifests, records), which libtind.a keeps local.
+$(CLIBIN): $(CLI_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(STATIC) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(INTERNAL) $(LDLIBS)
+
+# libtind.a and libtind.so define no global symbol outside the tind_ API, and a
+# program that defines internal names (tests/link/private_names.c) links against
+# each and runs a database session. The program is compiled as a user's would
+# be: the public header only, default visibility.
+PRIVATE_NAMES := $(BUILD)/tests/private-names
+PRIVATE_NAMES_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -pthread -Iinclude
+check-private-names: $(STATIC) $(SHARED) $(PRIVATE_NAMES)-static $(PRIVATE_NAMES)-shared
+	@bad=$$(nm -g --defined-only $(STATIC) | awk 'NF == 3 && $$3 !~ /^tind_/'); \
+	 if [ -n "$$bad" ]; then echo "error: $(STATIC) defines globals outside the tind_ API:" >&2; \
+	   echo "$$bad" >&2; exit 1; fi
+	@bad=$$(nm -D --defined-only $(SHARED) | awk 'NF == 3 && $$3 !~ /^tind_/'); \
+	 if [ -n "$$bad" ]; then echo "error: $(SHARED) exports symbols outside the tind_ API:" >&2; \
+	   echo "$$bad" >&2; exit 1; fi
+	$(PRIVATE_NAMES)-static
+	$(PRIVATE_NAMES)-shared
+
+$(BUILD)/obj/tests/link/private_names.o: tests/link/private_names.c include/tind.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PRIVATE_NAMES_CFLAGS) -c -o $@ $<
+
+$(PRIVATE_NAMES)-static: $(BUILD)/obj/tests/link/private_names.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+$(PRIVATE_NAMES)-shared: $(BUILD)/obj/tests/link/private_names.o $(SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltind $(LDLIBS)
 
 $(BENCHBIN): $(BENCH_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -365,21 +415,21 @@ run-fuzz-replay: check-pkgs $(FUZZ_BINS)
 run-fuzz-corpus: check-pkgs $(BUILD)/tests/fuzz-gen-corpus
 	$(BUILD)/tests/fuzz-gen-corpus tests/fuzz/corpus
 
-$(BUILD)/tests/fuzz-gen-corpus: $(BUILD)/obj/tests/fuzz/gen_corpus.o $(TEST_SUPPORT_OBJS) $(STATIC)
+$(BUILD)/tests/fuzz-gen-corpus: $(BUILD)/obj/tests/fuzz/gen_corpus.o $(TEST_SUPPORT_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(STATIC) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(INTERNAL) $(LDLIBS)
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BUILD)/libtind.a: $(FUZZ_LIB_OBJS)
+$(FUZZ_BUILD)/obj/libtind-internal.a: $(FUZZ_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
 
-$(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJS) $(FUZZ_BUILD)/libtind.a
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON_OBJS) $(FUZZ_BUILD)/libtind.a $(LDLIBS)
+$(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJS) $(FUZZ_BUILD)/obj/libtind-internal.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON_OBJS) $(FUZZ_BUILD)/obj/libtind-internal.a $(LDLIBS)
 
 # Keep intermediate objects (tools' .o) so that nothing rebuilds needlessly.
 .SECONDARY:

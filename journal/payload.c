@@ -4,14 +4,13 @@
  *   op    := kind:u8 keyspace:varint32 klen:varint32 key[klen] (vlen:varint32 value[vlen])?
  *   drop  := type=2:u8 keyspace:varint32
  *
- * The value is present only for kind PUT (lsm/ikey.h). Decoders trust no
+ * The value is present only for kind PUT (payload.h). Decoders trust no
  * field: every length is checked against the payload's end before use. */
 #include "journal/payload.h"
 
 #include <string.h>
 
 #include "journal/format.h"
-#include "lsm/ikey.h"
 #include "src/util/coding.h"
 #include "src/util/err.h"
 
@@ -35,18 +34,18 @@ int payload_batch_add(buf *b, unsigned kind, uint32_t keyspace, const void *key,
 {
     if (b->len < PAYLOAD_BATCH_HEADER || b->p[0] != JPAYLOAD_BATCH)
         return err_set(TIND_INVALID, "payload_batch_add: buffer is not a batch payload");
-    if (kind != KIND_PUT && kind != KIND_DELETE)
+    if (kind != PAYLOAD_OP_PUT && kind != PAYLOAD_OP_DELETE)
         return err_set(TIND_INVALID, "payload_batch_add: kind %u is neither PUT nor DELETE", kind);
     if (klen == 0 || klen > TIND_MAX_KEY_BYTES)
         return err_set(TIND_INVALID, "key length %zu is outside 1..%u", klen, TIND_MAX_KEY_BYTES);
-    if (kind == KIND_PUT && vlen > TIND_MAX_VALUE_BYTES)
+    if (kind == PAYLOAD_OP_PUT && vlen > TIND_MAX_VALUE_BYTES)
         return err_set(TIND_INVALID, "value length %zu is over %u", vlen, TIND_MAX_VALUE_BYTES);
     uint32_t count = get_u32(b->p + 9);
     if (count == UINT32_MAX) return err_set(TIND_INVALID, "a batch holds at most %u operations", UINT32_MAX);
 
     /* klen <= 65535 and vlen <= 2^32 - 1, so the sum cannot overflow a 64-bit size_t. */
     size_t need = 1 + VARINT32_MAX + VARINT32_MAX + klen;
-    if (kind == KIND_PUT) {
+    if (kind == PAYLOAD_OP_PUT) {
         if (vlen > SIZE_MAX - need - VARINT32_MAX) return err_nomem();
         need += VARINT32_MAX + vlen;
     }
@@ -58,7 +57,7 @@ int payload_batch_add(buf *b, unsigned kind, uint32_t keyspace, const void *key,
     p = put_varint32(p, (uint32_t)klen);
     memcpy(p, key, klen);
     p += klen;
-    if (kind == KIND_PUT) {
+    if (kind == PAYLOAD_OP_PUT) {
         p = put_varint32(p, (uint32_t)vlen);
         if (vlen) memcpy(p, val, vlen);
         p += vlen;
@@ -107,8 +106,8 @@ int payload_batch_open(const uint8_t *p, size_t n, uint64_t *seq, uint32_t *coun
     if (c > (n - PAYLOAD_BATCH_HEADER) / PAYLOAD_MIN_OP)
         return err_set(TIND_CORRUPTION, "journal batch: count %u cannot fit in %zu bytes of ops", c,
                        n - PAYLOAD_BATCH_HEADER);
-    /* Every op's sequence number seq + i must fit the 56 bits of an internal key tag. */
-    if (c > 0 && (s > SEQ_MAX || c - 1 > SEQ_MAX - s))
+    /* Every op's sequence number seq + i must fit 56 bits (PAYLOAD_SEQ_MAX). */
+    if (c > 0 && (s > PAYLOAD_SEQ_MAX || c - 1 > PAYLOAD_SEQ_MAX - s))
         return err_set(TIND_CORRUPTION, "journal batch: sequence numbers %llu + %u exceed the maximum",
                        (unsigned long long)s, c);
     *seq = s;
@@ -131,7 +130,7 @@ int payload_batch_next(struct payload_reader *r, struct payload_op *op)
     const uint8_t *p = r->p, *end = r->end;
     if (p >= end) return err_set(TIND_CORRUPTION, "journal batch: truncated, %u ops missing", r->left);
     unsigned kind = *p++;
-    if (kind != KIND_PUT && kind != KIND_DELETE)
+    if (kind != PAYLOAD_OP_PUT && kind != PAYLOAD_OP_DELETE)
         return err_set(TIND_CORRUPTION, "journal batch: op kind %u is neither PUT nor DELETE", kind);
     uint32_t keyspace, klen, vlen = 0;
     if (!(p = get_varint32(p, end, &keyspace)))
@@ -145,7 +144,7 @@ int payload_batch_next(struct payload_reader *r, struct payload_op *op)
     const uint8_t *key = p;
     p += klen;
     const uint8_t *val = NULL;
-    if (kind == KIND_PUT) {
+    if (kind == PAYLOAD_OP_PUT) {
         if (!(p = get_varint32(p, end, &vlen)))
             return err_set(TIND_CORRUPTION, "journal batch: bad or truncated value length");
         if ((size_t)(end - p) < vlen)

@@ -2,7 +2,7 @@
  *
  *   batch := type=1:u8 seq:u64 count:u32 op{count}
  *   op    := kind:u8 keyspace:varint32 klen:varint32 key[klen] (vlen:varint32 value[vlen])?
- *            -- the value only for kind PUT; kinds are lsm/ikey.h's
+ *            -- kind: enum payload_op_kind; the value only for PAYLOAD_OP_PUT
  *   drop  := type=2:u8 keyspace:varint32
  *
  * The i-th op of a batch has sequence number seq + i. The seq field is
@@ -17,9 +17,21 @@
 
 #define PAYLOAD_BATCH_HEADER 13u /* type + seq + count */
 
+/* An op's kind byte. The values are on disk: frozen. The database layer
+ * hands them to the memtables as internal key kinds unconverted, and asserts
+ * there (src/write.c) that the two sets of values agree. */
+enum payload_op_kind {
+    PAYLOAD_OP_DELETE = 0, /* frozen */
+    PAYLOAD_OP_PUT = 1,    /* frozen */
+};
+
+/* The largest sequence number an op may carry: sequence numbers are 56 bits
+ * (they become internal key tags above the journal). */
+#define PAYLOAD_SEQ_MAX ((UINT64_C(1) << 56) - 1)
+
 /* Starts an empty batch payload in b (clearing it). */
 int payload_batch_init(buf *b);
-/* Appends an op and bumps the count. */
+/* Appends an op (kind: PAYLOAD_OP_PUT or PAYLOAD_OP_DELETE) and bumps the count. */
 int payload_batch_add(buf *b, unsigned kind, uint32_t keyspace, const void *key, size_t klen,
                       const void *val, size_t vlen);
 uint32_t payload_batch_count(const uint8_t *p);

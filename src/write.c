@@ -9,6 +9,14 @@
 #include "src/util/array.h"
 #include "src/util/err.h"
 
+/* Journal ops carry lsm's internal key kinds and sequence numbers: the write
+ * path encodes a memtable kind into a payload and replay hands a payload's
+ * kind to memtable_add, unconverted. The journal defines its own values
+ * (journal/payload.h); these keep the two layers' frozen values one. */
+_Static_assert((unsigned)PAYLOAD_OP_DELETE == (unsigned)KIND_DELETE, "journal and lsm DELETE kinds differ");
+_Static_assert((unsigned)PAYLOAD_OP_PUT == (unsigned)KIND_PUT, "journal and lsm PUT kinds differ");
+_Static_assert(PAYLOAD_SEQ_MAX == SEQ_MAX, "journal and lsm sequence number limits differ");
+
 struct tind_batch {
     buf payload;      /* the journal payload, encoded as ops are added */
     tind_db *db;      /* set by the first op: a batch belongs to one database */

@@ -15,7 +15,6 @@
 
 #include "journal/journal.h"
 #include "journal/payload.h"
-#include "lsm/ikey.h"
 #include "src/util/buf.h"
 #include "src/util/checksum.h"
 #include "src/util/coding.h"
@@ -136,7 +135,7 @@ static void jt_batch(buf *b, uint64_t id, size_t vlen)
     int kl = snprintf(key, sizeof key, "key-%06llu", (unsigned long long)id);
     jt_fill(val, vlen, id);
     cr_assert_eq(payload_batch_init(b), TIND_OK);
-    cr_assert_eq(payload_batch_add(b, KIND_PUT, 7, key, (size_t)kl, val, vlen), TIND_OK, "%s", err_msg());
+    cr_assert_eq(payload_batch_add(b, PAYLOAD_OP_PUT, 7, key, (size_t)kl, val, vlen), TIND_OK, "%s", err_msg());
     payload_stamp_seq(b->p, id + 1);
 }
 
@@ -380,13 +379,13 @@ struct jt_op {
 
 static void jt_random_op(struct jt_op *op, uint64_t *s)
 {
-    op->kind = jt_rng(s) % 3 ? KIND_PUT : KIND_DELETE;
+    op->kind = jt_rng(s) % 3 ? PAYLOAD_OP_PUT : PAYLOAD_OP_DELETE;
     uint64_t r = jt_rng(s);
     op->ks = r % 4 == 0 ? UINT32_MAX : r % 4 == 1 ? (uint32_t)(jt_rng(s) % 200) : (uint32_t)jt_rng(s);
     op->klen = 1 + jt_rng(s) % sizeof op->key;
     for (size_t i = 0; i < op->klen; i++) op->key[i] = (uint8_t)jt_rng(s);
-    op->vlen = op->kind == KIND_PUT ? jt_rng(s) % sizeof op->val : 0;
-    if (op->kind == KIND_PUT && jt_rng(s) % 4 == 0) op->vlen = 0;
+    op->vlen = op->kind == PAYLOAD_OP_PUT ? jt_rng(s) % sizeof op->val : 0;
+    if (op->kind == PAYLOAD_OP_PUT && jt_rng(s) % 4 == 0) op->vlen = 0;
     for (size_t i = 0; i < op->vlen; i++) op->val[i] = (uint8_t)jt_rng(s);
 }
 
@@ -407,7 +406,7 @@ Test(journal_payload, batch_round_trip)
                          TIND_OK, "seed %llu: %s", (unsigned long long)seed, err_msg());
         }
         cr_assert_eq(payload_batch_count(b.p), n);
-        uint64_t seqv = jt_rng(&s) % (SEQ_MAX - 100);
+        uint64_t seqv = jt_rng(&s) % (PAYLOAD_SEQ_MAX - 100);
         payload_stamp_seq(b.p, seqv);
 
         unsigned type = 0;
@@ -428,7 +427,7 @@ Test(journal_payload, batch_round_trip)
             cr_assert_eq(op.klen, ops[i].klen);
             cr_assert_eq(memcmp(op.key, ops[i].key, op.klen), 0);
             cr_assert_eq(op.vlen, ops[i].vlen);
-            if (op.kind == KIND_PUT) {
+            if (op.kind == PAYLOAD_OP_PUT) {
                 cr_assert_not_null(op.val);
                 cr_assert_eq(memcmp(op.val, ops[i].val, op.vlen), 0);
             }
@@ -446,8 +445,8 @@ Test(journal_payload, batch_layout_bytes)
     buf_init(&b);
     cr_assert_eq(payload_batch_init(&b), TIND_OK);
     cr_assert_eq(b.len, PAYLOAD_BATCH_HEADER);
-    cr_assert_eq(payload_batch_add(&b, KIND_PUT, 300, "ab", 2, "xyz", 3), TIND_OK);
-    cr_assert_eq(payload_batch_add(&b, KIND_DELETE, 1, "c", 1, "ignored", 7), TIND_OK);
+    cr_assert_eq(payload_batch_add(&b, PAYLOAD_OP_PUT, 300, "ab", 2, "xyz", 3), TIND_OK);
+    cr_assert_eq(payload_batch_add(&b, PAYLOAD_OP_DELETE, 1, "c", 1, "ignored", 7), TIND_OK);
     payload_stamp_seq(b.p, 0x0102030405060708ULL);
     const uint8_t want[] = {
         1,                                              /* type */
@@ -487,15 +486,15 @@ Test(journal_payload, batch_add_rejects_bad_arguments)
     buf_init(&b);
     uint8_t big[TIND_MAX_KEY_BYTES + 1];
     memset(big, 'k', sizeof big);
-    cr_assert_eq(payload_batch_add(&b, KIND_PUT, 1, "k", 1, "v", 1), TIND_INVALID, "not a batch yet");
+    cr_assert_eq(payload_batch_add(&b, PAYLOAD_OP_PUT, 1, "k", 1, "v", 1), TIND_INVALID, "not a batch yet");
     cr_assert_eq(payload_batch_init(&b), TIND_OK);
-    cr_assert_eq(payload_batch_add(&b, KIND_PUT, 1, "k", 0, "v", 1), TIND_INVALID);
-    cr_assert_eq(payload_batch_add(&b, KIND_PUT, 1, big, sizeof big, "v", 1), TIND_INVALID);
+    cr_assert_eq(payload_batch_add(&b, PAYLOAD_OP_PUT, 1, "k", 0, "v", 1), TIND_INVALID);
+    cr_assert_eq(payload_batch_add(&b, PAYLOAD_OP_PUT, 1, big, sizeof big, "v", 1), TIND_INVALID);
     cr_assert_eq(payload_batch_add(&b, 2, 1, "k", 1, "v", 1), TIND_INVALID);
-    cr_assert_eq(payload_batch_add(&b, KIND_MAX, 1, "k", 1, "v", 1), TIND_INVALID);
+    cr_assert_eq(payload_batch_add(&b, 0xff, 1, "k", 1, "v", 1), TIND_INVALID);
     cr_assert_eq(payload_batch_count(b.p), 0u);
     cr_assert_eq(b.len, PAYLOAD_BATCH_HEADER, "a refused op leaves no bytes");
-    cr_assert_eq(payload_batch_add(&b, KIND_PUT, 1, big, TIND_MAX_KEY_BYTES, "v", 1), TIND_OK);
+    cr_assert_eq(payload_batch_add(&b, PAYLOAD_OP_PUT, 1, big, TIND_MAX_KEY_BYTES, "v", 1), TIND_OK);
     cr_assert_eq(payload_batch_count(b.p), 1u);
     buf_free(&b);
 }
@@ -511,10 +510,10 @@ static int jt_decode_batch(const uint8_t *p, size_t n, uint32_t *ops_out)
     if (rc) return rc;
     while ((rc = payload_batch_next(&r, &op)) == TIND_OK) {
         ops++;
-        cr_assert(op.kind == KIND_PUT || op.kind == KIND_DELETE);
+        cr_assert(op.kind == PAYLOAD_OP_PUT || op.kind == PAYLOAD_OP_DELETE);
         cr_assert(op.klen >= 1 && op.klen <= TIND_MAX_KEY_BYTES);
         cr_assert(op.key >= p && op.key + op.klen <= p + n, "key outside the payload");
-        if (op.kind == KIND_PUT) cr_assert(op.val >= p && op.val + op.vlen <= p + n, "value outside the payload");
+        if (op.kind == PAYLOAD_OP_PUT) cr_assert(op.val >= p && op.val + op.vlen <= p + n, "value outside the payload");
         cr_assert_leq(ops, count);
     }
     if (ops_out) *ops_out = ops;
@@ -610,9 +609,9 @@ Test(journal_payload, batch_malformed)
     /* Sequence numbers past the 56 bits of a tag. */
     uint8_t del[] = {0, 0, 1, 'k', 0, 0, 1, 'k'};
     jt_raw_batch(&b, 2, del, sizeof del);
-    payload_stamp_seq(b.p, SEQ_MAX - 1);
+    payload_stamp_seq(b.p, PAYLOAD_SEQ_MAX - 1);
     cr_assert_eq(payload_batch_open(b.p, b.len, &seq, &count, &r), TIND_OK, "%s", err_msg());
-    payload_stamp_seq(b.p, SEQ_MAX);
+    payload_stamp_seq(b.p, PAYLOAD_SEQ_MAX);
     cr_assert_eq(payload_batch_open(b.p, b.len, &seq, &count, &r), TIND_CORRUPTION);
     payload_stamp_seq(b.p, UINT64_MAX);
     cr_assert_eq(payload_batch_open(b.p, b.len, &seq, &count, &r), TIND_CORRUPTION);
