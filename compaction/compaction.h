@@ -28,19 +28,26 @@
 #include "lsm/table_cache.h"
 #include "lsm/version.h"
 
-/* Strategies; persisted in the keyspace options: frozen. */
+/* Strategies; persisted in the keyspace options as TIND_COMPACTION_*, which
+ * src/ks_options.c asserts equal to these: frozen. */
 enum compaction_strategy {
     COMPACTION_LEVELED = 0,
     COMPACTION_TIERED = 1,
     COMPACTION_FIFO = 2,
 };
 
+/* A keyspace's strategy and its knobs. compaction/ has no defaults of its
+ * own: the database layer fills every field from the keyspace's checked
+ * options (ks_options_compaction_config, src/ks_options.c), whose table
+ * holds the defaults and ranges. compaction_pick and compaction_pick_all
+ * refuse (TIND_INVALID) a config outside the ranges below, and
+ * compaction_pending_bytes counts 0 for one. */
 struct compaction_config {
-    unsigned strategy;
-    unsigned l0_trigger;         /* leveled: level-0 tables that start a compaction; default 4 */
-    unsigned level_ratio;        /* leveled: size ratio between adjacent levels; default 10 */
-    uint64_t table_target_bytes; /* outputs are cut near this size; default 64 MiB */
-    unsigned tier_width;         /* tiered: runs of similar size that merge together; default 4 */
+    unsigned strategy;           /* enum compaction_strategy (TIND_COMPACTION_*) */
+    unsigned l0_trigger;         /* leveled: level-0 tables that start a compaction; at least 1 */
+    unsigned level_ratio;        /* leveled: size ratio between adjacent levels; at least 2 */
+    uint64_t table_target_bytes; /* outputs are cut near this size; at least 1 */
+    unsigned tier_width;         /* tiered: runs of similar size that merge together; at least 2 */
     uint64_t fifo_max_bytes;     /* FIFO: oldest tables dropped past this total; 0: no limit */
     uint64_t fifo_ttl_seconds;   /* FIFO: a table whose newest entry is older is dropped; 0: none */
     struct table_options table[LSM_LEVELS]; /* how output tables of each level are written */

@@ -95,8 +95,8 @@ static int fifo_pick_merge(const struct compaction_config *c, const struct versi
     size_t nruns;
     int rc = pick_l0_runs(v, &runs, &nruns);
     if (rc || nruns == 0) return rc;
-    uint64_t target = pick_target_bytes(c), small = target / 4;
-    size_t trigger = pick_l0_trigger(c) < 2 ? 2 : pick_l0_trigger(c); /* merging one run gains nothing */
+    uint64_t target = c->table_target_bytes, small = target / 4;
+    size_t trigger = c->l0_trigger < 2 ? 2 : c->l0_trigger; /* merging one run gains nothing */
     unsigned char *ok = malloc(nruns);
     if (!ok) {
         free(runs);

@@ -49,7 +49,7 @@ void leveled_targets(const struct compaction_config *c, const struct version *v,
     unsigned b = LSM_LEVELS - 1;
     while (b > 1 && v->nfiles[b] == 0) b--;
     if (v->nfiles[b] == 0) b = LSM_LEVELS - 1;
-    uint64_t min = pick_target_bytes(c), ratio = pick_level_ratio(c), t = v->level_bytes[b];
+    uint64_t min = c->table_target_bytes, ratio = c->level_ratio, t = v->level_bytes[b];
     unsigned first = b;
     for (unsigned l = 0; l < LSM_LEVELS; l++) target[l] = 0;
     for (unsigned l = b; l-- > 1;) {
@@ -196,14 +196,14 @@ int leveled_pick(const struct compaction_config *c, const struct version *v, con
     size_t ncand = 0;
     size_t l0 = 0;
     for (size_t i = 0; i < v->nfiles[0]; i++) l0 += !pick_is_busy(busy, nbusy, v->files[0][i]->number);
-    if (l0) cand[ncand++] = (struct leveled_candidate){0, (double)l0 / pick_l0_trigger(c)};
+    if (l0) cand[ncand++] = (struct leveled_candidate){0, (double)l0 / c->l0_trigger};
     for (unsigned l = 1; l < bottom; l++) {
         uint64_t bytes = 0;
         for (size_t i = 0; i < v->nfiles[l]; i++)
             if (!pick_is_busy(busy, nbusy, v->files[l][i]->number)) bytes += v->files[l][i]->size;
         if (bytes == 0) continue;
         double score = target[l] ? (double)bytes / (double)target[l]
-                                 : 1.0 + (double)bytes / (double)pick_target_bytes(c);
+                                 : 1.0 + (double)bytes / (double)c->table_target_bytes;
         cand[ncand++] = (struct leveled_candidate){l, score};
     }
     qsort(cand, ncand, sizeof *cand, leveled_cmp_candidate);

@@ -17,16 +17,19 @@
 
 /* ---- configuration -------------------------------------------------------------- */
 
-unsigned pick_l0_trigger(const struct compaction_config *c) { return c->l0_trigger ? c->l0_trigger : 4; }
-
-unsigned pick_level_ratio(const struct compaction_config *c) { return c->level_ratio >= 2 ? c->level_ratio : 10; }
-
-uint64_t pick_target_bytes(const struct compaction_config *c)
+int pick_config_ok(const struct compaction_config *c)
 {
-    return c->table_target_bytes ? c->table_target_bytes : UINT64_C(64) << 20;
+    return c->l0_trigger >= 1 && c->level_ratio >= 2 && c->table_target_bytes >= 1 && c->tier_width >= 2;
 }
 
-unsigned pick_tier_width(const struct compaction_config *c) { return c->tier_width >= 2 ? c->tier_width : 4; }
+static int pick_check_config(const struct compaction_config *c)
+{
+    if (pick_config_ok(c)) return TIND_OK;
+    return err_set(TIND_INVALID,
+                   "compaction: config out of range (l0_trigger %u, level_ratio %u, table_target_bytes %llu, "
+                   "tier_width %u)",
+                   c->l0_trigger, c->level_ratio, (unsigned long long)c->table_target_bytes, c->tier_width);
+}
 
 /* ---- tables and ranges ------------------------------------------------------------ */
 
@@ -196,6 +199,8 @@ int compaction_pick(const struct compaction_config *c, const struct version *v, 
                     uint64_t now, struct compaction_job **out)
 {
     *out = NULL;
+    int rc = pick_check_config(c);
+    if (rc) return rc;
     switch (c->strategy) {
     case COMPACTION_LEVELED: return leveled_pick(c, v, busy, nbusy, out);
     case COMPACTION_TIERED: return tiered_pick(c, v, busy, nbusy, out);
@@ -260,6 +265,8 @@ static int pick_all_level0(const struct version *v, int all_levels, struct compa
 int compaction_pick_all(const struct compaction_config *c, const struct version *v, struct compaction_job **out)
 {
     *out = NULL;
+    int rc = pick_check_config(c);
+    if (rc) return rc;
     switch (c->strategy) {
     case COMPACTION_LEVELED: return pick_all_leveled(v, out);
     case COMPACTION_TIERED: return pick_all_level0(v, 1, out);
@@ -271,16 +278,17 @@ int compaction_pick_all(const struct compaction_config *c, const struct version 
 uint64_t compaction_pending_bytes(const struct compaction_config *c, const struct version *v)
 {
     uint64_t pending = 0;
+    if (!pick_config_ok(c)) return 0; /* compaction_pick refuses it: nothing will be compacted */
     if (c->strategy == COMPACTION_LEVELED) {
         uint64_t target[LSM_LEVELS];
         unsigned bottom, base;
         leveled_targets(c, v, target, &bottom, &base);
-        if (c->l0_trigger && v->nfiles[0] >= c->l0_trigger) pending += v->level_bytes[0];
+        if (v->nfiles[0] >= c->l0_trigger) pending += v->level_bytes[0];
         for (unsigned l = 1; l < LSM_LEVELS; l++)
             if (target[l] && v->level_bytes[l] > target[l]) pending += v->level_bytes[l] - target[l];
     } else if (c->strategy == COMPACTION_TIERED) {
         /* Every level-0 table beyond one tier's width is waiting for a merge. */
-        size_t width = c->tier_width ? c->tier_width : 4;
+        size_t width = c->tier_width;
         if (v->nfiles[0] > width)
             for (size_t i = width; i < v->nfiles[0]; i++) pending += v->files[0][i]->size;
     }

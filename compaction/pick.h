@@ -9,12 +9,10 @@
 
 #include "compaction/compaction.h"
 
-/* The configuration's knobs with zeros (and nonsense such as a ratio of 1)
- * replaced by the defaults, so a picker never divides by zero or loops. */
-unsigned pick_l0_trigger(const struct compaction_config *c);
-unsigned pick_level_ratio(const struct compaction_config *c);
-uint64_t pick_target_bytes(const struct compaction_config *c);
-unsigned pick_tier_width(const struct compaction_config *c);
+/* 1 when c's knobs are in the ranges struct compaction_config states, which
+ * the pickers rely on (no division by zero, no ratio that never shrinks).
+ * compaction_pick and compaction_pick_all refuse any other config. */
+int pick_config_ok(const struct compaction_config *c);
 
 /* 1 when number is in busy[0..nbusy). */
 int pick_is_busy(const uint64_t *busy, size_t nbusy, uint64_t number);

@@ -52,8 +52,8 @@ int tiered_pick(const struct compaction_config *c, const struct version *v, cons
     size_t nruns;
     int rc = pick_l0_runs(v, &runs, &nruns);
     if (rc || nruns == 0) return rc;
-    unsigned width = pick_tier_width(c);
-    uint64_t floor = pick_target_bytes(c) / 4;
+    unsigned width = c->tier_width;
+    uint64_t floor = c->table_target_bytes / 4;
     unsigned char *busy_run = malloc(nruns);
     if (!busy_run) {
         free(runs);

@@ -50,18 +50,21 @@ extern "C" {
 #define TIND_NO_MEMORY  (-8)  /* an allocation failed */
 #define TIND_POISONED   (-9)  /* an earlier journal or manifest failure stopped writes until reopen */
 
-/* Durability of a write, from weakest to strongest. */
+/* Durability of a write, from weakest to strongest. Stored in keyspace options files:
+ * the values never change. */
 #define TIND_DURABILITY_DEFAULT   (-1) /* keyspace option only: use the database's */
 #define TIND_DURABILITY_BUFFERED    0  /* written to the OS before returning: survives a process crash */
 #define TIND_DURABILITY_SYNC_DATA   1  /* and fdatasync'd: survives power loss */
 #define TIND_DURABILITY_SYNC_ALL    2  /* and fsync'd, metadata included: survives power loss */
 
-/* Block compression, chosen per level in tind_keyspace_options. */
+/* Block compression, chosen per level in tind_keyspace_options. Stored in tables and
+ * keyspace options files: the values never change. */
 #define TIND_COMPRESSION_NONE 0
 #define TIND_COMPRESSION_LZ4  1
 #define TIND_COMPRESSION_ZSTD 2
 
-/* Compaction strategies, chosen per keyspace. */
+/* Compaction strategies, chosen per keyspace. Stored in keyspace options files: the
+ * values never change. */
 #define TIND_COMPACTION_LEVELED 0 /* levels each level_ratio times the one above: low space and read cost */
 #define TIND_COMPACTION_TIERED  1 /* runs of similar size merge: lower write cost, more reads and space */
 #define TIND_COMPACTION_FIFO    2 /* oldest tables dropped whole past a size or age: logs, metrics, caches */

@@ -23,7 +23,8 @@
 #include "lsm/iter.h"
 #include "src/util/buf.h"
 
-/* Block compression; on disk in each block's trailer: frozen. */
+/* Block compression; on disk in each block's trailer, and as TIND_COMPRESSION_*
+ * (asserted equal in src/ks_options.c) in keyspace OPTIONS files: frozen. */
 enum table_compression {
     COMPRESS_NONE = 0,
     COMPRESS_LZ4 = 1,

@@ -12,21 +12,15 @@
 
 #include "compaction/compaction.h"
 #include "src/db.h"
+#include "src/ks_options.h"
 #include "src/util/array.h"
 #include "src/util/err.h"
 
+/* The strategy's configuration under the keyspace's options now. */
 static void ks_compaction_config(tind_keyspace *ks, struct compaction_config *c)
 {
-    memset(c, 0, sizeof *c);
-    for (unsigned l = 0; l < LSM_LEVELS; l++) ks_table_options(ks, l, &c->table[l]);
     pthread_mutex_lock(&ks->mu);
-    c->strategy = (unsigned)ks->opts.compaction;
-    c->l0_trigger = ks->opts.l0_trigger;
-    c->level_ratio = ks->opts.level_ratio;
-    c->table_target_bytes = ks->opts.table_target_bytes;
-    c->tier_width = ks->opts.tier_width;
-    c->fifo_max_bytes = ks->opts.fifo_max_bytes;
-    c->fifo_ttl_seconds = ks->opts.fifo_ttl_seconds;
+    ks_options_compaction_config(&ks->opts, c);
     pthread_mutex_unlock(&ks->mu);
 }
 

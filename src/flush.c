@@ -14,6 +14,7 @@
 
 #include "lsm/table.h"
 #include "src/db.h"
+#include "src/ks_options.h"
 #include "src/util/array.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
@@ -21,13 +22,7 @@
 void ks_table_options(tind_keyspace *ks, unsigned level, struct table_options *to)
 {
     pthread_mutex_lock(&ks->mu);
-    *to = (struct table_options){
-        .block_size = ks->opts.block_size,
-        .restart_interval = ks->opts.restart_interval,
-        .bloom_bits = ks->opts.bloom_bits_per_key,
-        .compression = (unsigned)ks->opts.compression[level < TIND_LEVELS ? level : TIND_LEVELS - 1],
-        .zstd_level = ks->opts.zstd_level,
-    };
+    ks_options_table(&ks->opts, level, to);
     pthread_mutex_unlock(&ks->mu);
 }
 

@@ -7,6 +7,7 @@
 
 #include "journal/payload.h"
 #include "src/db.h"
+#include "src/ks_options.h"
 #include "src/util/array.h"
 #include "src/util/checksum.h"
 #include "src/util/coding.h"
@@ -18,32 +19,7 @@
 #define META_VERSION 1u
 #define META_SIZE 24u
 #define OPTIONS_MAGIC UINT64_C(0x504f534b444e4954) /* "TINDKSOP" */
-#define OPTIONS_VERSION 1u
-enum ks_option_tag {
-    KSOPT_DURABILITY = 1,       /* frozen; zigzag-coded int */
-    KSOPT_MEMTABLE_BYTES = 2,   /* frozen */
-    KSOPT_MAX_SEALED = 3,       /* frozen */
-    KSOPT_BLOCK_SIZE = 4,       /* frozen */
-    KSOPT_RESTART_INTERVAL = 5, /* frozen */
-    KSOPT_BLOOM_BITS = 6,       /* frozen */
-    KSOPT_COMPRESSION = 7,      /* frozen; one per level: level << 4 | compression */
-    KSOPT_ZSTD_LEVEL = 8,       /* frozen; zigzag-coded int */
-    KSOPT_COMPACTION = 9,       /* frozen */
-    KSOPT_L0_TRIGGER = 10,      /* frozen */
-    KSOPT_LEVEL_RATIO = 11,     /* frozen */
-    KSOPT_TABLE_TARGET = 12,    /* frozen */
-    KSOPT_TIER_WIDTH = 13,      /* frozen */
-    KSOPT_FIFO_MAX_BYTES = 14,  /* frozen */
-    KSOPT_FIFO_TTL = 15,        /* frozen */
-    KSOPT_L0_SLOWDOWN = 16,     /* frozen */
-    KSOPT_L0_STOP = 17,         /* frozen */
-    KSOPT_PENDING_SLOWDOWN = 18, /* frozen */
-    KSOPT_PENDING_STOP = 19,    /* frozen */
-};
-
-static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
-static int64_t unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
-
+#define OPTIONS_VERSION 1u /* the field list and its frozen tags: the table in src/ks_options.h */
 /* ---- the meta file -------------------------------------------------------- */
 
 int db_write_meta(tind_db *db)
@@ -91,81 +67,6 @@ static int ks_check_name(const char *name)
     return TIND_OK;
 }
 
-static int ks_check_options(const tind_keyspace_options *o)
-{
-    if (o->durability != TIND_DURABILITY_DEFAULT && db_check_durability(o->durability))
-        return err_set(TIND_INVALID, "keyspace option durability %d is not a TIND_DURABILITY_* value",
-                       o->durability);
-    if (o->memtable_bytes < (64u << 10))
-        return err_set(TIND_INVALID, "keyspace option memtable_bytes %llu is below 64 KiB",
-                       (unsigned long long)o->memtable_bytes);
-    if (o->max_sealed_memtables < 1) return err_set(TIND_INVALID, "keyspace option max_sealed_memtables is 0");
-    if (o->block_size < 256 || o->block_size > (1u << 20))
-        return err_set(TIND_INVALID, "keyspace option block_size %u is outside 256..1 MiB", o->block_size);
-    if (o->restart_interval < 1 || o->restart_interval > 1024)
-        return err_set(TIND_INVALID, "keyspace option restart_interval %u is outside 1..1024", o->restart_interval);
-    if (o->bloom_bits_per_key > 32)
-        return err_set(TIND_INVALID, "keyspace option bloom_bits_per_key %u is over 32", o->bloom_bits_per_key);
-    for (int l = 0; l < TIND_LEVELS; l++)
-        if (o->compression[l] < TIND_COMPRESSION_NONE || o->compression[l] > TIND_COMPRESSION_ZSTD)
-            return err_set(TIND_INVALID, "keyspace option compression[%d] %d is not a TIND_COMPRESSION_* value", l,
-                           o->compression[l]);
-    if (o->zstd_level < 1 || o->zstd_level > 19)
-        return err_set(TIND_INVALID, "keyspace option zstd_level %d is outside 1..19", o->zstd_level);
-    if (o->compaction < TIND_COMPACTION_LEVELED || o->compaction > TIND_COMPACTION_FIFO)
-        return err_set(TIND_INVALID, "keyspace option compaction %d is not a TIND_COMPACTION_* value", o->compaction);
-    if (o->l0_trigger < 1 || o->l0_trigger > 64)
-        return err_set(TIND_INVALID, "keyspace option l0_trigger %u is outside 1..64", o->l0_trigger);
-    if (o->level_ratio < 2 || o->level_ratio > 100)
-        return err_set(TIND_INVALID, "keyspace option level_ratio %u is outside 2..100", o->level_ratio);
-    if (o->table_target_bytes < (64u << 10))
-        return err_set(TIND_INVALID, "keyspace option table_target_bytes is below 64 KiB");
-    if (o->tier_width < 2 || o->tier_width > 64)
-        return err_set(TIND_INVALID, "keyspace option tier_width %u is outside 2..64", o->tier_width);
-    if (o->l0_slowdown_tables < 1 || o->l0_stop_tables < o->l0_slowdown_tables || o->l0_stop_tables > 10000)
-        return err_set(TIND_INVALID, "keyspace options need 1 <= l0_slowdown_tables <= l0_stop_tables <= 10000");
-    if (o->pending_slowdown_bytes < (1u << 20) || o->pending_stop_bytes < o->pending_slowdown_bytes)
-        return err_set(TIND_INVALID, "keyspace options need 1 MiB <= pending_slowdown_bytes <= pending_stop_bytes");
-    /* A leveled keyspace compacts level 0 once it holds l0_trigger tables:
-     * writers stopped below that would wait for a compaction that never
-     * starts. (pending bytes count level 0 only from l0_trigger on and every
-     * level past its target, which is work the picker does; tiered and FIFO
-     * keyspaces use no level-0 threshold, and a stall never waits while the
-     * strategy has nothing to do: flush_stall.) */
-    if (o->compaction == TIND_COMPACTION_LEVELED && o->l0_stop_tables < o->l0_trigger)
-        return err_set(TIND_INVALID,
-                       "keyspace options need l0_stop_tables (%u) >= l0_trigger (%u): level 0 is compacted only "
-                       "from l0_trigger tables on",
-                       o->l0_stop_tables, o->l0_trigger);
-    return TIND_OK;
-}
-
-void tind_keyspace_options_init(tind_keyspace_options *o)
-{
-    if (!o) return;
-    memset(o, 0, sizeof *o);
-    o->durability = TIND_DURABILITY_DEFAULT;
-    o->memtable_bytes = 64u << 20;
-    o->max_sealed_memtables = 4;
-    o->block_size = 4096;
-    o->restart_interval = 16;
-    o->bloom_bits_per_key = 10;
-    for (int l = 0; l < TIND_LEVELS; l++) o->compression[l] = TIND_COMPRESSION_LZ4;
-    o->compression[TIND_LEVELS - 1] = TIND_COMPRESSION_ZSTD;
-    o->zstd_level = 3;
-    o->compaction = TIND_COMPACTION_LEVELED;
-    o->l0_trigger = 4;
-    o->level_ratio = 10;
-    o->table_target_bytes = 64u << 20;
-    o->tier_width = 4;
-    o->fifo_max_bytes = 0;
-    o->fifo_ttl_seconds = 0;
-    o->l0_slowdown_tables = 20;
-    o->l0_stop_tables = 36;
-    o->pending_slowdown_bytes = UINT64_C(64) << 30;
-    o->pending_stop_bytes = UINT64_C(256) << 30;
-}
-
 static void ks_resolve(tind_keyspace *ks)
 {
     int d = ks->opts.durability == TIND_DURABILITY_DEFAULT ? ks->db->opts.durability : ks->opts.durability;
@@ -183,7 +84,7 @@ static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
 
 static int ks_write_options(const tind_keyspace *ks)
 {
-    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + VARINT32_MAX + (20 + TIND_LEVELS) * (VARINT32_MAX + VARINT64_MAX) + 8];
+    uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + KS_OPTIONS_ENCODED_MAX + 8];
     uint8_t *p = b;
     size_t nl = strlen(ks->name);
     put_u64(p, OPTIONS_MAGIC);
@@ -191,49 +92,7 @@ static int ks_write_options(const tind_keyspace *ks)
     put_u32(p + 12, ks->id);
     p[16] = (uint8_t)nl;
     memcpy(p + 17, ks->name, nl);
-    p += 17 + nl;
-    const tind_keyspace_options *o = &ks->opts;
-    p = put_varint32(p, 18 + TIND_LEVELS);
-    p = put_varint32(p, KSOPT_DURABILITY);
-    p = put_varint64(p, zigzag(o->durability));
-    p = put_varint32(p, KSOPT_MEMTABLE_BYTES);
-    p = put_varint64(p, o->memtable_bytes);
-    p = put_varint32(p, KSOPT_MAX_SEALED);
-    p = put_varint64(p, o->max_sealed_memtables);
-    p = put_varint32(p, KSOPT_BLOCK_SIZE);
-    p = put_varint64(p, o->block_size);
-    p = put_varint32(p, KSOPT_RESTART_INTERVAL);
-    p = put_varint64(p, o->restart_interval);
-    p = put_varint32(p, KSOPT_BLOOM_BITS);
-    p = put_varint64(p, o->bloom_bits_per_key);
-    for (int l = 0; l < TIND_LEVELS; l++) {
-        p = put_varint32(p, KSOPT_COMPRESSION);
-        p = put_varint64(p, (uint64_t)l << 4 | (uint64_t)o->compression[l]);
-    }
-    p = put_varint32(p, KSOPT_ZSTD_LEVEL);
-    p = put_varint64(p, zigzag(o->zstd_level));
-    p = put_varint32(p, KSOPT_COMPACTION);
-    p = put_varint64(p, (uint64_t)o->compaction);
-    p = put_varint32(p, KSOPT_L0_TRIGGER);
-    p = put_varint64(p, o->l0_trigger);
-    p = put_varint32(p, KSOPT_LEVEL_RATIO);
-    p = put_varint64(p, o->level_ratio);
-    p = put_varint32(p, KSOPT_TABLE_TARGET);
-    p = put_varint64(p, o->table_target_bytes);
-    p = put_varint32(p, KSOPT_TIER_WIDTH);
-    p = put_varint64(p, o->tier_width);
-    p = put_varint32(p, KSOPT_FIFO_MAX_BYTES);
-    p = put_varint64(p, o->fifo_max_bytes);
-    p = put_varint32(p, KSOPT_FIFO_TTL);
-    p = put_varint64(p, o->fifo_ttl_seconds);
-    p = put_varint32(p, KSOPT_L0_SLOWDOWN);
-    p = put_varint64(p, o->l0_slowdown_tables);
-    p = put_varint32(p, KSOPT_L0_STOP);
-    p = put_varint64(p, o->l0_stop_tables);
-    p = put_varint32(p, KSOPT_PENDING_SLOWDOWN);
-    p = put_varint64(p, o->pending_slowdown_bytes);
-    p = put_varint32(p, KSOPT_PENDING_STOP);
-    p = put_varint64(p, o->pending_stop_bytes);
+    p = ks_options_encode(p + 17 + nl, &ks->opts);
     put_u64(p, checksum64(b, (size_t)(p - b)));
     p += 8;
     return file_write_atomic(ks->dir, KS_OPTIONS_FILE, b, (size_t)(p - b));
@@ -256,52 +115,7 @@ static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_
     ks->name[nl] = 0;
     p += nl;
     if (ks_check_name(ks->name)) return err_set(TIND_CORRUPTION, "%s offset 17: bad keyspace name", path);
-    tind_keyspace_options_init(&ks->opts);
-    uint32_t nf;
-    if (!(p = get_varint32(p, end, &nf))) return err_set(TIND_CORRUPTION, "%s: truncated field count", path);
-    for (uint32_t i = 0; i < nf; i++) {
-        uint32_t tag;
-        uint64_t v;
-        size_t off = (size_t)(p - b);
-        if (!(p = get_varint32(p, end, &tag)) || !(p = get_varint64(p, end, &v)))
-            return err_set(TIND_CORRUPTION, "%s offset %zu: truncated option", path, off);
-        /* Values are range-checked below by ks_check_options; casts only narrow. */
-        if (tag != KSOPT_DURABILITY && tag != KSOPT_ZSTD_LEVEL && tag != KSOPT_MEMTABLE_BYTES &&
-            tag != KSOPT_TABLE_TARGET && tag != KSOPT_FIFO_MAX_BYTES && tag != KSOPT_FIFO_TTL &&
-            tag != KSOPT_PENDING_SLOWDOWN && tag != KSOPT_PENDING_STOP && v > UINT32_MAX)
-            return err_set(TIND_CORRUPTION, "%s offset %zu: option %u out of range", path, off, tag);
-        switch (tag) {
-        case KSOPT_DURABILITY: ks->opts.durability = (int)unzigzag(v); break;
-        case KSOPT_MEMTABLE_BYTES: ks->opts.memtable_bytes = v; break;
-        case KSOPT_MAX_SEALED: ks->opts.max_sealed_memtables = (uint32_t)v; break;
-        case KSOPT_BLOCK_SIZE: ks->opts.block_size = (uint32_t)v; break;
-        case KSOPT_RESTART_INTERVAL: ks->opts.restart_interval = (uint32_t)v; break;
-        case KSOPT_BLOOM_BITS: ks->opts.bloom_bits_per_key = (uint32_t)v; break;
-        case KSOPT_COMPRESSION:
-            if ((v >> 4) >= TIND_LEVELS)
-                return err_set(TIND_CORRUPTION, "%s offset %zu: compression of level %llu", path, off,
-                               (unsigned long long)(v >> 4));
-            ks->opts.compression[v >> 4] = (int)(v & 15);
-            break;
-        case KSOPT_ZSTD_LEVEL: ks->opts.zstd_level = (int)unzigzag(v); break;
-        case KSOPT_COMPACTION: ks->opts.compaction = (int)v; break;
-        case KSOPT_L0_TRIGGER: ks->opts.l0_trigger = (uint32_t)v; break;
-        case KSOPT_LEVEL_RATIO: ks->opts.level_ratio = (uint32_t)v; break;
-        case KSOPT_TABLE_TARGET: ks->opts.table_target_bytes = v; break;
-        case KSOPT_TIER_WIDTH: ks->opts.tier_width = (uint32_t)v; break;
-        case KSOPT_FIFO_MAX_BYTES: ks->opts.fifo_max_bytes = v; break;
-        case KSOPT_FIFO_TTL: ks->opts.fifo_ttl_seconds = v; break;
-        case KSOPT_L0_SLOWDOWN: ks->opts.l0_slowdown_tables = (uint32_t)v; break;
-        case KSOPT_L0_STOP: ks->opts.l0_stop_tables = (uint32_t)v; break;
-        case KSOPT_PENDING_SLOWDOWN: ks->opts.pending_slowdown_bytes = v; break;
-        case KSOPT_PENDING_STOP: ks->opts.pending_stop_bytes = v; break;
-        default: return err_set(TIND_CORRUPTION, "%s offset %zu: unknown option tag %u", path, off, tag);
-        }
-    }
-    if (p != end) return err_set(TIND_CORRUPTION, "%s offset %zu: trailing bytes", path, (size_t)(p - b));
-    if (ks_check_options(&ks->opts))
-        return err_set(TIND_CORRUPTION, "%s: option value out of range", path);
-    return TIND_OK;
+    return ks_options_decode(path, b, p, end, &ks->opts);
 }
 
 /* ---- the keyspace table ---------------------------------------------------------- */
@@ -330,22 +144,6 @@ void ks_free(tind_keyspace *ks)
     pthread_mutex_destroy(&ks->mu);
     free(ks->dir);
     free(ks);
-}
-
-/* 1 when two option sets are the same, field by field (the structs may hold padding). */
-static int ks_options_same(const tind_keyspace_options *a, const tind_keyspace_options *b)
-{
-    for (int l = 0; l < TIND_LEVELS; l++)
-        if (a->compression[l] != b->compression[l]) return 0;
-    return a->durability == b->durability && a->memtable_bytes == b->memtable_bytes &&
-           a->max_sealed_memtables == b->max_sealed_memtables && a->block_size == b->block_size &&
-           a->restart_interval == b->restart_interval && a->bloom_bits_per_key == b->bloom_bits_per_key &&
-           a->zstd_level == b->zstd_level && a->compaction == b->compaction && a->l0_trigger == b->l0_trigger &&
-           a->level_ratio == b->level_ratio && a->table_target_bytes == b->table_target_bytes &&
-           a->tier_width == b->tier_width && a->fifo_max_bytes == b->fifo_max_bytes &&
-           a->fifo_ttl_seconds == b->fifo_ttl_seconds && a->l0_slowdown_tables == b->l0_slowdown_tables &&
-           a->l0_stop_tables == b->l0_stop_tables && a->pending_slowdown_bytes == b->pending_slowdown_bytes &&
-           a->pending_stop_bytes == b->pending_stop_bytes;
 }
 
 int ks_verify_options(tind_keyspace *ks, uint64_t *bytes)
@@ -648,7 +446,7 @@ int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_option
     if (!db || !out) return err_set(TIND_INVALID, "tind_keyspace_open: NULL argument");
     int rc = ks_check_name(name);
     if (rc) return rc;
-    if (o && (rc = ks_check_options(o)) != TIND_OK) return rc;
+    if (o && (rc = ks_options_check(o)) != TIND_OK) return rc;
     pthread_mutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
     /* Compared field by field: equal options set one by one can differ in padding. */

@@ -6,6 +6,7 @@
 
 #include "compaction/compaction.h"
 #include "src/db.h"
+#include "src/ks_options.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
 
@@ -61,12 +62,7 @@ static int sv_build(tind_keyspace *ks, memtable *mem, struct super_version **out
 static uint64_t sv_pending_bytes(const tind_keyspace *ks, const struct super_version *sv)
 {
     struct compaction_config c;
-    memset(&c, 0, sizeof c);
-    c.strategy = (unsigned)ks->opts.compaction;
-    c.l0_trigger = ks->opts.l0_trigger;
-    c.level_ratio = ks->opts.level_ratio;
-    c.table_target_bytes = ks->opts.table_target_bytes;
-    c.tier_width = ks->opts.tier_width;
+    ks_options_compaction_config(&ks->opts, &c);
     return compaction_pending_bytes(&c, sv->ver);
 }
 

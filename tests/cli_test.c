@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "src/ks_options.h"
 #include "tests/support/expect.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
@@ -379,6 +380,24 @@ Test(cli, info_text_and_json)
     CHECK_RUN(1, "info on nothing", "no tind database there", "info", missing);
     struct stat st;
     cr_assert_neq(stat(missing, &st), 0, "info created %s", missing);
+}
+
+/* info prints the options from their table: every field, text and JSON. */
+#define EXPECT_OPTION_SHOWN(name, type, coding, tag, def, lo, hi, why, names)                                \
+    expect_has(text.out, " " #name "=", "info");                                                             \
+    expect_has(json.out, "\"" #name "\": ", "info --json");
+
+Test(cli, info_shows_every_keyspace_option)
+{
+    make_db();
+    struct run text = RUN("info", g_db), json = RUN("info", g_db, "--json");
+    expect_status(&text, 0, "info");
+    expect_status(&json, 0, "info --json");
+    expect_json(&json, "info --json");
+    KS_OPTIONS(EXPECT_OPTION_SHOWN)
+    expect_has(text.out, " compression=lz4,lz4,lz4,lz4,lz4,lz4,zstd", "info");
+    run_free(&text);
+    run_free(&json);
 }
 
 Test(cli, stats_text_and_json)

@@ -753,6 +753,33 @@ Test(pick, pick_all_per_strategy)
     version_unref(v);
 }
 
+/* Regression: a knob out of range (a zero left by a caller that did not fill
+ * the config) was replaced by a default of compaction/'s own, which could
+ * differ from the keyspace options' default; the options layer fills every
+ * field, and anything else is refused. */
+Test(pick, a_config_outside_its_ranges_is_refused_not_defaulted)
+{
+    struct pt_table t[5];
+    for (size_t i = 0; i < 5; i++) t[i] = (struct pt_table){0, 1 + i, "a", "z", 2 * MB, 10 * i + 1, 10 * i + 10, 0};
+    struct version *v = pt_version(t, 5);
+    for (int knob = 0; knob < 4; knob++) {
+        struct compaction_config c = pt_cfg(COMPACTION_LEVELED);
+        cr_assert_gt(compaction_pending_bytes(&c, v), 0, "the setup has no pending work");
+        if (knob == 0) c.l0_trigger = 0;
+        if (knob == 1) c.level_ratio = 1;
+        if (knob == 2) c.table_target_bytes = 0;
+        if (knob == 3) c.tier_width = 1;
+        struct compaction_job *j = (struct compaction_job *)1;
+        cr_assert_eq(compaction_pick(&c, v, NULL, 0, 0, &j), TIND_INVALID, "knob %d", knob);
+        cr_assert_null(j);
+        j = (struct compaction_job *)1;
+        cr_assert_eq(compaction_pick_all(&c, v, &j), TIND_INVALID, "knob %d", knob);
+        cr_assert_null(j);
+        cr_assert_eq(compaction_pending_bytes(&c, v), 0, "knob %d", knob);
+    }
+    version_unref(v);
+}
+
 Test(pick, dispatch_refuses_an_unknown_strategy)
 {
     struct compaction_config c = pt_cfg(7);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "src/cli/cli.h"
+#include "src/ks_options.h"
 #include "src/util/coding.h"
 
 int cli_open_db(const char *dir, int read_only, tind_db **db)
@@ -106,48 +107,79 @@ static const char *strategy_name(int c)
     return c == TIND_COMPACTION_LEVELED ? "leveled" : c == TIND_COMPACTION_TIERED ? "tiered" : c == TIND_COMPACTION_FIFO ? "fifo" : "?";
 }
 
+/* The options print from their table (src/ks_options.h): a field added
+ * there is shown here. FMT_<names> writes one value as text, JSON_<names>
+ * one JSON member. */
+static void fmt_u64(char *b, size_t cap, uint64_t v) { snprintf(b, cap, "%" PRIu64, v); }
+static void fmt_i64(char *b, size_t cap, int64_t v) { snprintf(b, cap, "%" PRId64, v); }
+#define FMT_NUM(b, cap, v) _Generic((v), int: fmt_i64, default: fmt_u64)(b, cap, (v))
+#define FMT_DURABILITY(b, cap, v) snprintf(b, cap, "%s", durability_name(v))
+#define FMT_COMPRESSION(b, cap, v) snprintf(b, cap, "%s", compression_name(v))
+#define FMT_STRATEGY(b, cap, v) snprintf(b, cap, "%s", strategy_name(v))
+#define JSON_NUM(key, v) _Generic((v), int: json_i64, default: json_u64)(key, (v))
+#define JSON_DURABILITY(key, v) json_str(key, durability_name(v))
+#define JSON_COMPRESSION(key, v) json_str(key, compression_name(v))
+#define JSON_STRATEGY(key, v) json_str(key, strategy_name(v))
+
+/* The text form: "name=value" items after "  options", wrapped before
+ * OPTIONS_TEXT_WIDTH columns onto lines indented like the first. */
+#define OPTIONS_TEXT_INDENT "              "
+#define OPTIONS_TEXT_WIDTH 100
+struct options_text {
+    size_t col; /* columns printed on this line */
+    int items;  /* items on this line */
+};
+static void options_text_item(struct options_text *t, const char *name, const char *value)
+{
+    size_t n = strlen(name) + 1 + strlen(value);
+    if (t->items && t->col + 1 + n > OPTIONS_TEXT_WIDTH) {
+        printf("\n" OPTIONS_TEXT_INDENT);
+        t->col = sizeof OPTIONS_TEXT_INDENT - 1;
+        t->items = 0;
+    }
+    if (t->items) {
+        putchar(' ');
+        t->col++;
+    }
+    printf("%s=%s", name, value);
+    t->col += n;
+    t->items++;
+}
+
+#define TEXT_PLAIN(name, names) FMT_##names(v, sizeof v, o->name);
+#define TEXT_ZIGZAG(name, names) TEXT_PLAIN(name, names)
+#define TEXT_LEVELS(name, names)                                                                              \
+    for (int l = 0; l < TIND_LEVELS; l++) {                                                                   \
+        size_t at = strlen(v);                                                                                \
+        if (l) v[at++] = ',';                                                                                 \
+        FMT_##names(v + at, sizeof v - at, o->name[l]);                                                       \
+    }
+#define TEXT_FIELD(name, type, coding, tag, def, lo, hi, why, names)                                         \
+    {                                                                                                         \
+        char v[256] = "";                                                                                     \
+        TEXT_##coding(name, names) options_text_item(&t, #name, v);                                         \
+    }
+
 static void print_options_text(const tind_keyspace_options *o)
 {
-    printf("  options     durability=%s memtable_bytes=%" PRIu64 " max_sealed_memtables=%u\n",
-           durability_name(o->durability), o->memtable_bytes, o->max_sealed_memtables);
-    printf("              block_size=%u restart_interval=%u bloom_bits_per_key=%u zstd_level=%d\n", o->block_size,
-           o->restart_interval, o->bloom_bits_per_key, o->zstd_level);
-    printf("              compression=");
-    for (int l = 0; l < TIND_LEVELS; l++) printf("%s%s", l ? "," : "", compression_name(o->compression[l]));
-    printf("\n              compaction=%s l0_trigger=%u level_ratio=%u table_target_bytes=%" PRIu64
-           " tier_width=%u\n",
-           strategy_name(o->compaction), o->l0_trigger, o->level_ratio, o->table_target_bytes, o->tier_width);
-    printf("              fifo_max_bytes=%" PRIu64 " fifo_ttl_seconds=%" PRIu64 " l0_slowdown_tables=%u"
-           " l0_stop_tables=%u\n",
-           o->fifo_max_bytes, o->fifo_ttl_seconds, o->l0_slowdown_tables, o->l0_stop_tables);
-    printf("              pending_slowdown_bytes=%" PRIu64 " pending_stop_bytes=%" PRIu64 "\n",
-           o->pending_slowdown_bytes, o->pending_stop_bytes);
+    printf("  options     ");
+    struct options_text t = {sizeof OPTIONS_TEXT_INDENT - 1, 0};
+    KS_OPTIONS(TEXT_FIELD)
+    printf("\n");
 }
+
+#define JSON_PLAIN(name, names) JSON_##names(#name, o->name);
+#define JSON_ZIGZAG(name, names) JSON_PLAIN(name, names)
+#define JSON_LEVELS(name, names)                                                                              \
+    json_begin_array(#name);                                                                                  \
+    for (int l = 0; l < TIND_LEVELS; l++) JSON_##names(NULL, o->name[l]);                                     \
+    json_end_array();
+#define JSON_FIELD(name, type, coding, tag, def, lo, hi, why, names) JSON_##coding(name, names)
 
 static void print_options_json(const tind_keyspace_options *o)
 {
     json_begin_object("options");
-    json_str("durability", durability_name(o->durability));
-    json_u64("memtable_bytes", o->memtable_bytes);
-    json_u64("max_sealed_memtables", o->max_sealed_memtables);
-    json_u64("block_size", o->block_size);
-    json_u64("restart_interval", o->restart_interval);
-    json_u64("bloom_bits_per_key", o->bloom_bits_per_key);
-    json_begin_array("compression");
-    for (int l = 0; l < TIND_LEVELS; l++) json_str(NULL, compression_name(o->compression[l]));
-    json_end_array();
-    json_i64("zstd_level", o->zstd_level);
-    json_str("compaction", strategy_name(o->compaction));
-    json_u64("l0_trigger", o->l0_trigger);
-    json_u64("level_ratio", o->level_ratio);
-    json_u64("table_target_bytes", o->table_target_bytes);
-    json_u64("tier_width", o->tier_width);
-    json_u64("fifo_max_bytes", o->fifo_max_bytes);
-    json_u64("fifo_ttl_seconds", o->fifo_ttl_seconds);
-    json_u64("l0_slowdown_tables", o->l0_slowdown_tables);
-    json_u64("l0_stop_tables", o->l0_stop_tables);
-    json_u64("pending_slowdown_bytes", o->pending_slowdown_bytes);
-    json_u64("pending_stop_bytes", o->pending_stop_bytes);
+    KS_OPTIONS(JSON_FIELD)
     json_end_object();
 }
 
