@@ -4,7 +4,10 @@
  * writes, once and forever. After each point: every failure reached a caller
  * with the matching status and a message naming the operation and the file,
  * journal and manifest failures poisoned the database, a failed journal sync
- * reached a caller (no write acknowledged over it), nothing hung (an
+ * (or the journals' directory sync after a rotation) failed the very call
+ * that ran it (no call returned TIND_OK after it, so no write was
+ * acknowledged over it), a fault no caller heard of was the removal of a
+ * file nothing needs, nothing hung (an
  * alarm ends a stuck point), and a reopen without faults finds every
  * acknowledged batch, each failed one all or nothing.
  *
@@ -78,10 +81,17 @@ static uint64_t io_ops_per_run(const void *kind)
     uint64_t seen = file_fault_seen();
     file_fault_clear();
     fw_expect_clean(&run);
-    fprintf(stderr, "fault_io: the workload: %llu file operations, %llu flushes, %llu compactions, up to %llu tables "
-            "and %llu journal files\n", (unsigned long long)seen, (unsigned long long)run.flushes,
+    fprintf(stderr, "fault_io: the workload: %llu file operations, %llu flushes, %llu compactions, up to %llu tables, "
+            "%llu journal files and %llu journal bytes\n", (unsigned long long)seen, (unsigned long long)run.flushes,
             (unsigned long long)run.compactions, (unsigned long long)run.tables_max,
-            (unsigned long long)run.journal_files_max);
+            (unsigned long long)run.journal_files_max, (unsigned long long)run.journal_bytes_max);
+    /* Journals are retired only after a flush, so journals past their total
+     * after a write mean that its group's journal-size check found them
+     * there and sealed the keyspaces pinning the oldest one: that seal's
+     * journal sync is one of the points. */
+    cr_assert_gt(run.journal_bytes_max, (uint64_t)FW_JOURNAL_TOTAL_MAX_BYTES,
+                 "the workload's journals never pass journal_total_max_bytes (%u): no seal for the journals' size, "
+                 "whose journal sync must be among the points", FW_JOURNAL_TOTAL_MAX_BYTES);
     return seen;
 }
 
@@ -103,30 +113,79 @@ static uint64_t io_disarm(void)
     return fired;
 }
 
-/* The point's first failure was an fsync or fdatasync of a journal: the
- * writes acknowledged with sync durability, and the tables flushed, rely on
- * it (the journal is synced before every seal). */
-static int io_failed_sync(char *what, size_t cap)
+static const char *op_name(enum file_op op)
+{
+    static const char *const names[FOP_COUNT] = {
+        [FOP_OPEN] = "open",         [FOP_READ] = "read",     [FOP_WRITE] = "write",
+        [FOP_SYNC] = "fsync",        [FOP_DATASYNC] = "fdatasync", [FOP_RENAME] = "rename",
+        [FOP_UNLINK] = "unlink",     [FOP_SYNC_DIR] = "directory fsync", [FOP_TRUNCATE] = "truncate",
+        [FOP_MKDIR] = "mkdir"};
+    return op < FOP_COUNT ? names[op] : "operation";
+}
+
+/* The point's first failure, and whether the same thread's operation before
+ * it was a removal (an unlink or rmdir). */
+static int io_first(enum file_op *op, char *path, size_t cap, int *after_removal)
+{
+    if (!file_fault_first(op, path, cap)) return 0;
+    enum file_op prev;
+    *after_removal = file_fault_first_prev(&prev) && prev == FOP_UNLINK;
+    return 1;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+/* Failures the call running them must report (fw_unheard_fn), all in the
+ * journal's leader, which runs in the writing caller's thread: an fsync or
+ * fdatasync of a journal (writes acknowledged with sync durability, and
+ * every flushed table, rely on it: the journal is synced before each seal),
+ * and the sync of the journals' directory after a journal's creation (a
+ * rotation; without it the new journal's name, and every write in it, may
+ * be lost). */
+static int io_unheard(char *what, size_t cap)
 {
     enum file_op op;
     char path[512];
-    if (!file_fault_first(&op, path, sizeof path) || (op != FOP_SYNC && op != FOP_DATASYNC) ||
-        !strstr(path, "/journals/"))
-        return 0;
-    snprintf(what, cap, "%s of %s", op == FOP_SYNC ? "fsync" : "fdatasync", path);
-    return 1;
+    int after_removal;
+    if (!io_first(&op, path, sizeof path, &after_removal)) return 0;
+    if ((op == FOP_SYNC || op == FOP_DATASYNC) && strstr(path, "/journals/")) {
+        snprintf(what, cap, "%s of %s", op_name(op), path);
+        return 1;
+    }
+    if (op == FOP_SYNC_DIR && ends_with(path, "/journals") && !after_removal) {
+        snprintf(what, cap, "directory fsync of %s after a journal's creation", path);
+        return 1;
+    }
+    return 0;
 }
 
 /* A fault the workload never heard of may only be the removal of a file
  * nothing needs any more (an obsolete table or journal, and the directory
- * sync after it): in the full loop these were the only ones. */
+ * sync after it): a later open removes or skips what is left. */
+static int io_silent_ok(char *what, size_t cap)
+{
+    enum file_op op;
+    char path[512];
+    int after_removal;
+    if (!io_first(&op, path, sizeof path, &after_removal)) return 1;
+    if (op == FOP_UNLINK || (op == FOP_SYNC_DIR && after_removal)) return 1;
+    snprintf(what, cap, "%s of %s%s", op_name(op), path,
+             op == FOP_SYNC_DIR ? " (not after a removal)" : "");
+    return 0;
+}
+
 static void io_loop(const struct io_kind *kind)
 {
     g_kind = kind;
     fw_fault_loop(&(struct fw_fault){.suite = "fault_io", .name = kind->name, .tag = "ioerr", .workers = 1,
                                      .seconds = IO_POINT_SECONDS, .sample_points = IO_SAMPLE_POINTS,
                                      .arm = io_arm, .disarm = io_disarm, .count = io_ops_per_run,
-                                     .kind = kind, .check = io_check, .failed_sync = io_failed_sync});
+                                     .kind = kind, .check = io_check, .unheard = io_unheard,
+                                     .silent_ok = io_silent_ok});
 }
 
 Test(fault_io, eio_once)

@@ -32,6 +32,15 @@ static char fault_path[512];
 static uint64_t fault_seen, fault_fired;
 static enum file_op fault_first_op; /* the first failed operation since armed, and its path */
 static char fault_first_path[512];
+/* What the thread that failed first had done just before (counted, since
+ * armed): a directory sync's meaning depends on it (after a removal, or after
+ * a creation). Each thread keeps its last counted operation, valid while its
+ * generation is the armed fault's. */
+static uint64_t fault_gen;
+static int fault_first_has_prev;
+static enum file_op fault_first_prev;
+static _Thread_local uint64_t fault_prev_gen;
+static _Thread_local enum file_op fault_prev_op;
 
 void file_fault_set(const struct file_fault *f)
 {
@@ -43,6 +52,7 @@ void file_fault_set(const struct file_fault *f)
         fault.path_part = fault_path;
     }
     fault_seen = fault_fired = 0;
+    fault_gen++;
     atomic_store(&fault_armed, 1);
     pthread_mutex_unlock(&fault_lock);
 }
@@ -75,6 +85,15 @@ int file_fault_first(enum file_op *op, char *path, size_t cap)
     return any;
 }
 
+int file_fault_first_prev(enum file_op *op)
+{
+    pthread_mutex_lock(&fault_lock);
+    int any = fault_fired > 0 && !fault.hold && fault_first_has_prev;
+    if (any) *op = fault_first_prev;
+    pthread_mutex_unlock(&fault_lock);
+    return any;
+}
+
 uint64_t file_fault_fired(void)
 {
     pthread_mutex_lock(&fault_lock);
@@ -102,9 +121,13 @@ static int fault_check(enum file_op op, const char *path, int *short_write)
             if (fault_fired++ == 0) {
                 fault_first_op = op;
                 snprintf(fault_first_path, sizeof fault_first_path, "%s", path ? path : "");
+                fault_first_has_prev = fault_prev_gen == fault_gen;
+                fault_first_prev = fault_prev_op;
             }
             if (short_write) *short_write = fault.short_write;
         }
+        fault_prev_gen = fault_gen;
+        fault_prev_op = op;
     }
     pthread_mutex_unlock(&fault_lock);
     return e;

@@ -112,6 +112,10 @@ uint64_t file_fault_fired(void);
 /* 1 and the first failed operation since armed, with its path (cut to cap),
  * when one failed; else 0. Readable after file_fault_clear. */
 int file_fault_first(enum file_op *op, char *path, size_t cap);
+/* 1 and the counted operation that the thread of the first failed one ran
+ * just before it (since armed), when there was one; else 0. Tells a
+ * directory sync after a removal from one after a creation. */
+int file_fault_first_prev(enum file_op *op);
 
 
 /* ---- power-loss simulation, for tests -------------------------------------

@@ -3,8 +3,10 @@
  * for k = 0, stride, 2 * stride, ... until a run in which the fault never
  * fires. By default a sample of points spread over the workload; with
  * TIND_FAULT_FULL=1 every point, or TIND_FAULT_POINTS=N of them. A failed
- * sync that writes rely on must reach a caller (failed_sync). Criterion assertions, so header-only: the
- * tools link fault_workload.c without Criterion. */
+ * sync that writes rely on must fail the call that ran it (unheard), and a
+ * fault no caller heard of must be one that may go unheard (silent_ok).
+ * Criterion assertions, so header-only: the tools link fault_workload.c
+ * without Criterion. */
 #ifndef TIND_TESTS_SUPPORT_FAULT_LOOP_H
 #define TIND_TESTS_SUPPORT_FAULT_LOOP_H
 
@@ -29,10 +31,15 @@ struct fw_fault {
     fw_check_fn check;  /* judges each failed call */
     uint64_t sample_points;                    /* points in the default run */
     uint64_t (*count)(const void *kind);       /* operations in a fault-free run */
-    /* NULL, or: 1 when the point's first injected failure was a sync that
-     * acknowledged writes rely on (a journal's fsync or fdatasync), with what
-     * failed in `what`. Read after disarm. */
-    int (*failed_sync)(char *what, size_t cap);
+    /* NULL, or: 1 when the point's first injected failure was one that the
+     * call running it must report (a journal's fsync or fdatasync, which
+     * acknowledged writes rely on), with what failed in `what`. The workload
+     * asks it after every call that returned TIND_OK (fw_unheard_fn). */
+    fw_unheard_fn unheard;
+    /* NULL, or: whether the point's first injected failure may reach no
+     * caller at all (the removal of a file nothing needs), with what failed
+     * in `what`. Asked after disarm when no call failed. */
+    int (*silent_ok)(char *what, size_t cap);
 };
 
 /* A fault-free run's checks: no call failed and the oracle matches. Removes
@@ -61,22 +68,21 @@ static inline void fw_fault_loop(const struct fw_fault *f)
     uint64_t points = 0, silent = 0, k;
     for (k = 0;; k += stride) {
         cr_assert_eq(fw_run_init(&run, f->tag, f->workers), 0, "mkdtemp: %s", strerror(errno));
+        run.unheard = f->unheard;
         alarm(f->seconds);
         f->arm(f->kind, k);
         fw_workload(&run, f->check);
         uint64_t fired = f->disarm();
-        cr_assert(!run.problem[0], "%s point %llu: %s (first failure: %s)", f->name, (unsigned long long)k,
-                  run.problem, run.first_msg);
+        cr_assert(!run.problem[0], "%s point %llu: %s (first failure a caller heard of: %s)", f->name,
+                  (unsigned long long)k, run.problem, run.failures ? run.first_msg : "none");
         cr_assert(fired || run.failures == 0, "%s point %llu: a call failed with no fault: %s", f->name,
                   (unsigned long long)k, run.first_msg);
-        /* No sync is retried: after a failed one, a later sync may
-         * "succeed" without the data, so a write acknowledged after it could
-         * be lost. The failure must reach a caller, and poison the database
-         * so that no later write is acknowledged on top of it. */
-        char sync_what[600];
-        cr_assert(!(fired && f->failed_sync && f->failed_sync(sync_what, sizeof sync_what) && run.failures == 0),
-                  "%s point %llu: the failed %s reached no caller and later writes were acknowledged", f->name,
-                  (unsigned long long)k, sync_what);
+        /* A fault no caller heard of: only one that loses nothing anybody
+         * needs may. (A failed sync that writes rely on also failed the
+         * run above, at the first call that returned TIND_OK after it.) */
+        char what[600];
+        cr_assert(!(fired && run.failures == 0 && f->silent_ok && !f->silent_ok(what, sizeof what)),
+                  "%s point %llu: the failed %s reached no caller", f->name, (unsigned long long)k, what);
         if (fired && run.failures == 0) silent++;
         char why[1024];
         int bad = fw_verify(&run, why, sizeof why);

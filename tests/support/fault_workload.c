@@ -72,6 +72,24 @@ static void failed(struct fw_run *run, fw_check_fn check, const char *what, int 
         run->poison_expected = 1;
 }
 
+/* A call returned TIND_OK: no failure that a call must report may have
+ * happened unheard before it (fw_unheard_fn): no sync is retried, so once
+ * one failed unreported, a later one could succeed without the lost pages
+ * and acknowledge writes over them. */
+static void succeeded(struct fw_run *run, const char *what)
+{
+    char w[600];
+    if (run->failures == 0 && run->unheard && run->unheard(w, sizeof w))
+        problem(run, "%s returned TIND_OK after the failed %s, and no caller had heard of a failure", what, w);
+}
+
+/* Records a call's outcome. */
+static void called(struct fw_run *run, fw_check_fn check, const char *what, int rc)
+{
+    if (rc) failed(run, check, what, rc);
+    else succeeded(run, what);
+}
+
 /* ---- values: an entry and op number, then bytes derived from them ---------------------------------------- */
 
 #define FW_VALUE_MAX 2048
@@ -127,14 +145,12 @@ static int open_db(struct session *s)
     tind_options o;
     tind_options_init(&o);
     o.workers = s->run->workers;
-    o.journal_max_bytes = 64u << 10;
-    o.journal_total_max_bytes = 192u << 10;
+    o.journal_max_bytes = FW_JOURNAL_MAX_BYTES;
+    o.journal_total_max_bytes = FW_JOURNAL_TOTAL_MAX_BYTES;
     o.cache_bytes = 128u << 10;
     int rc = tind_open(s->run->dir, &o, &s->db);
-    if (rc) {
-        s->db = NULL;
-        failed(s->run, s->check, "tind_open", rc);
-    }
+    if (rc) s->db = NULL;
+    called(s->run, s->check, "tind_open", rc);
     return rc;
 }
 
@@ -143,10 +159,8 @@ static void open_ks(struct session *s, unsigned i)
     tind_keyspace_options o;
     ks_options(i, &o);
     int rc = tind_keyspace_open(s->db, ks_names[i], &o, &s->ks[i]);
-    if (rc) {
-        s->ks[i] = NULL;
-        failed(s->run, s->check, "tind_keyspace_open", rc);
-    }
+    if (rc) s->ks[i] = NULL;
+    called(s->run, s->check, "tind_keyspace_open", rc);
 }
 
 /* After a journal or manifest failure, every write must say TIND_POISONED. */
@@ -167,6 +181,10 @@ static void entry_done(struct session *s, struct fw_entry *e, const char *what, 
     expect_poisoned(s, what, rc);
     if (rc == TIND_OK) {
         e->status = FW_ACKED;
+        succeeded(s->run, what);
+        struct tind_db_stats ds;
+        if (s->run->want_stats && tind_db_stats(s->db, &ds) == TIND_OK && ds.journal_bytes > s->run->journal_bytes_max)
+            s->run->journal_bytes_max = ds.journal_bytes;
     } else {
         e->status = rc == TIND_POISONED ? FW_REFUSED : FW_UNKNOWN;
         if (e->status == FW_UNKNOWN) s->run->nunknown++;
@@ -214,10 +232,8 @@ static void batch(struct session *s, unsigned mask, int durability)
     }
     tind_batch *b;
     int rc = tind_batch_new(&b);
-    if (rc) {
-        failed(s->run, s->check, "tind_batch_new", rc);
-        return;
-    }
+    called(s->run, s->check, "tind_batch_new", rc);
+    if (rc) return;
     for (size_t i = 0; i < kept && rc == TIND_OK; i++) {
         const struct fw_op *op = &e->ops[i];
         int kl = key_make(k, op->key);
@@ -242,14 +258,14 @@ static void flush(struct session *s, unsigned i)
     if (!s->ks[i]) return;
     int rc = tind_keyspace_flush(s->ks[i]);
     expect_poisoned(s, "tind_keyspace_flush", rc);
-    if (rc) failed(s->run, s->check, "tind_keyspace_flush", rc);
+    called(s->run, s->check, "tind_keyspace_flush", rc);
 }
 
 static void compact(struct session *s, unsigned i)
 {
     if (!s->ks[i]) return;
     int rc = tind_keyspace_compact(s->ks[i]);
-    if (rc) failed(s->run, s->check, "tind_keyspace_compact", rc);
+    called(s->run, s->check, "tind_keyspace_compact", rc);
 }
 
 static void drop(struct session *s, unsigned i)
@@ -305,7 +321,7 @@ static void close_db(struct session *s)
     probe_poisoned(s);
     if (s->run->want_stats) gather_stats(s);
     int rc = tind_close(s->db);
-    if (rc) failed(s->run, s->check, "tind_close", rc);
+    called(s->run, s->check, "tind_close", rc);
     s->db = NULL;
     memset(s->ks, 0, sizeof s->ks);
     s->run->poison_expected = 0;
@@ -334,7 +350,7 @@ void fw_workload(struct fw_run *run, fw_check_fn check)
     if (s.db) {
         int rc = tind_persist(s.db, sync);
         expect_poisoned(&s, "tind_persist", rc);
-        if (rc) failed(run, check, "tind_persist", rc);
+        called(run, check, "tind_persist", rc);
     }
     close_db(&s);
 

@@ -17,6 +17,12 @@
 #define FW_MAX_UNKNOWN 12 /* failed writes whose effect is unknown; past it the workload stops writing */
 #define FW_MAX_OPS 8      /* ops per batch */
 #define FW_MAX_ENTRIES 1024 /* batches and drops per run (TIND_FAULT_SCALE=10 needs ~900) */
+/* The database's journal limits: small enough that the journals pass their
+ * total while keyspaces hold writes of the oldest one in their active
+ * memtables, so that the journal-size check seals them (a journal sync in
+ * the middle of a write's group) a few times per run. */
+#define FW_JOURNAL_MAX_BYTES (64u << 10)
+#define FW_JOURNAL_TOTAL_MAX_BYTES (96u << 10)
 
 /* What a batch (or a drop) did, as its caller saw it. */
 enum fw_status { FW_ACKED, FW_UNKNOWN, FW_REFUSED };
@@ -35,6 +41,12 @@ struct fw_entry {
     struct fw_op ops[FW_MAX_OPS];
     size_t nops;
 };
+
+/* NULL, or: 1 when a fault has failed something that the call running it
+ * must report (a journal's sync, say), with what failed in `what`. Asked
+ * after every call that returned TIND_OK while no failure has reached a
+ * caller: that call, or one before it, swallowed the failure. */
+typedef int (*fw_unheard_fn)(char *what, size_t cap);
 
 /* The workload's run under one fault. Nothing in it is allocated while the
  * workload runs, so that the allocation-failure loop counts only tind's
@@ -58,6 +70,8 @@ struct fw_run {
      * workload exercises what it should. */
     int want_stats;
     uint64_t flushes, compactions, journal_files_max, tables_max;
+    uint64_t journal_bytes_max; /* the journals' total after an acknowledged write */
+    fw_unheard_fn unheard;      /* set after fw_run_init */
 };
 
 /* The caller's judgment of one failed call: when the failure breaks a rule,
