@@ -154,7 +154,10 @@ typedef struct tind_keyspace_options {
     uint32_t l0_slowdown_tables; /* leveled: each write waits up to 1 ms while level 0 holds this
                                    many tables; default 20 */
     uint32_t l0_stop_tables;    /* leveled: writes wait until compaction brings level 0 below this;
-                                   default 36, at least l0_slowdown_tables */
+                                   default 36, at least l0_slowdown_tables and l0_trigger. A
+                                   writer waits before it joins the journal: writes to other
+                                   keyspaces go on. Stalls wait only while a compaction that can
+                                   relieve them is queued or running */
     uint64_t pending_slowdown_bytes; /* each write waits up to 1 ms while compaction is this far
                                    behind (bytes the strategy has yet to compact); default 64 GiB */
     uint64_t pending_stop_bytes; /* writes wait until compaction is less than this far behind;

@@ -149,13 +149,22 @@ static int recovery_replay_file(const char *dir, const char *path, uint64_t numb
             break;
         }
         if (rc) break;
-        out->records++;
-        if ((rc = fn(ctx, path, off, p, len)) != TIND_OK) goto done;
         uint64_t seq;
         uint32_t count;
         struct payload_reader pr;
-        if (p[0] == JPAYLOAD_BATCH && payload_batch_open(p, len, &seq, &count, &pr) == TIND_OK && count > 0)
-            prev->end_seq = seq + count - 1;
+        int batch = p[0] == JPAYLOAD_BATCH && payload_batch_open(p, len, &seq, &count, &pr) == TIND_OK && count > 0;
+        /* Sequence numbers only grow: past the header's base_seq and the
+         * batch before. A record below them is damage that reads cleanly;
+         * replayed, it would leave end_seq below the base the next journal
+         * is started with, and the next open would find them not meeting. */
+        if (batch && seq <= prev->end_seq) {
+            rc = err_set(TIND_CORRUPTION, "journal %s offset %llu: sequence %llu does not follow %llu", path,
+                         (unsigned long long)off, (unsigned long long)seq, (unsigned long long)prev->end_seq);
+            goto done;
+        }
+        out->records++;
+        if ((rc = fn(ctx, path, off, p, len)) != TIND_OK) goto done;
+        if (batch) prev->end_seq = seq + count - 1;
     }
     /* Read cleanly to here: where a successor's records must follow. */
     prev->size = journal_reader_offset(r);

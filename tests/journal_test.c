@@ -1608,3 +1608,48 @@ Test(journal_recovery, torn_record_holding_a_record_image_is_a_torn_tail)
     buf_free(&inner);
     jt_rmtree(dir);
 }
+
+/* A batch at or below its journal's base_seq, or below the batch before it,
+ * read cleanly and was replayed: the journal's end then fell below the base
+ * the next journal is started with, so the first open succeeded and every
+ * later one failed, finding the two journals not meeting (found by
+ * fuzz-journal). Sequence numbers only grow: such a record is damage, named
+ * by file and offset, and nothing from it on is replayed. */
+Test(journal_recovery, batch_below_the_journal_base_or_its_predecessor_is_corruption)
+{
+    char dir[64];
+    jt_mkdtemp(dir, sizeof dir);
+    buf b;
+    buf_init(&b);
+    for (int ro = 0; ro < 2; ro++) {
+        struct jt_file w;
+        /* Base 100, batches at 1 and 2. */
+        jt_create(&w, dir, 1, 100);
+        jt_batch(&b, 0, 10);
+        uint64_t off = jt_record(&w, b.p, b.len);
+        jt_batch(&b, 1, 10);
+        jt_record(&w, b.p, b.len);
+        jt_close(&w);
+        jt_expect_gap(dir, ro, w.path, off, 0);
+        /* Base 0: batches at 1, 5, then 3. */
+        jt_create(&w, dir, 1, 0);
+        jt_batch(&b, 0, 10);
+        jt_record(&w, b.p, b.len);
+        jt_batch(&b, 4, 10);
+        jt_record(&w, b.p, b.len);
+        jt_batch(&b, 2, 10);
+        off = jt_record(&w, b.p, b.len);
+        jt_close(&w);
+        jt_expect_gap(dir, ro, w.path, off, 2);
+        /* The same journal without the last batch recovers. */
+        jt_create(&w, dir, 1, 0);
+        jt_batch(&b, 0, 10);
+        jt_record(&w, b.p, b.len);
+        jt_batch(&b, 4, 10);
+        jt_record(&w, b.p, b.len);
+        jt_close(&w);
+        jt_expect_recovers(dir, ro, 2);
+    }
+    buf_free(&b);
+    jt_rmtree(dir);
+}
