@@ -176,7 +176,8 @@ test: ensure-deps
 
 # Criterion's runner itself leaks a few bytes when timed tests overlap.
 run-tests: check-pkgs $(TESTBIN) $(TOOLS) $(CLIBIN) check-private-names
-	TIND_TOOLS=$(BUILD)/tests TIND_CLI=$(CLIBIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(TESTBIN) $(TEST_ARGS)
+	TIND_TOOLS=$(BUILD)/tests TIND_CLI=$(CLIBIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	    TIND_TEST_LOG=$(BUILD)/test.log tests/run/suite.sh $(TESTBIN) $(TEST_ARGS)
 
 bench: ensure-deps
 	@$(MAKE) --no-print-directory run-bench

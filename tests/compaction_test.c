@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "src/db.h"
+#include "src/util/file.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
 
@@ -594,11 +596,18 @@ static void *cd_compact_main(void *arg)
     return NULL;
 }
 
-static double cd_now(void)
+struct cd_drop {
+    tind_db *db;
+    int rc;
+    atomic_int done;
+};
+
+static void *cd_drop_main(void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    struct cd_drop *d = arg;
+    d->rc = tind_keyspace_drop(d->db, "victim");
+    atomic_store(&d->done, 1);
+    return NULL;
 }
 
 /* 32 MiB in eight overlapping, uncompressed level-0 tables: a long major compaction. */
@@ -624,40 +633,64 @@ static tind_keyspace *cd_big_keyspace(tind_db *db, const char *name)
     return ks;
 }
 
+/* Counts the writes to one keyspace's files (those in its folder); `hold_at`
+ * > 0 holds the write with that number until released. */
+static void cd_count_writes(const tind_keyspace *ks, uint64_t hold_at)
+{
+    char part[4096];
+    snprintf(part, sizeof part, "%s/", ks->dir);
+    struct file_fault f = {.ops = FOP_BIT(FOP_WRITE), .path_part = part, .nth = hold_at ? hold_at : UINT64_MAX,
+                           .hold = hold_at > 0};
+    file_fault_set(&f);
+}
+
 /* The drop waited for a running major compaction to finish all its work
  * (compactions only watched the database's close). It now stops the merge at
- * its next entry: the drop takes far less than the whole compaction would,
- * and the compaction reports the drop. */
+ * its next entry: held a tenth of the way in while the drop is applied, the
+ * compaction writes little more after it, and reports the drop. */
 Test(compaction, a_drop_stops_a_long_major_compaction_instead_of_waiting_for_it, .timeout = 300)
 {
     tind_db *db = open_db();
     tind_keyspace *whole = cd_big_keyspace(db, "whole");
-    double t0 = cd_now();
+    cd_count_writes(whole, 0);
     cr_assert_eq(tind_keyspace_compact(whole), TIND_OK, "compact: %s", tind_last_error());
-    double full = cd_now() - t0;
+    uint64_t full = file_fault_seen();
+    file_fault_clear();
+    cr_assert_gt(full, 100, "the whole major compaction wrote %llu times", (unsigned long long)full);
 
     tind_keyspace *ks = cd_big_keyspace(db, "victim");
+    cd_count_writes(ks, full / 10);
     struct cd_call c = {.ks = ks};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, cd_compact_main, &c), 0);
-    struct tind_db_stats st;
-    for (int i = 0; i < 5000; i++) {
-        cr_assert_eq(tind_db_stats(db, &st), TIND_OK, "%s", tind_last_error());
-        if (st.compactions_active > 0) break;
+    for (int i = 0; i < 20000 && file_fault_fired() == 0; i++) {
         struct timespec ts = {0, 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    cr_assert_gt(st.compactions_active, 0, "the major compaction never started");
-    /* A tenth of the way in. */
-    struct timespec ts = {0, (long)(full / 10 * 1e9)};
-    nanosleep(&ts, NULL);
-    t0 = cd_now();
-    cr_assert_eq(tind_keyspace_drop(db, "victim"), TIND_OK, "drop: %s", tind_last_error());
-    double drop = cd_now() - t0;
+    cr_assert_eq(file_fault_fired(), 1, "the major compaction never reached a tenth of its writes");
+    struct cd_drop d = {.db = db};
+    atomic_init(&d.done, 0);
+    pthread_t td;
+    cr_assert_eq(pthread_create(&td, NULL, cd_drop_main, &d), 0);
+    /* The handle reports the drop once its record is written and applied. */
+    struct tind_keyspace_stats ks_st;
+    for (int i = 0; i < 20000 && tind_keyspace_stats(ks, &ks_st) == TIND_OK; i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(tind_keyspace_stats(ks, &ks_st), TIND_INVALID, "the drop was not applied");
+    cr_assert_eq(atomic_load(&d.done), 0, "the drop returned while the compaction of its keyspace was held");
+    file_fault_release();
     pthread_join(t, NULL);
+    pthread_join(td, NULL);
+    uint64_t wrote = file_fault_seen();
+    file_fault_clear();
+    cr_assert_eq(d.rc, TIND_OK, "drop: %s", tind_strerror(d.rc));
     cr_assert_eq(c.rc, TIND_INVALID, "the compaction of the dropped keyspace returned %d (%s), want TIND_INVALID",
                  c.rc, tind_strerror(c.rc));
-    fprintf(stderr, "compaction: the whole major compaction %.3f s, the drop during one %.3f s\n", full, drop);
-    cr_assert_lt(drop, full / 2, "the drop took %.3f s; the whole compaction takes %.3f s", drop, full);
+    fprintf(stderr, "compaction: the whole major compaction wrote %llu times, the dropped one %llu\n",
+            (unsigned long long)full, (unsigned long long)wrote);
+    cr_assert_lt(wrote, full / 5, "the compaction wrote %llu times of %llu after the drop stopped it at %llu",
+                 (unsigned long long)wrote, (unsigned long long)full, (unsigned long long)(full / 10));
     cr_assert_eq(tind_close(db), TIND_OK, "close: %s", tind_last_error());
 }

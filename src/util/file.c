@@ -38,6 +38,7 @@ static char fault_first_path[512];
  * generation is the armed fault's. */
 static uint64_t fault_gen;
 static int fault_first_has_prev;
+static int fault_let_go; /* file_fault_release: a held operation runs, counting goes on */
 static enum file_op fault_first_prev;
 static _Thread_local uint64_t fault_prev_gen;
 static _Thread_local enum file_op fault_prev_op;
@@ -52,6 +53,7 @@ void file_fault_set(const struct file_fault *f)
         fault.path_part = fault_path;
     }
     fault_seen = fault_fired = 0;
+    fault_let_go = 0;
     fault_gen++;
     atomic_store(&fault_armed, 1);
     pthread_mutex_unlock(&fault_lock);
@@ -61,6 +63,14 @@ void file_fault_clear(void)
 {
     pthread_mutex_lock(&fault_lock);
     atomic_store(&fault_armed, 0);
+    pthread_cond_broadcast(&fault_released);
+    pthread_mutex_unlock(&fault_lock);
+}
+
+void file_fault_release(void)
+{
+    pthread_mutex_lock(&fault_lock);
+    fault_let_go = 1;
     pthread_cond_broadcast(&fault_released);
     pthread_mutex_unlock(&fault_lock);
 }
@@ -115,7 +125,7 @@ static int fault_check(enum file_op op, const char *path, int *short_write)
         if (fault.hold && n == fault.nth) {
             /* Held, not failed: waits for file_fault_clear, then runs. */
             fault_fired++;
-            while (atomic_load(&fault_armed)) pthread_cond_wait(&fault_released, &fault_lock);
+            while (atomic_load(&fault_armed) && !fault_let_go) pthread_cond_wait(&fault_released, &fault_lock);
         } else if (!fault.hold && (n == fault.nth || (fault.forever && n > fault.nth))) {
             e = fault.err ? fault.err : EIO;
             if (fault_fired++ == 0) {

@@ -98,13 +98,16 @@ struct file_fault {
     int short_write;       /* a failing write first writes half its bytes */
     int forever;           /* every counted operation from the nth on fails */
     int hold;              /* the nth counted operation does not fail: it waits until
-                              file_fault_clear, then runs */
+                              file_fault_clear or file_fault_release, then runs */
 };
 
 /* Arms a fault; replaces any armed one. */
 void file_fault_set(const struct file_fault *f);
 /* Disarms. */
 void file_fault_clear(void);
+/* Lets a held operation (and any later one) run while the fault stays armed,
+ * so that file_fault_seen goes on counting. */
+void file_fault_release(void);
 /* Counted operations seen since the fault was armed. */
 uint64_t file_fault_seen(void);
 /* Faults fired since armed. */
