@@ -100,7 +100,7 @@ LDFLAGS ?=
 # tests/support/alloc_fault.c, which can fail the nth allocation.
 WRAP_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=aligned_alloc
 
-LIB_SRCS := $(wildcard src/*.c src/util/*.c journal/*.c lsm/*.c compaction/*.c)
+LIB_SRCS := $(wildcard src/*.c src/tree/*.c src/util/*.c journal/*.c lsm/*.c compaction/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_SRCS := $(wildcard src/cli/*.c)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)

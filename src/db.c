@@ -37,19 +37,13 @@ void tind_options_init(tind_options *o)
 
 static int check_options(const tind_options *o)
 {
-    if (db_check_durability(o->durability)) return TIND_INVALID;
+    if (check_durability(o->durability)) return TIND_INVALID;
     if (o->journal_max_bytes < (64u << 10))
         return err_set(TIND_INVALID, "journal_max_bytes %llu is below 64 KiB", (unsigned long long)o->journal_max_bytes);
     if (o->journal_total_max_bytes < o->journal_max_bytes)
         return err_set(TIND_INVALID, "journal_total_max_bytes is below journal_max_bytes");
     if (o->max_open_tables < 16) return err_set(TIND_INVALID, "max_open_tables %u is below 16", o->max_open_tables);
     if (o->workers > 64) return err_set(TIND_INVALID, "workers %u is over 64", o->workers);
-    return TIND_OK;
-}
-
-int db_check_writable(const tind_db *db)
-{
-    if (db->opts.read_only) return err_set(TIND_INVALID, "%s: the database was opened read-only", db->path);
     return TIND_OK;
 }
 
@@ -133,7 +127,7 @@ static int db_create(tind_db *db)
     if ((rc = file_mkdir(db->journal_dir)) || (rc = file_mkdir(db->ks_dir)) || (rc = file_sync_dir(db->path)))
         return rc;
     db->next_ks_id = 1;
-    return db_write_meta(db);
+    return ks_meta_write(db);
 }
 
 /* Removes journals that hold no record (header only), older than `keep`: each
@@ -174,7 +168,7 @@ struct replay {
 static int replay_cb(void *ctx, const char *path, uint64_t offset, const uint8_t *p, size_t n)
 {
     struct replay *r = ctx;
-    int rc = db_replay_record(r->db, path, offset, p, n, &r->last_seq);
+    int rc = replay_record(r->db, path, offset, p, n, &r->last_seq);
     if (rc) return rc;
     const char *base = strrchr(path, '/');
     uint64_t num;
@@ -256,7 +250,7 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
             rc = err_set(TIND_INVALID, "%s: a database exists (error_if_exists is on)", path);
             goto fail;
         }
-        if ((rc = db_read_meta(db)) != TIND_OK) goto fail;
+        if ((rc = ks_meta_read(db)) != TIND_OK) goto fail;
         int jex = file_exists(db->journal_dir), kex = file_exists(db->ks_dir);
         if (jex != 1 || kex != 1) {
             rc = err_set(TIND_CORRUPTION, "%s: the %s directory is missing", path, jex != 1 ? DB_JOURNAL_DIR : DB_KEYSPACE_DIR);
@@ -297,11 +291,11 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     if ((rc = workers_start(nworkers, &db->pool)) != TIND_OK) goto fail;
     if ((rc = ks_load_all(db)) != TIND_OK) goto fail;
     /* A flush synced the journal through the sequence number it recorded
-     * (flush_seal) before its table could be durable: the journals must
+     * (tree_seal) before its table could be durable: the journals must
      * still reach the highest one. */
     uint64_t flushed = 0;
     for (size_t i = 0; i < db->nks; i++)
-        if (db->ks[i]->flushed_seq > flushed) flushed = db->ks[i]->flushed_seq;
+        if (tree_flushed_seq(db->ks[i]->tree) > flushed) flushed = tree_flushed_seq(db->ks[i]->tree);
     struct replay rp = {.db = db};
     struct journal_recovery rec;
     rc = o.read_only ? journal_recover_read_only(db->journal_dir, flushed, replay_cb, &rp, &rec)
@@ -312,7 +306,7 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     if (flushed > last_seq) last_seq = flushed;
 
     struct journal_config jc = {.dir = db->journal_dir, .max_bytes = o.journal_max_bytes, .group_max_bytes = 1u << 20};
-    struct journal_callbacks cb = {.ctx = db, .prepare = db_write_prepare, .apply = db_write_apply};
+    struct journal_callbacks cb = {.ctx = db, .prepare = write_prepare, .apply = write_apply};
     if (rc == TIND_OK && o.read_only) {
         /* The newest journal stands as the current one, up to its valid end. */
         char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
@@ -334,7 +328,7 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     }
     free(rp.files);
     if (rc) goto fail;
-    if (!o.read_only) flush_retire_journals(db);
+    if (!o.read_only) retire_journals(db);
 
     free(lock_path);
     free(meta_path);
@@ -357,14 +351,10 @@ int tind_close(tind_db *db)
     /* Workers first: a running flush still uses the journal (to retire
      * files); running compactions stop at their next entry. */
     atomic_store(&db->closing, 1);
-    /* Writers stalled on a keyspace give up (flush_stall): the flushes and
+    /* Writers stalled on a keyspace give up (tree_stall): the flushes and
      * compactions they wait for stop with the workers. */
     pthread_mutex_lock(&db->list_mu);
-    for (size_t i = 0; i < db->nks; i++) {
-        pthread_mutex_lock(&db->ks[i]->mu);
-        pthread_cond_broadcast(&db->ks[i]->flush_cond);
-        pthread_mutex_unlock(&db->ks[i]->mu);
-    }
+    for (size_t i = 0; i < db->nks; i++) tree_wake(db->ks[i]->tree);
     pthread_mutex_unlock(&db->list_mu);
     workers_stop(db->pool);
     db->pool = NULL;
@@ -382,11 +372,10 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
     pthread_mutex_lock(&db->list_mu);
     st->keyspaces = db->nks;
     for (size_t i = 0; i < db->nks; i++) {
-        tind_keyspace *ks = db->ks[i];
-        pthread_mutex_lock(&ks->mu);
-        st->compactions_active += ks->compacting + (ks->major ? 1u : 0u);
-        st->compactions_completed += ks->compactions;
-        pthread_mutex_unlock(&ks->mu);
+        uint64_t active, completed;
+        tree_compaction_counts(db->ks[i]->tree, &active, &completed);
+        st->compactions_active += active;
+        st->compactions_completed += completed;
     }
     pthread_mutex_unlock(&db->list_mu);
     if (db->block_cache) {

@@ -232,7 +232,7 @@ void tind_iter_seek_last(tind_iter *it)
 void tind_iter_seek(tind_iter *it, const void *key, size_t klen)
 {
     if (!it || it->status) return;
-    if (db_check_key(key, klen)) {
+    if (check_key(key, klen)) {
         fail(it, TIND_INVALID);
         return;
     }
@@ -250,7 +250,7 @@ void tind_iter_seek(tind_iter *it, const void *key, size_t klen)
 void tind_iter_seek_for_prev(tind_iter *it, const void *key, size_t klen)
 {
     if (!it || it->status) return;
-    if (db_check_key(key, klen)) {
+    if (check_key(key, klen)) {
         fail(it, TIND_INVALID);
         return;
     }
@@ -368,53 +368,6 @@ void tind_iter_close(tind_iter *it)
     free(it);
 }
 
-/* The merging iterator over every source of sv, newest first: the active
- * memtable, the sealed ones, then the tables level by level (level 0 newest
- * first) that overlap the iterator's bounds. */
-static int iter_sources(tind_keyspace *ks, struct super_version *sv, const tind_iter *bounds, iiter **out)
-{
-    size_t n = 1 + sv->nimm;
-    for (unsigned l = 0; l < LSM_LEVELS; l++) n += sv->ver->nfiles[l];
-    iiter **kids = calloc(n, sizeof *kids);
-    if (!kids) return err_nomem();
-    size_t k = 0;
-    int rc = TIND_OK;
-    if (!(kids[k++] = memtable_iter(sv->mem))) rc = err_nomem();
-    for (size_t i = 0; rc == TIND_OK && i < sv->nimm; i++)
-        if (!(kids[k++] = memtable_iter(sv->imm[i]))) rc = err_nomem();
-    {
-        const unsigned l = 0;
-        for (size_t i = 0; rc == TIND_OK && i < sv->ver->nfiles[l]; i++) {
-            struct table_meta *m = sv->ver->files[l][i];
-            /* A table wholly outside the bounds is never read. */
-            if (!below_upper(bounds, m->smallest.p, m->smallest.len) ||
-                !above_lower(bounds, m->largest.p, m->largest.len))
-                continue;
-            table *t;
-            if ((rc = table_cache_get(ks->db->tables, ks->id, m, &t)) != TIND_OK) break;
-            if (!(kids[k++] = table_iter(t))) rc = err_nomem();
-            table_unref(t); /* the table iterator holds its own reference */
-        }
-    }
-    for (unsigned l = 1; rc == TIND_OK && l < LSM_LEVELS; l++) {
-        /* A deeper level is one sorted run: one lazy iterator over the tables
-         * of it that overlap the bounds, opening a table only when reached. */
-        struct table_meta *const *f = sv->ver->files[l];
-        size_t lo = 0, hi = sv->ver->nfiles[l];
-        while (lo < hi && !above_lower(bounds, f[lo]->largest.p, f[lo]->largest.len)) lo++;
-        while (hi > lo && !below_upper(bounds, f[hi - 1]->smallest.p, f[hi - 1]->smallest.len)) hi--;
-        if (hi > lo && !(kids[k++] = level_iter_new(ks->db->tables, ks->id, f + lo, hi - lo))) rc = err_nomem();
-    }
-    if (rc == TIND_OK) {
-        *out = merge_iter_new(kids, k); /* owns the children, even on failure */
-        if (!*out) rc = err_nomem();
-    } else {
-        for (size_t i = 0; i < k; i++) iiter_destroy(kids[i]);
-    }
-    free(kids);
-    return rc;
-}
-
 /* Opens an iterator as of snap (NULL: now); with tx, over tx's snapshot
  * overlaid with its writes, tracking its range for tx. */
 static int iter_open(tind_keyspace *ks, tind_snapshot *snap, struct tind_tx *tx, const void *lo, size_t lolen,
@@ -436,10 +389,12 @@ static int iter_open(tind_keyspace *ks, tind_snapshot *snap, struct tind_tx *tx,
     it->has_lower = has_lo;
     it->has_upper = has_hi;
     /* Without a snapshot, "now" is read after the super version is taken
-     * (see db_read_at). */
-    if ((rc = ks_acquire_sv(ks, &it->sv)) != TIND_OK) goto fail;
+     * (see read_at). */
+    if ((rc = sv_acquire(ks->tree, &it->sv)) != TIND_OK) goto fail;
     it->seq = snap ? snap->seq : db_last_seq(ks->db);
-    if ((rc = iter_sources(ks, it->sv, it, &it->src)) != TIND_OK) goto fail;
+    if ((rc = tree_sources(ks->tree, it->sv, has_lo ? &it->lower : NULL, has_hi ? &it->upper : NULL, &it->src)) !=
+        TIND_OK)
+        goto fail;
     memtable *m = tx ? tx_buffer(tx, ks) : NULL;
     if (m && tx->nops > 0) {
         /* Reads at snapshot + 1: the transaction's writes, then the snapshot. */
@@ -480,8 +435,8 @@ static int iter_open_bounded(tind_keyspace *ks, tind_snapshot *snap, struct tind
 {
     if (!b) return iter_open(ks, snap, tx, NULL, 0, 0, NULL, 0, 0, out);
     int rc;
-    if (b->lower && (rc = db_check_key(b->lower, b->lower_len)) != TIND_OK) return rc;
-    if (b->upper && (rc = db_check_key(b->upper, b->upper_len)) != TIND_OK) return rc;
+    if (b->lower && (rc = check_key(b->lower, b->lower_len)) != TIND_OK) return rc;
+    if (b->upper && (rc = check_key(b->upper, b->upper_len)) != TIND_OK) return rc;
     return iter_open(ks, snap, tx, b->lower, b->lower_len, b->lower != NULL, b->upper, b->upper_len,
                      b->upper != NULL, out);
 }
@@ -491,7 +446,7 @@ int tind_iter_open(tind_keyspace *ks, tind_snapshot *s, const tind_bounds *b, ti
     err_clear();
     if (!out) return err_set(TIND_INVALID, "tind_iter_open: NULL argument");
     *out = NULL;
-    int rc = db_check_keyspace(ks);
+    int rc = check_keyspace(ks);
     if (rc) return rc;
     if (s && s->db != ks->db) return err_set(TIND_INVALID, "the snapshot belongs to another database");
     return iter_open_bounded(ks, s, NULL, b, out);
@@ -502,8 +457,8 @@ int tind_iter_open_prefix(tind_keyspace *ks, tind_snapshot *s, const void *prefi
     err_clear();
     if (!out) return err_set(TIND_INVALID, "tind_iter_open_prefix: NULL argument");
     *out = NULL;
-    int rc = db_check_keyspace(ks);
-    if (rc || (rc = db_check_key(prefix, len)) != TIND_OK) return rc;
+    int rc = check_keyspace(ks);
+    if (rc || (rc = check_key(prefix, len)) != TIND_OK) return rc;
     if (s && s->db != ks->db) return err_set(TIND_INVALID, "the snapshot belongs to another database");
     /* The upper bound is the prefix with trailing 0xff bytes dropped and the
      * last remaining byte incremented; a prefix of all 0xff has none. */
@@ -524,7 +479,7 @@ int tind_tx_iter_open(tind_tx *tx, tind_keyspace *ks, const tind_bounds *b, tind
     if (!out) return err_set(TIND_INVALID, "tind_tx_iter_open: NULL argument");
     *out = NULL;
     if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
-    int rc = db_check_keyspace(ks);
+    int rc = check_keyspace(ks);
     if (rc) return rc;
     if (ks->db != tx->db) return err_set(TIND_INVALID, "the keyspace belongs to another database");
     return iter_open_bounded(ks, tx->snap, tx, b, out);

@@ -22,7 +22,7 @@
 #define OPTIONS_VERSION 1u /* the field list and its frozen tags: the table in src/ks_options.h */
 /* ---- the meta file -------------------------------------------------------- */
 
-int db_write_meta(tind_db *db)
+int ks_meta_write(tind_db *db)
 {
     uint8_t m[META_SIZE];
     put_u64(m, META_MAGIC);
@@ -32,7 +32,7 @@ int db_write_meta(tind_db *db)
     return file_write_atomic(db->path, DB_META_FILE, m, sizeof m);
 }
 
-int db_read_meta(tind_db *db)
+int ks_meta_read(tind_db *db)
 {
     char p[PATH_MAX];
     int rc = file_join(p, sizeof p, db->path, DB_META_FILE);
@@ -67,12 +67,11 @@ static int ks_check_name(const char *name)
     return TIND_OK;
 }
 
-static void ks_resolve(tind_keyspace *ks)
+/* The durability plain writes to ks use under options o. */
+static void ks_resolve(tind_keyspace *ks, const tind_keyspace_options *o)
 {
-    int d = ks->opts.durability == TIND_DURABILITY_DEFAULT ? ks->db->opts.durability : ks->opts.durability;
+    int d = o->durability == TIND_DURABILITY_DEFAULT ? ks->db->opts.durability : o->durability;
     atomic_store(&ks->durability, d);
-    atomic_store(&ks->memtable_bytes, ks->opts.memtable_bytes);
-    atomic_store(&ks->max_sealed, ks->opts.max_sealed_memtables);
 }
 
 static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
@@ -82,7 +81,7 @@ static int ks_dir_path(const tind_db *db, uint32_t id, char *out, size_t cap)
     return TIND_OK;
 }
 
-static int ks_write_options(const tind_keyspace *ks)
+static int ks_write_options(const tind_keyspace *ks, const tind_keyspace_options *o)
 {
     uint8_t b[8 + 4 + 4 + 1 + TIND_MAX_KEYSPACE_NAME + KS_OPTIONS_ENCODED_MAX + 8];
     uint8_t *p = b;
@@ -92,14 +91,15 @@ static int ks_write_options(const tind_keyspace *ks)
     put_u32(p + 12, ks->id);
     p[16] = (uint8_t)nl;
     memcpy(p + 17, ks->name, nl);
-    p = ks_options_encode(p + 17 + nl, &ks->opts);
+    p = ks_options_encode(p + 17 + nl, o);
     put_u64(p, checksum64(b, (size_t)(p - b)));
     p += 8;
     return file_write_atomic(ks->dir, KS_OPTIONS_FILE, b, (size_t)(p - b));
 }
 
-/* Decodes an OPTIONS file into ks (id, name, opts). */
-static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_keyspace *ks)
+/* Decodes an OPTIONS file into ks (id, name) and *o. */
+static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_keyspace *ks,
+                             tind_keyspace_options *o)
 {
     if (n < 17 + 8 || get_u64(b) != OPTIONS_MAGIC)
         return err_set(TIND_CORRUPTION, "%s offset 0: not a keyspace options file", path);
@@ -115,7 +115,7 @@ static int ks_decode_options(const char *path, const uint8_t *b, size_t n, tind_
     ks->name[nl] = 0;
     p += nl;
     if (ks_check_name(ks->name)) return err_set(TIND_CORRUPTION, "%s offset 17: bad keyspace name", path);
-    return ks_options_decode(path, b, p, end, &ks->opts);
+    return ks_options_decode(path, b, p, end, o);
 }
 
 /* ---- the keyspace table ---------------------------------------------------------- */
@@ -125,23 +125,13 @@ static tind_keyspace *ks_alloc(tind_db *db)
     tind_keyspace *ks = calloc(1, sizeof *ks);
     if (!ks) return NULL;
     ks->db = db;
-    pthread_mutex_init(&ks->mu, NULL);
-    pthread_mutex_init(&ks->edit_mu, NULL);
-    pthread_cond_init(&ks->flush_cond, NULL);
     return ks;
 }
 
 void ks_free(tind_keyspace *ks)
 {
     if (!ks) return;
-    if (ks->sv) sv_unref(ks->sv);
-    for (size_t i = 0; i < ks->nsealed; i++) memtable_unref(ks->sealed[i].mem);
-    free(ks->sealed);
-    manifest_close(ks->man);
-    free(ks->busy);
-    pthread_cond_destroy(&ks->flush_cond);
-    pthread_mutex_destroy(&ks->edit_mu);
-    pthread_mutex_destroy(&ks->mu);
+    tree_free(ks->tree);
     free(ks->dir);
     free(ks);
 }
@@ -160,15 +150,14 @@ int ks_verify_options(tind_keyspace *ks, uint64_t *bytes)
         free(b);
         return err_nomem();
     }
-    rc = ks_decode_options(opt, b, n, tmp);
+    tind_keyspace_options stored, used;
+    rc = ks_decode_options(opt, b, n, tmp, &stored);
     if (rc == TIND_OK && (tmp->id != ks->id || strcmp(tmp->name, ks->name) != 0))
         rc = err_set(TIND_CORRUPTION, "%s offset 12: names keyspace %u \"%s\", the open one is %u \"%s\"", opt,
                      tmp->id, tmp->name, ks->id, ks->name);
     if (rc == TIND_OK) {
-        pthread_mutex_lock(&ks->mu);
-        int same = ks_options_same(&tmp->opts, &ks->opts);
-        pthread_mutex_unlock(&ks->mu);
-        if (!same) rc = err_set(TIND_CORRUPTION, "%s offset 0: the stored options differ from those in use", opt);
+        tree_options(ks->tree, &used);
+        if (!ks_options_same(&stored, &used)) rc = err_set(TIND_CORRUPTION, "%s offset 0: the stored options differ from those in use", opt);
     }
     free(tmp);
     free(b);
@@ -183,6 +172,62 @@ static int ks_set_dir(tind_keyspace *ks)
     if (rc) return rc;
     ks->dir = strdup(dir);
     return ks->dir ? TIND_OK : err_nomem();
+}
+
+/* ---- the tree's hooks ------------------------------------------------------------ */
+
+static int ks_hook_sync_log(void *ctx)
+{
+    tind_keyspace *ks = ctx;
+    return journal_sync_current(ks->db->jnl);
+}
+
+static void ks_hook_flushed(void *ctx)
+{
+    tind_keyspace *ks = ctx;
+    retire_journals(ks->db);
+}
+
+static void ks_hook_manifest_failed(void *ctx, int rc)
+{
+    tind_keyspace *ks = ctx;
+    journal_poison(ks->db->jnl, rc, err_msg());
+}
+
+static uint64_t ks_hook_last_seq(void *ctx)
+{
+    tind_keyspace *ks = ctx;
+    return db_last_seq(ks->db);
+}
+
+static int ks_hook_snapshots(void *ctx, uint64_t **seqs, size_t *n)
+{
+    tind_keyspace *ks = ctx;
+    return read_snapshot_seqs(ks->db, seqs, n);
+}
+
+/* Opens (or creates) the keyspace's tree in its folder under options o. */
+static int ks_open_tree(tind_keyspace *ks, const tind_keyspace_options *o, int create)
+{
+    tind_db *db = ks->db;
+    char label[16 + TIND_MAX_KEYSPACE_NAME];
+    snprintf(label, sizeof label, "keyspace %s", ks->name);
+    struct tree_env env = {
+        .dir = ks->dir,
+        .label = label,
+        .space = ks->id,
+        .read_only = db->opts.read_only,
+        .pool = db->pool,
+        .tables = db->tables,
+        .closing = &db->closing,
+        .hooks = {.ctx = ks,
+                  .sync_log = ks_hook_sync_log,
+                  .flushed = ks_hook_flushed,
+                  .manifest_failed = ks_hook_manifest_failed,
+                  .last_seq = ks_hook_last_seq,
+                  .snapshots = ks_hook_snapshots},
+    };
+    return tree_open(&env, o, create, &ks->tree);
 }
 
 static int ptr_push(tind_keyspace ***arr, size_t *n, size_t *cap, tind_keyspace *ks)
@@ -205,14 +250,6 @@ static tind_keyspace *ks_find_name(tind_db *db, const char *name)
     for (size_t i = 0; i < db->nks; i++)
         if (!strcmp(db->ks[i]->name, name)) return db->ks[i];
     return NULL;
-}
-
-void ks_mark_dropped(tind_keyspace *ks)
-{
-    pthread_mutex_lock(&ks->mu);
-    atomic_store(&ks->dropped, 1);
-    pthread_cond_broadcast(&ks->flush_cond);
-    pthread_mutex_unlock(&ks->mu);
 }
 
 /* Unlinks the keyspace's OPTIONS file and makes that durable. */
@@ -275,11 +312,7 @@ int ks_retire(tind_db *db, tind_keyspace *ks)
         return rc;
     }
     /* A flush in progress finishes (or sees the drop) before the folder goes. */
-    pthread_mutex_lock(&ks->mu);
-    while (ks->flushing || ks->compacting || ks->major) pthread_cond_wait(&ks->flush_cond, &ks->mu);
-    struct super_version *sv = ks->sv;
-    ks->sv = NULL;
-    pthread_mutex_unlock(&ks->mu);
+    tree_quiesce(ks->tree);
     /* Read-only (a replay of a drop): nothing is deleted; the next
      * read-write open removes the folder. Otherwise OPTIONS goes first, and
      * durably: a folder without it is an unfinished keyspace that the next
@@ -287,14 +320,8 @@ int ks_retire(tind_db *db, tind_keyspace *ks)
      * are the tables obsolete. Each goes with the last reference to its meta
      * (an iterator opened before the drop keeps reading every table it
      * can reach), the last one taking the folder with it. */
-    if (!db->opts.read_only && (rc = ks_unlink_options(ks)) == TIND_OK) {
-        struct version *v = manifest_current(ks->man);
-        version_drop_tables(v);
-        version_unref(v);
-    }
-    sv_unref(sv);
-    manifest_close(ks->man); /* with its version, the tables no reader holds go */
-    ks->man = NULL;
+    int obsolete = !db->opts.read_only && (rc = ks_unlink_options(ks)) == TIND_OK;
+    tree_close(ks->tree, obsolete); /* with its version, the tables no reader holds go */
     if (db->opts.read_only || rc != TIND_OK) return rc;
     return ks_remove_dropped_folder(db, ks, 0);
 }
@@ -347,7 +374,8 @@ int ks_load_all(tind_db *db)
             rc = err_nomem();
             break;
         }
-        rc = ks_decode_options(opt, b, n, ks);
+        tind_keyspace_options o;
+        rc = ks_decode_options(opt, b, n, ks, &o);
         free(b);
         if (rc == TIND_OK && ks->id != id)
             rc = err_set(TIND_CORRUPTION, "%s: keyspace number %u does not match its folder", opt, ks->id);
@@ -356,8 +384,8 @@ int ks_load_all(tind_db *db)
                          db->next_ks_id);
         if (rc == TIND_OK) rc = ks_set_dir(ks);
         if (rc == TIND_OK) {
-            ks_resolve(ks);
-            rc = ks_open_tree(ks, 1);
+            ks_resolve(ks, &o);
+            rc = ks_open_tree(ks, &o, 1);
         }
         if (rc == TIND_OK) rc = ptr_push(&db->ks, &db->nks, &db->capks, ks);
         if (rc) {
@@ -389,8 +417,8 @@ static void ks_remove_unfinished(tind_db *db, tind_keyspace *ks, int rc)
 {
     char msg[1024], opt[PATH_MAX];
     snprintf(msg, sizeof msg, "%s", err_msg());
-    manifest_close(ks->man);
-    ks->man = NULL;
+    tree_free(ks->tree); /* nothing was sealed: no job of it runs */
+    ks->tree = NULL;
     int r = file_join(opt, sizeof opt, ks->dir, KS_OPTIONS_FILE);
     if (r == TIND_OK && file_exists(opt) == 1) r = file_unlink(opt);
     if (r == TIND_OK && file_exists(ks->dir) == 1) r = file_remove_tree(ks->dir);
@@ -414,17 +442,18 @@ static int ks_create(tind_db *db, const char *name, const tind_keyspace_options 
     if (!ks) return err_nomem();
     ks->id = db->next_ks_id;
     snprintf(ks->name, sizeof ks->name, "%s", name);
-    if (o) ks->opts = *o;
-    else tind_keyspace_options_init(&ks->opts);
-    ks_resolve(ks);
+    tind_keyspace_options opts;
+    if (o) opts = *o;
+    else tind_keyspace_options_init(&opts);
+    ks_resolve(ks, &opts);
     db->next_ks_id++;
-    int rc = db_write_meta(db);
+    int rc = ks_meta_write(db);
     if (rc == TIND_OK) rc = ks_set_dir(ks);
     int made = 0;
     if (rc == TIND_OK && (rc = file_mkdir(ks->dir)) == TIND_OK) made = 1;
     if (rc == TIND_OK) rc = file_sync_dir(db->ks_dir);
-    if (rc == TIND_OK) rc = ks_write_options(ks);
-    if (rc == TIND_OK) rc = ks_open_tree(ks, 1);
+    if (rc == TIND_OK) rc = ks_write_options(ks, &opts);
+    if (rc == TIND_OK) rc = ks_open_tree(ks, &opts, 1);
     if (rc == TIND_OK) {
         pthread_mutex_lock(&db->list_mu);
         rc = ptr_push(&db->ks, &db->nks, &db->capks, ks);
@@ -449,25 +478,19 @@ int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_option
     if (o && (rc = ks_options_check(o)) != TIND_OK) return rc;
     pthread_mutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
+    tind_keyspace_options old;
+    if (ks) tree_options(ks->tree, &old);
     /* Compared field by field: equal options set one by one can differ in padding. */
-    int changed = ks && o && !ks_options_same(&ks->opts, o);
+    int changed = ks && o && !ks_options_same(&old, o);
     if (db->opts.read_only && (!ks || changed)) {
-        rc = db_check_writable(db); /* creating a keyspace or storing options writes */
+        rc = check_writable(db); /* creating a keyspace or storing options writes */
     } else if (!ks) {
         rc = journal_check_poisoned(db->jnl);
         if (rc == TIND_OK) rc = ks_create(db, name, o, &ks);
     } else if (changed) {
-        /* Flush jobs read the options under ks->mu. */
-        tind_keyspace_options old = ks->opts;
-        pthread_mutex_lock(&ks->mu);
-        ks->opts = *o;
-        pthread_mutex_unlock(&ks->mu);
-        if ((rc = ks_write_options(ks)) != TIND_OK) {
-            pthread_mutex_lock(&ks->mu);
-            ks->opts = old;
-            pthread_mutex_unlock(&ks->mu);
-        }
-        ks_resolve(ks);
+        tree_set_options(ks->tree, o);
+        if ((rc = ks_write_options(ks, o)) != TIND_OK) tree_set_options(ks->tree, &old);
+        ks_resolve(ks, rc == TIND_OK ? o : &old);
     }
     pthread_mutex_unlock(&db->ks_mu);
     if (rc == TIND_OK) *out = ks;
@@ -479,11 +502,17 @@ int tind_keyspace_drop(tind_db *db, const char *name)
     err_clear();
     if (!db) return err_set(TIND_INVALID, "tind_keyspace_drop: NULL database");
     int rc = ks_check_name(name);
-    if (rc || (rc = db_check_writable(db)) != TIND_OK) return rc;
+    if (rc || (rc = check_writable(db)) != TIND_OK) return rc;
+    /* A drop is a write: it waits for another thread's single-writer
+     * transaction to end (the gate comes before ks_mu). The thread that
+     * holds one drops under it. */
+    int gate;
+    write_gate_enter(db, &gate);
     pthread_mutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
     if (!ks) {
         pthread_mutex_unlock(&db->ks_mu);
+        write_gate_leave(db, gate);
         return err_set(TIND_NOT_FOUND, "no keyspace named %s", name);
     }
     /* Pin the journals before the record exists (db.h, retire_mu): from the
@@ -500,7 +529,7 @@ int tind_keyspace_drop(tind_db *db, const char *name)
         struct write_target t = {.ks = &ks, .n = 1};
         struct journal_req r = {.payload = b.p, .len = b.len, .durability = TIND_DURABILITY_SYNC_DATA,
                                 .seq_count = 0, .user = &t};
-        rc = journal_write(db->jnl, &r);
+        rc = write_submit(db, &r, 1);
     }
     buf_free(&b);
     /* Once the drop record is durable the keyspace is gone whatever happens
@@ -515,8 +544,9 @@ int tind_keyspace_drop(tind_db *db, const char *name)
     if (!db->drop_pin_kept) db->drop_pin = UINT64_MAX;
     pthread_mutex_unlock(&db->retire_mu);
     /* What the pin held back goes now rather than at the next flush. */
-    if (written && rc == TIND_OK) flush_retire_journals(db);
+    if (written && rc == TIND_OK) retire_journals(db);
     pthread_mutex_unlock(&db->ks_mu);
+    write_gate_leave(db, gate);
     return rc;
 }
 
@@ -554,45 +584,15 @@ int tind_keyspace_stats(tind_keyspace *ks, struct tind_keyspace_stats *st)
 {
     err_clear();
     if (!st) return err_set(TIND_INVALID, "tind_keyspace_stats: NULL stats");
-    int rc = db_check_keyspace(ks);
+    int rc = check_keyspace(ks);
     if (rc) return rc;
     struct super_version *sv;
-    if ((rc = ks_acquire_sv(ks, &sv)) != TIND_OK) return rc;
+    if ((rc = sv_acquire(ks->tree, &sv)) != TIND_OK) return rc;
     memset(st, 0, sizeof *st);
     st->id = ks->id;
-    st->memtable_bytes = memtable_bytes(sv->mem);
-    st->memtable_entries = memtable_count(sv->mem);
-    for (size_t i = 0; i < sv->nimm; i++) {
-        st->memtable_bytes += memtable_bytes(sv->imm[i]);
-        st->memtable_entries += memtable_count(sv->imm[i]);
-    }
-    st->sealed_memtables = sv->nimm;
     st->durability = atomic_load(&ks->durability);
-    for (unsigned l = 0; l < LSM_LEVELS && l < TIND_LEVELS; l++) {
-        st->tables[l] = sv->ver->nfiles[l];
-        st->table_bytes[l] = sv->ver->level_bytes[l];
-    }
+    tree_stats(ks->tree, sv, st);
     sv_unref(sv);
-    pthread_mutex_lock(&ks->mu);
-    st->flushes = ks->flushes;
-    st->flushed_sequence = ks->flushed_seq;
-    st->compactions = ks->compactions;
-    st->compaction_bytes_read = ks->compact_read;
-    st->compaction_bytes_written = ks->compact_written;
-    st->compaction_micros = ks->compact_ns / 1000;
-    for (unsigned l = 0; l < LSM_LEVELS && l < TIND_LEVELS; l++) {
-        st->level_compactions[l] = ks->level_compactions[l];
-        st->level_bytes_read[l] = ks->level_read[l];
-        st->level_bytes_written[l] = ks->level_written[l];
-    }
-    st->flushed_bytes = ks->flushed_bytes;
-    st->write_amplification =
-        ks->flushed_bytes ? (double)(ks->flushed_bytes + ks->compact_written) / (double)ks->flushed_bytes : 0.0;
-    st->stalls = ks->stalls;
-    st->slowdowns = ks->slowdowns;
-    st->stall_micros = ks->stall_ns / 1000;
-    st->pending_compaction_bytes = ks->pending_bytes;
-    pthread_mutex_unlock(&ks->mu);
     return TIND_OK;
 }
 
@@ -600,10 +600,8 @@ int tind_keyspace_get_options(tind_keyspace *ks, tind_keyspace_options *o)
 {
     err_clear();
     if (!o) return err_set(TIND_INVALID, "tind_keyspace_get_options: NULL options");
-    int rc = db_check_keyspace(ks);
+    int rc = check_keyspace(ks);
     if (rc) return rc;
-    pthread_mutex_lock(&ks->mu); /* options change under ks->mu (tind_keyspace_open) */
-    *o = ks->opts;
-    pthread_mutex_unlock(&ks->mu);
+    tree_options(ks->tree, o);
     return TIND_OK;
 }

@@ -1,15 +1,11 @@
 /* Keyspace options, generated from the table in ks_options.h: defaults,
- * checks, the OPTIONS file's field list, comparison, and the configuration
- * the strategies and table writers get. The file around the field list is
- * keyspace.c's; both formats are in src/README.md. */
+ * checks, the OPTIONS file's field list and comparison. The file around the
+ * field list is keyspace.c's; both formats are in src/README.md. */
 #include "src/ks_options.h"
 
 #include <limits.h>
 #include <string.h>
 
-#include "compaction/compaction.h"
-#include "lsm/table.h"
-#include "lsm/version.h"
 #include "src/util/err.h"
 
 /* ---- the table and the public header agree ------------------------------------ */
@@ -44,15 +40,9 @@ KS_OPTIONS(KSO_TIE)
 _Static_assert(sizeof(tind_keyspace_options) == sizeof(struct kso_mirror),
                "tind_keyspace_options has fields the options table lacks");
 
-/* Values that reach the disk or cross into lower layers: one meaning each. */
-_Static_assert(TIND_LEVELS == LSM_LEVELS, "the API's levels are the tree's");
-_Static_assert(TIND_COMPRESSION_NONE == COMPRESS_NONE && TIND_COMPRESSION_LZ4 == COMPRESS_LZ4 &&
-                   TIND_COMPRESSION_ZSTD == COMPRESS_ZSTD,
-               "TIND_COMPRESSION_* are the tables' compression codes (both are on disk)");
+/* Values that reach the disk: one meaning each (those that cross into the
+ * layers below are tied to theirs in src/tree/config.c). */
 _Static_assert(TIND_COMPRESSION_ZSTD <= 15, "a compression value fits the 4 bits of its record");
-_Static_assert(TIND_COMPACTION_LEVELED == COMPACTION_LEVELED && TIND_COMPACTION_TIERED == COMPACTION_TIERED &&
-                   TIND_COMPACTION_FIFO == COMPACTION_FIFO,
-               "TIND_COMPACTION_* are the strategies' codes");
 _Static_assert(TIND_DURABILITY_DEFAULT + 1 == TIND_DURABILITY_BUFFERED &&
                    TIND_DURABILITY_BUFFERED < TIND_DURABILITY_SYNC_DATA &&
                    TIND_DURABILITY_SYNC_DATA < TIND_DURABILITY_SYNC_ALL,
@@ -205,30 +195,4 @@ int ks_options_same(const tind_keyspace_options *a, const tind_keyspace_options 
 {
     KS_OPTIONS(KSO_SAME)
     return 1;
-}
-
-/* ---- what the layers below get ------------------------------------------------- */
-
-void ks_options_table(const tind_keyspace_options *o, unsigned level, struct table_options *to)
-{
-    *to = (struct table_options){
-        .block_size = o->block_size,
-        .restart_interval = o->restart_interval,
-        .bloom_bits = o->bloom_bits_per_key,
-        .compression = (unsigned)o->compression[level < TIND_LEVELS ? level : TIND_LEVELS - 1],
-        .zstd_level = o->zstd_level,
-    };
-}
-
-void ks_options_compaction_config(const tind_keyspace_options *o, struct compaction_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->strategy = (unsigned)o->compaction;
-    c->l0_trigger = o->l0_trigger;
-    c->level_ratio = o->level_ratio;
-    c->table_target_bytes = o->table_target_bytes;
-    c->tier_width = o->tier_width;
-    c->fifo_max_bytes = o->fifo_max_bytes;
-    c->fifo_ttl_seconds = o->fifo_ttl_seconds;
-    for (unsigned l = 0; l < LSM_LEVELS; l++) ks_options_table(o, l, &c->table[l]);
 }

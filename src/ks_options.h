@@ -1,6 +1,7 @@
 /* Keyspace options: the one table of tind_keyspace_options' fields, and what
  * is generated from it (defaults, checks, the fields of the OPTIONS file,
- * comparison, the strategy and table configuration; the CLI prints from it).
+ * comparison; the CLI prints from it; src/tree/config.c turns the options
+ * into the strategy and table configuration).
  *
  * KS_OPTIONS(X) calls X(name, type, coding, tag, def, lo, hi, why, names) once
  * per field, in the struct's order, which is also the order the OPTIONS file
@@ -92,9 +93,6 @@ enum {
 /* Bytes ks_options_encode writes at most. */
 #define KS_OPTIONS_ENCODED_MAX (VARINT32_MAX + KS_OPTIONS_RECORDS * (VARINT32_MAX + VARINT64_MAX))
 
-struct compaction_config;
-struct table_options;
-
 /* TIND_OK when every field is in its range and the fields agree with each
  * other; TIND_INVALID with a message naming the first that is not. */
 int ks_options_check(const tind_keyspace_options *o);
@@ -112,12 +110,5 @@ int ks_options_decode(const char *path, const uint8_t *base, const uint8_t *p, c
 
 /* 1 when a and b are equal field by field (the structs may differ in padding). */
 int ks_options_same(const tind_keyspace_options *a, const tind_keyspace_options *b);
-
-/* How tables of `level` are written under o (levels past the last use the last's). */
-void ks_options_table(const tind_keyspace_options *o, unsigned level, struct table_options *to);
-
-/* The strategy's whole configuration under o (compaction/ has no defaults of
- * its own: every field comes from checked options). */
-void ks_options_compaction_config(const tind_keyspace_options *o, struct compaction_config *c);
 
 #endif

@@ -53,35 +53,25 @@ static void prune(struct oracle *o, uint64_t published)
     }
 }
 
-int oracle_begin(tind_db *db, struct tind_tx *tx)
+int oracle_open(tind_db *db)
 {
     struct oracle *o = &db->oracle;
     atomic_fetch_add(&o->active, 1);
     /* A write given out while no transaction was open is not in the log:
-     * wait until it is published, so that the snapshot includes it. An empty
-     * request through the journal returns after every group before it. */
-    if (atomic_load(&o->unregistered) > db_last_seq(db)) {
-        struct write_target t = {.ks = NULL, .n = 0};
-        struct journal_req r = {.payload = NULL, .len = 0, .durability = TIND_DURABILITY_BUFFERED,
-                                .seq_count = 0, .user = &t};
-        int rc = journal_write(db->jnl, &r);
-        /* Poisoned, the journal publishes nothing more: the number waited
-         * for is a failed write's (never visible) or one that publishes
-         * later above the snapshot, and no write commits after it. The
-         * published number is then a snapshot like any other for reading;
-         * this transaction's own writes fail at its commit. */
-        if (rc && journal_poisoned(db->jnl)) {
-            err_clear();
-            rc = TIND_OK;
-        }
-        if (rc) {
-            atomic_fetch_sub(&o->active, 1);
-            return rc;
-        }
+     * the snapshot must wait until it is published. */
+    return atomic_load(&o->unregistered) > db_last_seq(db);
+}
+
+int oracle_register(tind_db *db, struct tind_tx *tx, int rc)
+{
+    struct oracle *o = &db->oracle;
+    if (rc) {
+        atomic_fetch_sub(&o->active, 1);
+        return rc;
     }
     pthread_mutex_lock(&o->mu);
     /* Taken under mu: the list stays in snapshot order. */
-    int rc = tind_snapshot_open(db, &tx->snap);
+    rc = tind_snapshot_open(db, &tx->snap);
     if (rc == TIND_OK) {
         tx->prev = o->last;
         tx->next = NULL;

@@ -61,9 +61,16 @@ struct oracle {
 void oracle_init(struct oracle *o);
 void oracle_destroy(struct oracle *o);
 
-/* Opens tx's snapshot (tx->snap) such that every write after it will be in
- * the log, and lists tx as open. */
-int oracle_begin(struct tind_db *db, struct tind_tx *tx);
+/* A transaction begins in two steps, so that every write after its
+ * snapshot will be in the log. oracle_open counts it open (writes given out
+ * from then on are logged) and returns 1 when a write given out before is
+ * not yet published: the caller then waits for it to be (an empty request
+ * through the write entry returns after every group before it). Then
+ * oracle_register opens tx's snapshot (tx->snap) and lists tx as open; given
+ * the failure rc of that wait, or failing itself, it counts tx closed again
+ * and returns the failure. */
+int oracle_open(struct tind_db *db);
+int oracle_register(struct tind_db *db, struct tind_tx *tx, int rc);
 /* Unlists tx and prunes the log; counts the outcome. */
 void oracle_end(struct tind_db *db, struct tind_tx *tx, int committed, int read_only);
 

@@ -16,134 +16,6 @@
 #include "src/util/checksum.h"
 #include "src/util/err.h"
 
-/* The single-writer transactions this thread holds (one per database at
- * most), linked through gate_next: its other writes to those databases would
- * wait for themselves. */
-static _Thread_local struct tind_tx *gate_held;
-
-static int gate_held_by_me(const tind_db *db)
-{
-    for (const struct tind_tx *t = gate_held; t; t = t->gate_next)
-        if (t->db == db) return 1;
-    return 0;
-}
-
-static void gate_forget(struct tind_tx *tx)
-{
-    for (struct tind_tx **p = &gate_held; *p; p = &(*p)->gate_next)
-        if (*p == tx) {
-            *p = tx->gate_next;
-            break;
-        }
-    tx->gate_next = NULL;
-}
-
-/* Waits for the backpressure of every keyspace a batch writes (flush_stall),
- * before the write joins the journal: the group-commit leader never waits for
- * one keyspace's flush or compaction, and a plain writer waits holding no
- * lock, not even the write gate (a single-writer transaction waiting for it
- * would otherwise block, writer-preferring, every other writer too). */
-static int write_backpressure(tind_db *db, const struct journal_req *r)
-{
-    const struct write_target *t = r->user;
-    if (r->len == 0 || r->seq_count == 0 || !t) return TIND_OK; /* no batch: nothing to hold back */
-    for (size_t i = 0; i < t->n; i++) {
-        const char *why;
-        int rc = flush_stall(t->ks[i], &why);
-        /* A poisoned database says so first, as journal_write would: the
-         * failure that stopped the keyspace may have poisoned it. */
-        if (rc) return journal_check_poisoned(db->jnl) ? TIND_POISONED : err_set(rc, "%s", why);
-    }
-    return TIND_OK;
-}
-
-int db_write(tind_db *db, struct journal_req *r, int exclusive)
-{
-    if (!exclusive && gate_held_by_me(db))
-        return err_set(TIND_BUSY, "this thread holds a single-writer transaction of the database: write through it");
-    int rc;
-    /* DB_STALLED: a keyspace stalled again between the wait and the
-     * leader's check; the request was not written: wait and requeue. */
-    do {
-        if ((rc = write_backpressure(db, r)) != TIND_OK) return rc;
-        if (exclusive) {
-            rc = journal_write(db->jnl, r);
-        } else {
-            pthread_rwlock_rdlock(&db->write_gate);
-            rc = journal_write(db->jnl, r);
-            pthread_rwlock_unlock(&db->write_gate);
-        }
-    } while (rc == DB_STALLED);
-    return rc;
-}
-
-uint64_t tx_key_hash(uint32_t ks, const void *key, size_t klen) { return XXH3_64bits_withSeed(key, klen, ks); }
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-int tx_read_conflicts(const struct tind_tx *tx, uint32_t ks, uint64_t hash, const uint8_t *key, size_t klen)
-{
-    if (tx->nreads && bsearch(&hash, tx->reads, tx->nreads, sizeof *tx->reads, cmp_u64)) return 1;
-    for (size_t i = 0; i < tx->nranges; i++) {
-        const struct tx_range *r = &tx->ranges[i];
-        if (r->ks != ks) continue;
-        if (!r->lo_open && ukey_cmp(key, klen, tx->range_keys.p + r->lo_off, r->lo_len) < 0) continue;
-        if (!r->hi_open) {
-            int c = ukey_cmp(key, klen, tx->range_keys.p + r->hi_off, r->hi_len);
-            if (c > 0 || (c == 0 && r->hi_excl)) continue;
-        }
-        return 1;
-    }
-    return 0;
-}
-
-memtable *tx_buffer(const struct tind_tx *tx, const tind_keyspace *ks)
-{
-    for (size_t i = 0; i < tx->nspaces; i++)
-        if (tx->spaces[i].ks == ks) return tx->spaces[i].mem;
-    return NULL;
-}
-
-int tx_add_range(struct tind_tx *tx, uint32_t ks, int lo_open, const void *lo, size_t lo_len, int hi_open,
-                 const void *hi, size_t hi_len, int hi_excl)
-{
-    if (tx->single_writer) return TIND_OK; /* nothing to check */
-    int rc = array_reserve((void **)&tx->ranges, tx->nranges, &tx->capranges, sizeof *tx->ranges, 4);
-    if (rc) return rc;
-    struct tx_range r = {.ks = ks, .lo_open = lo_open, .hi_open = hi_open, .hi_excl = hi_excl};
-    r.lo_off = tx->range_keys.len;
-    r.lo_len = lo_open ? 0 : lo_len;
-    if (r.lo_len && (rc = buf_append(&tx->range_keys, lo, lo_len))) return rc;
-    r.hi_off = tx->range_keys.len;
-    r.hi_len = hi_open ? 0 : hi_len;
-    if (r.hi_len && (rc = buf_append(&tx->range_keys, hi, hi_len))) return rc;
-    tx->ranges[tx->nranges++] = r;
-    return TIND_OK;
-}
-
-int tx_track_iter(struct tind_tx *tx, struct tind_iter *it)
-{
-    int rc = array_reserve((void **)&tx->iters, tx->niters, &tx->capiters, sizeof *tx->iters, 4);
-    if (rc) return rc;
-    tx->iters[tx->niters++] = it;
-    return TIND_OK;
-}
-
-void tx_poison(struct tind_tx *tx) { tx->failed = TIND_NO_MEMORY; }
-
-void tx_forget_iter(struct tind_tx *tx, struct tind_iter *it)
-{
-    for (size_t i = 0; i < tx->niters; i++)
-        if (tx->iters[i] == it) {
-            tx->iters[i] = tx->iters[--tx->niters];
-            return;
-        }
-}
-
 /* ---- begin and end ---------------------------------------------------------------------------- */
 
 static int tx_new(tind_db *db, int single_writer, tind_tx **out)
@@ -154,7 +26,7 @@ static int tx_new(tind_db *db, int single_writer, tind_tx **out)
     int rc;
     /* A single-writer transaction is there to write: on a poisoned
      * database it is refused at once rather than at its commit. */
-    if (single_writer && ((rc = db_check_writable(db)) != TIND_OK || (rc = journal_check_poisoned(db->jnl)) != TIND_OK))
+    if (single_writer && ((rc = check_writable(db)) != TIND_OK || (rc = journal_check_poisoned(db->jnl)) != TIND_OK))
         return rc;
     tind_tx *tx = calloc(1, sizeof *tx);
     if (!tx) return err_nomem();
@@ -163,21 +35,30 @@ static int tx_new(tind_db *db, int single_writer, tind_tx **out)
     tx->durability = db->opts.durability;
     buf_init(&tx->range_keys);
     buf_init(&tx->lock_keys);
-    if (single_writer) {
-        if (gate_held_by_me(db)) {
-            free(tx);
-            return err_set(TIND_BUSY, "this thread already holds a single-writer transaction of the database");
-        }
-        pthread_rwlock_wrlock(&db->write_gate);
-        tx->gate_next = gate_held;
-        gate_held = tx;
+    tx->gate.db = db;
+    if (single_writer && (rc = write_gate_lock(&tx->gate)) != TIND_OK) {
+        free(tx);
+        return rc;
     }
-    rc = oracle_begin(db, tx);
-    if (rc) {
-        if (single_writer) {
-            gate_forget(tx);
-            pthread_rwlock_unlock(&db->write_gate);
+    rc = TIND_OK;
+    if (oracle_open(db)) {
+        struct write_target t = {.ks = NULL, .n = 0};
+        struct journal_req r = {.payload = NULL, .len = 0, .durability = TIND_DURABILITY_BUFFERED,
+                                .seq_count = 0, .user = &t};
+        rc = write_submit(db, &r, 0);
+        /* Poisoned, the journal publishes nothing more: the number waited
+         * for is a failed write's (never visible) or one that publishes
+         * later above the snapshot, and no write commits after it. The
+         * published number is then a snapshot like any other for reading;
+         * this transaction's own writes fail at its commit. */
+        if (rc && journal_poisoned(db->jnl)) {
+            err_clear();
+            rc = TIND_OK;
         }
+    }
+    rc = oracle_register(db, tx, rc);
+    if (rc) {
+        if (single_writer) write_gate_unlock(&tx->gate);
         free(tx);
         return rc;
     }
@@ -201,10 +82,7 @@ static void tx_free(tind_tx *tx, int committed, int read_only)
     detach_iters(tx);
     oracle_end(db, tx, committed, read_only);
     tind_snapshot_close(tx->snap);
-    if (tx->single_writer) {
-        gate_forget(tx);
-        pthread_rwlock_unlock(&db->write_gate);
-    }
+    if (tx->single_writer) write_gate_unlock(&tx->gate);
     for (size_t i = 0; i < tx->nspaces; i++) memtable_unref(tx->spaces[i].mem);
     free(tx->spaces);
     free(tx->reads);
@@ -228,7 +106,7 @@ int tind_tx_set_durability(tind_tx *tx, int durability)
 {
     err_clear();
     if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
-    int rc = db_check_durability(durability);
+    int rc = check_durability(durability);
     if (rc) return rc;
     tx->durability = durability;
     return TIND_OK;
@@ -239,7 +117,7 @@ int tind_tx_set_durability(tind_tx *tx, int durability)
 static int check_tx_ks(const tind_tx *tx, const tind_keyspace *ks)
 {
     if (!tx) return err_set(TIND_INVALID, "transaction is NULL");
-    int rc = db_check_keyspace(ks);
+    int rc = check_keyspace(ks);
     if (rc) return rc;
     if (ks->db != tx->db) return err_set(TIND_INVALID, "the keyspace belongs to another database");
     return TIND_OK;
@@ -272,7 +150,7 @@ static int tx_read(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen,
     *val = NULL;
     *vlen = 0;
     int rc;
-    if ((rc = check_tx_ks(tx, ks)) || (rc = db_check_key(key, klen))) return rc;
+    if ((rc = check_tx_ks(tx, ks)) || (rc = check_key(key, klen))) return rc;
     if (mode == READ_FOR_UPDATE && !tx->single_writer && (rc = add_lock(tx, ks->id, key, klen))) {
         tx_poison(tx);
         return rc;
@@ -295,7 +173,7 @@ static int tx_read(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen,
         tx_poison(tx);
         return rc;
     }
-    return db_read_at(ks, tx->snap->seq, key, klen, val, vlen);
+    return read_at(ks, tx->snap->seq, key, klen, val, vlen);
 }
 
 int tind_tx_get(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, void **val, size_t *vlen)
@@ -319,7 +197,7 @@ static int tx_write(tind_tx *tx, tind_keyspace *ks, unsigned kind, const void *k
                     size_t vlen)
 {
     memtable *m = tx_buffer(tx, ks);
-    int rc = db_check_writable(tx->db);
+    int rc = check_writable(tx->db);
     if (rc) return rc;
     if (!m) {
         if ((rc = array_reserve((void **)&tx->spaces, tx->nspaces, &tx->capspaces, sizeof *tx->spaces, 2))) return rc;
@@ -336,7 +214,7 @@ int tind_tx_put(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen, co
 {
     err_clear();
     int rc;
-    if ((rc = check_tx_ks(tx, ks)) || (rc = db_check_key(key, klen)) || (rc = db_check_value(val, vlen))) return rc;
+    if ((rc = check_tx_ks(tx, ks)) || (rc = check_key(key, klen)) || (rc = check_value(val, vlen))) return rc;
     return tx_write(tx, ks, KIND_PUT, key, klen, val, vlen);
 }
 
@@ -344,7 +222,7 @@ int tind_tx_delete(tind_tx *tx, tind_keyspace *ks, const void *key, size_t klen)
 {
     err_clear();
     int rc;
-    if ((rc = check_tx_ks(tx, ks)) || (rc = db_check_key(key, klen))) return rc;
+    if ((rc = check_tx_ks(tx, ks)) || (rc = check_key(key, klen))) return rc;
     return tx_write(tx, ks, KIND_DELETE, key, klen, NULL, 0);
 }
 
@@ -466,11 +344,11 @@ int tind_tx_commit(tind_tx *tx)
     if (rc == TIND_OK && !ks) rc = err_nomem();
     if (rc == TIND_OK) {
         for (size_t i = 0; i < tx->nspaces; i++) ks[i] = tx->spaces[i].ks;
-        if (tx->nreads > 1) qsort(tx->reads, tx->nreads, sizeof *tx->reads, cmp_u64);
+        tx_sort_reads(tx);
         struct write_target t = {.ks = ks, .n = tx->nspaces, .tx = tx};
         struct journal_req r = {.payload = payload.p, .len = payload.len, .durability = tx->durability,
                                 .seq_count = count, .user = &t};
-        rc = db_write(db, &r, tx->single_writer);
+        rc = write_submit(db, &r, tx->single_writer);
     }
     free(ks);
     buf_free(&payload);

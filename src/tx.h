@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "lsm/memtable.h"
+#include "src/db.h"
 #include "src/util/buf.h"
 #include "tind.h"
 
@@ -69,28 +70,29 @@ struct tind_tx {
     struct tind_iter **iters; /* open iterators, whose ranges join at commit */
     size_t niters, capiters;
 
-    /* A single-writer transaction: the next one the beginning thread holds
-     * (its thread-local list, src/tx.c). */
-    struct tind_tx *gate_next;
+    /* A single-writer transaction's hold on the write gate (src/write.c). */
+    struct write_gate_hold gate;
 
     /* The oracle's list of open transactions, in snapshot order (its mu). */
     struct tind_tx *prev, *next;
 };
 
 /* The hash a key is known by in read and write sets: 64 bits of xxh3 over
- * the key seeded with the keyspace number. */
+ * the key seeded with the keyspace number (src/tx_reads.c). */
 uint64_t tx_key_hash(uint32_t ks, const void *key, size_t klen);
 
+/* Sorts the read set's hashes, for tx_read_conflicts (at commit). */
+void tx_sort_reads(struct tind_tx *tx);
 /* Does the transaction's read set hold (ks, key)? reads must be sorted. */
 int tx_read_conflicts(const struct tind_tx *tx, uint32_t ks, uint64_t hash, const uint8_t *key, size_t klen);
 
 /* Iterators (src/iter.c): records a transaction iterator's covered range in
  * its transaction and detaches it (at its close, or at the commit or abort). */
 void tx_iter_detach(struct tind_iter *it);
-/* Adds a range to the read set (src/tx.c). */
+/* Adds a range to the read set (src/tx_reads.c, as the rest below). */
 int tx_add_range(struct tind_tx *tx, uint32_t ks, int lo_open, const void *lo, size_t lo_len, int hi_open,
                  const void *hi, size_t hi_len, int hi_excl);
-/* Lists / forgets an open iterator of the transaction (src/tx.c). */
+/* Lists / forgets an open iterator of the transaction. */
 int tx_track_iter(struct tind_tx *tx, struct tind_iter *it);
 void tx_forget_iter(struct tind_tx *tx, struct tind_iter *it);
 /* Marks the transaction's read tracking broken: its commit fails. */

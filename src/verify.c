@@ -145,10 +145,8 @@ static int verify_keyspace(struct verify *v, tind_keyspace *ks)
     if ((rc = verify_note(v, rc, path)) != TIND_OK) return rc;
 
     struct manifest_verify_stats ms;
-    pthread_mutex_lock(&ks->edit_mu);
-    int mrc = manifest_verify(ks->man, &ms);
-    struct version *ver = manifest_current(ks->man);
-    pthread_mutex_unlock(&ks->edit_mu);
+    struct version *ver;
+    int mrc = tree_verify_manifest(ks->tree, &ms, &ver);
     v->r->manifest_records += ms.records;
     v->r->bytes_read += ms.bytes;
     if ((rc = file_join(path, sizeof path, ks->dir, MANIFEST_FILE)) == TIND_OK) rc = verify_note(v, mrc, path);
