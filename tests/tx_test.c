@@ -513,6 +513,51 @@ Test(tx, single_writer_holds_other_writers_off_and_never_conflicts)
     put_s(a, "after", "abort");
 }
 
+struct blocked_drop {
+    tind_db *db;
+    atomic_int done;
+    int rc;
+};
+
+static void *drop_in_thread(void *p)
+{
+    struct blocked_drop *bd = p;
+    bd->rc = tind_keyspace_drop(bd->db, "a");
+    atomic_store(&bd->done, 1);
+    return NULL;
+}
+
+/* A drop wrote its journal record directly, past the write gate: another
+ * thread's single-writer transaction saw the keyspace it was writing vanish
+ * under it. A drop is a write like the others: it waits for the gate, and
+ * the thread that holds the gate drops under it. */
+Test(tx, a_drop_waits_for_another_threads_single_writer_and_the_holder_drops_under_it)
+{
+    g_db = open_db(sub("db"), NULL);
+    tind_keyspace *a = ks_open(g_db, "a", NULL);
+    put_s(a, "k", "0");
+    tind_tx *w = NULL;
+    EXPECT_OK(tind_wtx_begin(g_db, &w));
+    struct blocked_drop bd = {.db = g_db};
+    atomic_init(&bd.done, 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, drop_in_thread, &bd), 0);
+    usleep(50 * 1000);
+    cr_assert_eq(atomic_load(&bd.done), 0, "a drop went through while a single-writer transaction held the gate");
+    tx_put_s(w, a, "k", "wtx");
+    EXPECT_OK(tind_tx_commit(w)); /* the keyspace was still there for it */
+    pthread_join(th, NULL);
+    EXPECT_OK(bd.rc);
+    EXPECT_RC(tind_put(a, "k", 1, "x", 1), TIND_INVALID);
+    /* The holder's own drop goes through under its gate. */
+    tind_keyspace *b = ks_open(g_db, "a", NULL);
+    put_s(b, "k", "1");
+    EXPECT_OK(tind_wtx_begin(g_db, &w));
+    EXPECT_OK(tind_keyspace_drop(g_db, "a"));
+    EXPECT_RC(tind_tx_put(w, b, "k", 1, "late", 4), TIND_INVALID); /* its keyspace is gone */
+    tind_tx_abort(w);
+}
+
 /* The thread remembered only its newest single-writer transaction: ending it
  * forgot the older one, of another database, and a plain write there took
  * the gate it held for writing (glibc's EDEADLK, unchecked), then released
