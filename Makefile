@@ -26,6 +26,7 @@
 #   build/tind                the command-line tool (built by make; man/tind.1; src/cli/README.md)
 #   make install PREFIX=/usr/local DESTDIR=   library, header, pkg-config file, tind and its man page
 #   make deps                 apt-get what the build and tests need
+#   make thread-safety        clang -Wthread-safety over every library source (src/util/mutex.h)
 #   make fuzz SECONDS=N       each libFuzzer target for N seconds on its corpus (clang; build/fuzz/)
 #   make fuzz-replay          each fuzz target once over its checked-in corpus
 #   make fuzz-corpus          regenerate the seed corpora in tests/fuzz/corpus/
@@ -58,14 +59,18 @@ VERSION_PATCH := $(shell sed -n 's/^\#define TIND_VERSION_PATCH \([0-9]*\).*/\1/
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 SONAME  := libtind.so.$(VERSION_MAJOR)
 
+# The sanitizer builds also check tmutex_assert_held (src/util/mutex.h); the
+# default build leaves it out.
 ifeq ($(SAN),)
 BUILD   := build
 OPT     ?= -O2 -g
 SANFLAGS :=
+LOCKFLAGS :=
 else
 BUILD   := build/san-$(subst $(comma),-,$(SAN))
 OPT     ?= -O1 -g
 SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LOCKFLAGS := -DTIND_DEBUG_LOCKS
 endif
 # Packages the library needs, with the Debian package that provides each.
 LIB_PKGS  := liblz4 libzstd libxxhash
@@ -92,7 +97,7 @@ endif
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wvla
 CFLAGS  ?=
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) $(LOCKFLAGS) -fPIC -fvisibility=hidden \
               -pthread -MMD -MP -I. -Iinclude $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 LDFLAGS ?=
@@ -141,7 +146,8 @@ CLIBIN   := $(BUILD)/tind
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
         model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
         fault-test run-fault-test \
-        bench-peers peer-deps run-bench-peers install uninstall clean check-private-names
+        bench-peers peer-deps run-bench-peers install uninstall clean check-private-names \
+        thread-safety run-thread-safety
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc $(CLIBIN)
 
@@ -361,6 +367,32 @@ uninstall:
 clean:
 	rm -rf build
 
+# ---- thread-safety analysis (src/util/mutex.h) -----------------------------------------
+# Every library source through clang's -Wthread-safety (warnings as errors, the
+# usual warnings too), syntax only: a stamp per source under build/tsa/, redone
+# when the source or a header it includes changes. clang is installed when missing.
+TSA_CC     ?= clang
+TSA_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -I. -Iinclude $(PKG_CFLAGS) \
+              -Wthread-safety -Wthread-safety-beta -fsyntax-only
+TSA_BUILD  := build/tsa
+TSA_STAMPS := $(LIB_SRCS:%.c=$(TSA_BUILD)/%.ok)
+
+thread-safety: ensure-deps
+	@if ! command -v $(TSA_CC) >/dev/null 2>&1; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  echo "thread-safety: installing clang"; \
+	  $$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y clang; \
+	fi
+	@$(MAKE) --no-print-directory run-thread-safety
+
+run-thread-safety: check-pkgs $(TSA_STAMPS)
+	@echo "thread-safety: $(words $(TSA_STAMPS)) sources clean"
+
+$(TSA_BUILD)/%.ok: %.c
+	@mkdir -p $(dir $@)
+	$(TSA_CC) $(TSA_CFLAGS) -MMD -MP -MF $(@:.ok=.d) -MT $@ $<
+	@touch $@
+
 # ---- fuzzing (tests/fuzz/README.md) ----------------------------------------------------
 # The library is built again with clang for libFuzzer, ASan and UBSan into
 # build/fuzz/; each target links it with libFuzzer's main.
@@ -437,3 +469,4 @@ $(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJS) 
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 -include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(TSA_BUILD) -name '*.d' 2>/dev/null)

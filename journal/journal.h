@@ -15,11 +15,11 @@
 #ifndef TIND_JOURNAL_JOURNAL_H
 #define TIND_JOURNAL_JOURNAL_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "journal/format.h"
+#include "src/util/mutex.h"
 
 typedef struct journal journal;
 
@@ -35,10 +35,10 @@ struct journal_req {
     int status;         /* out */
     const char *why;    /* out: a static message when prepare refused it */
     uint64_t first_seq; /* out: the first sequence number given */
-    /* queue bookkeeping, journal-private */
+    /* queue bookkeeping, journal-private, guarded by the journal's mutex */
     struct journal_req *next;
     int done;
-    pthread_cond_t cond;
+    struct tcond cond;
 };
 
 struct journal_callbacks {

@@ -20,19 +20,23 @@ struct journal {
     size_t group_max_bytes;
     struct journal_callbacks cb;
 
-    /* mu guards the queue (head/tail), poisoned and the closed-file list. It is never
-     * held across I/O or the apply callback. */
-    pthread_mutex_t mu;
-    struct journal_req *head, *tail;
-    int poisoned;
-    char errmsg[512]; /* the message of the failure that poisoned it */
+    /* mu guards the queue (head/tail, and each queued request's next and
+     * done), poisoned and the closed-file list. It is never held across I/O
+     * or the apply callback. */
+    struct tmutex mu;
+    struct journal_req *head GUARDED_BY(mu), *tail GUARDED_BY(mu);
+    int poisoned GUARDED_BY(mu);
+    /* The message of the failure that poisoned it. Written under mu, only
+     * while poisoned is still 0 or by the leader; so once a leader has seen
+     * poisoned set, it may read errmsg without mu (journal_write's end). */
+    char errmsg[512];
     /* Closed journal files, oldest first, with the highest sequence number
      * each may hold: retired once every keyspace has flushed past it. */
     struct jfile {
         uint64_t number, max_seq, bytes;
-    } *closed;
-    size_t nclosed, capclosed;
-    uint64_t closed_bytes;
+    } *closed PT_GUARDED_BY(mu) GUARDED_BY(mu);
+    size_t nclosed GUARDED_BY(mu), capclosed GUARDED_BY(mu);
+    uint64_t closed_bytes GUARDED_BY(mu);
     /* Counters: written by leaders, read by stats without the leader. */
     _Atomic uint64_t writes, groups, syncs;
 
@@ -61,8 +65,9 @@ static int journal_path(const journal *j, uint64_t number, char *out, size_t cap
 }
 
 /* Creates journal `number` after base_seq: header written and synced, then
- * the directory synced, so that the file exists durably before any record. */
-static int journal_start_file(journal *j, uint64_t number, uint64_t base_seq)
+ * the directory synced, so that the file exists durably before any record.
+ * Open or the leader, without mu. */
+static int journal_start_file(journal *j, uint64_t number, uint64_t base_seq) EXCLUDES(j->mu)
 {
     char path[PATH_MAX];
     int rc = journal_path(j, number, path, sizeof path);
@@ -99,10 +104,10 @@ int journal_open(const struct journal_config *cfg, uint64_t number, uint64_t las
     j->cb = *cb;
     j->assigned_seq = last_seq;
     atomic_init(&j->last_seq, last_seq);
-    pthread_mutex_init(&j->mu, NULL);
+    (void)tmutex_init(&j->mu); /* cannot fail with default attributes */
     int rc = journal_start_file(j, number, last_seq);
     if (rc) {
-        pthread_mutex_destroy(&j->mu);
+        tmutex_destroy(&j->mu);
         free(j->dir);
         free(j);
         return rc;
@@ -120,7 +125,7 @@ int journal_open_read_only(uint64_t number, uint64_t bytes, uint64_t last_seq, j
     atomic_init(&j->file_bytes, bytes);
     j->assigned_seq = last_seq;
     atomic_init(&j->last_seq, last_seq);
-    pthread_mutex_init(&j->mu, NULL);
+    (void)tmutex_init(&j->mu);
     *out = j;
     return TIND_OK;
 }
@@ -129,7 +134,7 @@ int journal_close(journal *j)
 {
     if (!j) return TIND_OK;
     int rc = file_close(j->file);
-    pthread_mutex_destroy(&j->mu);
+    tmutex_destroy(&j->mu);
     free(j->closed);
     free(j->dir);
     free(j);
@@ -138,17 +143,17 @@ int journal_close(journal *j)
 
 uint64_t journal_total_bytes(journal *j)
 {
-    pthread_mutex_lock(&j->mu);
+    tmutex_lock(&j->mu);
     uint64_t n = j->closed_bytes;
-    pthread_mutex_unlock(&j->mu);
+    tmutex_unlock(&j->mu);
     return n + atomic_load(&j->file_bytes);
 }
 
 uint64_t journal_oldest_max_seq(journal *j)
 {
-    pthread_mutex_lock(&j->mu);
+    tmutex_lock(&j->mu);
     uint64_t s = j->nclosed ? j->closed[0].max_seq : UINT64_MAX;
-    pthread_mutex_unlock(&j->mu);
+    tmutex_unlock(&j->mu);
     return s;
 }
 
@@ -157,7 +162,7 @@ int journal_retire(journal *j, uint64_t needed_seq, uint64_t *removed)
     if (removed) *removed = 0;
     uint64_t nums[64];
     size_t n = 0;
-    pthread_mutex_lock(&j->mu);
+    tmutex_lock(&j->mu);
     /* Files are oldest first and max_seq only grows along the list. */
     while (n < j->nclosed && n < 64 && j->closed[n].max_seq < needed_seq) {
         nums[n] = j->closed[n].number;
@@ -168,7 +173,7 @@ int journal_retire(journal *j, uint64_t needed_seq, uint64_t *removed)
         memmove(j->closed, j->closed + n, (j->nclosed - n) * sizeof *j->closed);
         j->nclosed -= n;
     }
-    pthread_mutex_unlock(&j->mu);
+    tmutex_unlock(&j->mu);
     int rc = TIND_OK;
     char path[PATH_MAX];
     for (size_t i = 0; i < n && rc == TIND_OK; i++) {
@@ -187,28 +192,28 @@ uint64_t journal_last_seq(const journal *j)
 int journal_poisoned(const journal *j)
 {
     journal *mj = (journal *)j;
-    pthread_mutex_lock(&mj->mu);
+    tmutex_lock(&mj->mu);
     int p = mj->poisoned;
-    pthread_mutex_unlock(&mj->mu);
+    tmutex_unlock(&mj->mu);
     return p;
 }
 
 int journal_check_poisoned(journal *j)
 {
-    pthread_mutex_lock(&j->mu);
+    tmutex_lock(&j->mu);
     int rc = j->poisoned ? err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg) : TIND_OK;
-    pthread_mutex_unlock(&j->mu);
+    tmutex_unlock(&j->mu);
     return rc;
 }
 
 void journal_poison(journal *j, int rc, const char *msg)
 {
-    pthread_mutex_lock(&j->mu);
+    tmutex_lock(&j->mu);
     if (!j->poisoned) {
         j->poisoned = rc ? rc : TIND_POISONED;
         snprintf(j->errmsg, sizeof j->errmsg, "%s", msg);
     }
-    pthread_mutex_unlock(&j->mu);
+    tmutex_unlock(&j->mu);
 }
 
 void journal_get_stats(journal *j, struct journal_stats *st)
@@ -221,15 +226,15 @@ void journal_get_stats(journal *j, struct journal_stats *st)
 }
 
 /* Records a closed journal file. */
-static int closed_push(journal *j, uint64_t number, uint64_t max_seq, uint64_t bytes)
+static int closed_push(journal *j, uint64_t number, uint64_t max_seq, uint64_t bytes) EXCLUDES(j->mu)
 {
-    pthread_mutex_lock(&j->mu);
+    tmutex_lock(&j->mu);
     int rc = array_reserve((void **)&j->closed, j->nclosed, &j->capclosed, sizeof *j->closed, 16);
     if (rc == TIND_OK) {
         j->closed[j->nclosed++] = (struct jfile){number, max_seq, bytes};
         j->closed_bytes += bytes;
     }
-    pthread_mutex_unlock(&j->mu);
+    tmutex_unlock(&j->mu);
     return rc;
 }
 
@@ -239,8 +244,9 @@ int journal_adopt(journal *j, uint64_t number, uint64_t max_seq, uint64_t bytes)
 }
 
 /* Closes the full journal (synced first, so that a later journal never
- * survives a power loss that an earlier one did not) and starts the next. */
-static int journal_rotate(journal *j, uint64_t base_seq)
+ * survives a power loss that an earlier one did not) and starts the next.
+ * Leader, without mu. */
+static int journal_rotate(journal *j, uint64_t base_seq) EXCLUDES(j->mu)
 {
     int rc = file_sync(j->file, 1);
     if (rc) return rc;
@@ -272,6 +278,7 @@ int journal_sync_current(journal *j)
 /* Leader: writes the group's records with one write and at most one sync.
  * Called without mu. Returns the status every member of the group gets. */
 static int journal_write_group(journal *j, struct journal_req **grp, size_t n, uint64_t base_seq, int *synced)
+    EXCLUDES(j->mu)
 {
     int need_sync = TIND_DURABILITY_BUFFERED;
     size_t bytes = 0;
@@ -308,19 +315,19 @@ int journal_write(journal *j, struct journal_req *r)
     r->next = NULL;
     r->first_seq = 0;
     r->why = NULL;
-    pthread_cond_init(&r->cond, NULL);
+    (void)tcond_init(&r->cond);
 
-    pthread_mutex_lock(&j->mu);
+    tmutex_lock(&j->mu);
     if (j->poisoned) {
         err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg);
-        pthread_mutex_unlock(&j->mu);
-        pthread_cond_destroy(&r->cond);
+        tmutex_unlock(&j->mu);
+        tcond_destroy(&r->cond);
         return TIND_POISONED;
     }
     if (j->tail) j->tail->next = r;
     else j->head = r;
     j->tail = r;
-    while (!r->done && j->head != r) pthread_cond_wait(&r->cond, &j->mu);
+    while (!r->done && j->head != r) tcond_wait(&r->cond, &j->mu);
     if (r->done) {
         if (r->status == TIND_POISONED)
             err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg);
@@ -328,8 +335,8 @@ int journal_write(journal *j, struct journal_req *r)
             err_set(r->status, "%s", r->why);
         else if (r->status)
             err_set(r->status, "%s", j->errmsg);
-        pthread_mutex_unlock(&j->mu);
-        pthread_cond_destroy(&r->cond);
+        tmutex_unlock(&j->mu);
+        tcond_destroy(&r->cond);
         return r->status;
     }
 
@@ -348,7 +355,7 @@ int journal_write(journal *j, struct journal_req *r)
         last = q;
         if (alone) break;
     }
-    pthread_mutex_unlock(&j->mu);
+    tmutex_unlock(&j->mu);
 
     int rc = poisoned ? TIND_POISONED : TIND_OK;
     size_t kept = 0, writes = 0;
@@ -377,7 +384,7 @@ int journal_write(journal *j, struct journal_req *r)
         if (rc == TIND_OK) atomic_store_explicit(&j->last_seq, j->assigned_seq, memory_order_release);
     }
 
-    pthread_mutex_lock(&j->mu);
+    tmutex_lock(&j->mu);
     if (rc != TIND_OK && rc != TIND_POISONED) {
         j->poisoned = rc;
         snprintf(j->errmsg, sizeof j->errmsg, "%s", err_msg());
@@ -391,15 +398,15 @@ int journal_write(journal *j, struct journal_req *r)
     for (struct journal_req *q = r;; q = q->next) {
         if (q->status == TIND_OK) q->status = rc;
         q->done = 1;
-        if (q != r) pthread_cond_signal(&q->cond);
+        if (q != r) tcond_signal(&q->cond);
         if (q == last) break;
     }
     j->head = last->next;
     if (!j->head) j->tail = NULL;
-    else pthread_cond_signal(&j->head->cond);
-    pthread_mutex_unlock(&j->mu);
+    else tcond_signal(&j->head->cond);
+    tmutex_unlock(&j->mu);
 
-    pthread_cond_destroy(&r->cond);
+    tcond_destroy(&r->cond);
     if (r->status == TIND_POISONED && poisoned)
         err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg);
     else if (r->status && r->why)

@@ -1,10 +1,11 @@
 #include "lsm/cache.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "src/util/mutex.h"
 
 /* Layout. A cache is an array of shards; (k1, k2) hashes to one shard, and
  * all of an entry's state is guarded by its shard's mutex. A cache_handle is
@@ -49,6 +50,9 @@
 
 enum { SEG_PROBATION = 0, SEG_PROTECTED = 1 };
 
+/* Every field but the key, hash, value and deleter (fixed at insert) is
+ * guarded by the mutex of the entry's shard, which the analysis cannot name
+ * from here: the functions that touch them say REQUIRES(s->mu). */
 struct cache_handle {
     uint64_t k1, k2;
     uint64_t hash;
@@ -65,16 +69,17 @@ struct cache_handle {
 };
 
 typedef struct cache_shard {
-    _Alignas(64) pthread_mutex_t mu; /* guards everything below and every entry of this shard */
-    struct cache_handle **buckets;
-    size_t nbuckets;                 /* a power of two */
+    _Alignas(64) struct tmutex mu; /* guards everything below and every entry of this shard */
+    struct cache_handle **buckets PT_GUARDED_BY(mu) GUARDED_BY(mu);
+    size_t nbuckets GUARDED_BY(mu); /* a power of two */
+    /* Set by cache_new before the cache is shared, then only read. */
     size_t capacity, protected_cap;
-    size_t usage;                    /* charge of the entries in the table, pinned or not */
-    size_t protected_usage;          /* charge of the entries on the protected list */
-    uint64_t entries;
-    uint64_t hits, misses, inserts, evictions;
-    struct cache_handle probation;   /* list sentinels (only prev/next used) */
-    struct cache_handle protected_;
+    size_t usage GUARDED_BY(mu);           /* charge of the entries in the table, pinned or not */
+    size_t protected_usage GUARDED_BY(mu); /* charge of the entries on the protected list */
+    uint64_t entries GUARDED_BY(mu);
+    uint64_t hits GUARDED_BY(mu), misses GUARDED_BY(mu), inserts GUARDED_BY(mu), evictions GUARDED_BY(mu);
+    struct cache_handle probation GUARDED_BY(mu); /* list sentinels (only prev/next used) */
+    struct cache_handle protected_ GUARDED_BY(mu);
 } cache_shard;
 
 struct cache {
@@ -145,6 +150,7 @@ static void cache_list_append_mru(struct cache_handle *head, struct cache_handle
 /* ---- hash table. Shard mutex held. ---- */
 
 static struct cache_handle **cache_table_slot(cache_shard *s, uint64_t k1, uint64_t k2, uint64_t hash)
+    REQUIRES(s->mu)
 {
     struct cache_handle **p = &s->buckets[hash & (s->nbuckets - 1)];
     while (*p && ((*p)->hash != hash || (*p)->k1 != k1 || (*p)->k2 != k2)) p = &(*p)->hnext;
@@ -153,8 +159,9 @@ static struct cache_handle **cache_table_slot(cache_shard *s, uint64_t k1, uint6
 
 /* Doubles the bucket array. Failing to allocate is harmless: chains just
  * grow longer until a later attempt succeeds. */
-static void cache_table_grow(cache_shard *s)
+static void cache_table_grow(cache_shard *s) REQUIRES(s->mu)
 {
+    tmutex_assert_held(&s->mu);
     size_t n = s->nbuckets * 2;
     struct cache_handle **b = calloc(n, sizeof(*b));
     if (!b) return;
@@ -176,7 +183,7 @@ static void cache_table_grow(cache_shard *s)
 /* ---- entry state changes. Shard mutex held. ---- */
 
 /* Takes an unpinned entry off its segment list. */
-static void cache_unlist(cache_shard *s, struct cache_handle *e)
+static void cache_unlist(cache_shard *s, struct cache_handle *e) REQUIRES(s->mu)
 {
     cache_list_remove(e);
     if (e->seg == SEG_PROTECTED) s->protected_usage -= e->charge;
@@ -184,7 +191,7 @@ static void cache_unlist(cache_shard *s, struct cache_handle *e)
 
 /* Demotes protected LRU entries to probation's MRU end until the protected
  * list fits its share. */
-static void cache_balance(cache_shard *s)
+static void cache_balance(cache_shard *s) REQUIRES(s->mu)
 {
     while (s->protected_usage > s->protected_cap && !cache_list_empty(&s->protected_)) {
         struct cache_handle *e = s->protected_.next;
@@ -196,8 +203,9 @@ static void cache_balance(cache_shard *s)
 
 /* Puts an entry that just lost its last handle (and is in the table) back on
  * its segment's MRU end. */
-static void cache_relist(cache_shard *s, struct cache_handle *e)
+static void cache_relist(cache_shard *s, struct cache_handle *e) REQUIRES(s->mu)
 {
+    tmutex_assert_held(&s->mu);
     if (e->seg == SEG_PROTECTED) {
         cache_list_append_mru(&s->protected_, e);
         s->protected_usage += e->charge;
@@ -210,8 +218,9 @@ static void cache_relist(cache_shard *s, struct cache_handle *e)
 /* Takes e out of the table (*slot points at it) and off its list; pushes it
  * on *victims when no handle is out (it is then the caller's to delete). */
 static void cache_detach(cache_shard *s, struct cache_handle **slot, struct cache_handle *e,
-                         struct cache_handle **victims)
+                         struct cache_handle **victims) REQUIRES(s->mu)
 {
+    tmutex_assert_held(&s->mu);
     *slot = e->hnext;
     e->hnext = NULL;
     e->in_cache = 0;
@@ -225,8 +234,9 @@ static void cache_detach(cache_shard *s, struct cache_handle **slot, struct cach
 }
 
 /* Evicts unpinned entries, probation's LRU end first, until usage fits. */
-static void cache_evict(cache_shard *s, struct cache_handle **victims)
+static void cache_evict(cache_shard *s, struct cache_handle **victims) REQUIRES(s->mu)
 {
+    tmutex_assert_held(&s->mu);
     while (s->usage > s->capacity) {
         struct cache_handle *e;
         if (!cache_list_empty(&s->probation))
@@ -296,14 +306,14 @@ cache *cache_new(size_t capacity, unsigned shards)
         s->nbuckets = CACHE_INITIAL_BUCKETS;
         s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
         if (!s->buckets) break;
-        if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        if (tmutex_init(&s->mu) != 0) {
             free(s->buckets);
             break;
         }
     }
     if (made < shards) {
         for (unsigned i = 0; i < made; i++) {
-            pthread_mutex_destroy(&c->shards[i].mu);
+            tmutex_destroy(&c->shards[i].mu);
             free(c->shards[i].buckets);
         }
         free(c->shards);
@@ -319,12 +329,16 @@ void cache_free(cache *c)
     for (unsigned i = 0; i < c->nshards; i++) {
         cache_shard *s = &c->shards[i];
         struct cache_handle *victims = NULL;
+        /* No other thread uses the cache any more; mu is taken because
+         * cache_detach asks for it, and dropped before the deleters run. */
+        tmutex_lock(&s->mu);
         for (size_t b = 0; b < s->nbuckets; b++) {
             while (s->buckets[b]) cache_detach(s, &s->buckets[b], s->buckets[b], &victims);
         }
+        tmutex_unlock(&s->mu);
         cache_finish(victims);
         free(s->buckets);
-        pthread_mutex_destroy(&s->mu);
+        tmutex_destroy(&s->mu);
     }
     free(c->shards);
     free(c);
@@ -334,7 +348,7 @@ cache_handle *cache_lookup(cache *c, uint64_t k1, uint64_t k2)
 {
     uint64_t hash = cache_hash(k1, k2);
     cache_shard *s = cache_shard_of(c, hash);
-    pthread_mutex_lock(&s->mu);
+    tmutex_lock(&s->mu);
     struct cache_handle *e = *cache_table_slot(s, k1, k2, hash);
     if (e) {
         if (e->refs == 0) cache_unlist(s, e);
@@ -346,7 +360,7 @@ cache_handle *cache_lookup(cache *c, uint64_t k1, uint64_t k2)
     } else {
         s->misses++;
     }
-    pthread_mutex_unlock(&s->mu);
+    tmutex_unlock(&s->mu);
     return e;
 }
 
@@ -364,7 +378,7 @@ cache_handle *cache_insert(cache *c, uint64_t k1, uint64_t k2, void *value, size
     cache_shard *s = cache_shard_of(c, hash);
     struct cache_handle *victims = NULL;
 
-    pthread_mutex_lock(&s->mu);
+    tmutex_lock(&s->mu);
     struct cache_handle **slot = cache_table_slot(s, k1, k2, hash);
     /* The older value is stale even when the new one is too big to keep. */
     if (*slot) cache_detach(s, slot, *slot, &victims);
@@ -379,7 +393,7 @@ cache_handle *cache_insert(cache *c, uint64_t k1, uint64_t k2, void *value, size
         cache_evict(s, &victims); /* e is pinned by the handle returned, so it stays */
     }
     s->inserts++;
-    pthread_mutex_unlock(&s->mu);
+    tmutex_unlock(&s->mu);
 
     cache_finish(victims);
     return e;
@@ -395,7 +409,7 @@ void cache_release(cache *c, cache_handle *h)
     if (!h) return;
     cache_shard *s = cache_shard_of(c, h->hash);
     struct cache_handle *victims = NULL;
-    pthread_mutex_lock(&s->mu);
+    tmutex_lock(&s->mu);
     if (--h->refs == 0) {
         if (h->in_cache) {
             cache_relist(s, h);
@@ -405,7 +419,7 @@ void cache_release(cache *c, cache_handle *h)
             victims = h;
         }
     }
-    pthread_mutex_unlock(&s->mu);
+    tmutex_unlock(&s->mu);
     cache_finish(victims);
 }
 
@@ -414,10 +428,10 @@ void cache_erase(cache *c, uint64_t k1, uint64_t k2)
     uint64_t hash = cache_hash(k1, k2);
     cache_shard *s = cache_shard_of(c, hash);
     struct cache_handle *victims = NULL;
-    pthread_mutex_lock(&s->mu);
+    tmutex_lock(&s->mu);
     struct cache_handle **slot = cache_table_slot(s, k1, k2, hash);
     if (*slot) cache_detach(s, slot, *slot, &victims);
-    pthread_mutex_unlock(&s->mu);
+    tmutex_unlock(&s->mu);
     cache_finish(victims);
 }
 
@@ -426,13 +440,13 @@ void cache_get_stats(cache *c, struct cache_stats *st)
     *st = (struct cache_stats){.capacity = c->capacity};
     for (unsigned i = 0; i < c->nshards; i++) {
         cache_shard *s = &c->shards[i];
-        pthread_mutex_lock(&s->mu);
+        tmutex_lock(&s->mu);
         st->usage += s->usage;
         st->entries += s->entries;
         st->hits += s->hits;
         st->misses += s->misses;
         st->inserts += s->inserts;
         st->evictions += s->evictions;
-        pthread_mutex_unlock(&s->mu);
+        tmutex_unlock(&s->mu);
     }
 }

@@ -22,7 +22,6 @@
 #include "lsm/version.h"
 
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "lsm/ikey.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "src/util/mutex.h"
 #include "src/util/record.h"
 
 #define MANIFEST_TMP MANIFEST_FILE ".tmp"
@@ -55,11 +55,13 @@ struct manifest {
      * handed out. Any thread. */
     _Atomic uint64_t next_file;
     /* lock guards current and flushed_seq: the applier writes them under it
-     * and any thread reads them under it (the applier, their only writer,
-     * reads without). Never held across I/O or while taking another lock. */
-    pthread_mutex_t lock;
-    struct version *current;
-    uint64_t flushed_seq;
+     * and any other thread reads them under it. Without it: the applier's
+     * reads (it is their only writer), and open and close, which run before
+     * and after any other thread has the handle. Never held across I/O or
+     * while taking another lock. */
+    struct tmutex lock;
+    struct version *current GUARDED_BY(lock);
+    uint64_t flushed_seq GUARDED_BY(lock);
 };
 
 /* ---- versions: building and checking -------------------------------------------- */
@@ -398,11 +400,11 @@ int manifest_apply(manifest *m, struct version_edit *e)
     /* Durable: switch. A deleted table's file goes when the last version
      * holding it (the old one, and any a reader still has) is released. */
     for (size_t i = 0; i < ngone; i++) atomic_store(&gone[i]->obsolete, 1);
-    pthread_mutex_lock(&m->lock);
+    tmutex_lock(&m->lock);
     struct version *old = m->current;
     m->current = nv;
     m->flushed_seq = flushed;
-    pthread_mutex_unlock(&m->lock);
+    tmutex_unlock(&m->lock);
     nv = old;
     goto done;
 poison:
@@ -726,7 +728,7 @@ static int manifest_open_impl(const char *dir, int create, int check_tables, int
     if (!m) return err_nomem();
     m->check_tables = check_tables;
     m->read_only = read_only;
-    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+    if (tmutex_init(&m->lock) != 0) {
         free(m);
         return err_nomem();
     }
@@ -782,7 +784,7 @@ void manifest_close(manifest *m)
     if (!m) return;
     version_unref(m->current);
     file_close(m->f);
-    pthread_mutex_destroy(&m->lock);
+    tmutex_destroy(&m->lock);
     free(m->dir);
     free(m->path);
     free(m->tmp_path);
@@ -791,18 +793,18 @@ void manifest_close(manifest *m)
 
 struct version *manifest_current(manifest *m)
 {
-    pthread_mutex_lock(&m->lock);
+    tmutex_lock(&m->lock);
     struct version *v = m->current;
     version_ref(v);
-    pthread_mutex_unlock(&m->lock);
+    tmutex_unlock(&m->lock);
     return v;
 }
 
 uint64_t manifest_flushed_seq(manifest *m)
 {
-    pthread_mutex_lock(&m->lock);
+    tmutex_lock(&m->lock);
     uint64_t s = m->flushed_seq;
-    pthread_mutex_unlock(&m->lock);
+    tmutex_unlock(&m->lock);
     return s;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "src/util/err.h"
+#include "src/util/mutex.h"
 
 struct job {
     work_fn fn, cancel;
@@ -14,16 +15,19 @@ struct job {
 
 struct workers {
     /* mu guards the queues and stopping; cond wakes idle threads. */
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    struct job *head[WORK_PRIORITIES], *tail[WORK_PRIORITIES];
-    int stopping;
+    struct tmutex mu;
+    struct tcond cond;
+    struct job *head[WORK_PRIORITIES] GUARDED_BY(mu), *tail[WORK_PRIORITIES] GUARDED_BY(mu);
+    int stopping GUARDED_BY(mu);
+    /* Set by workers_start alone, before any other thread sees w. */
     unsigned n;
     pthread_t threads[];
 };
 
-static struct job *take(workers *w)
+/* The next job, highest priority first, or NULL. Caller holds w->mu. */
+static struct job *take(workers *w) REQUIRES(w->mu)
 {
+    tmutex_assert_held(&w->mu);
     for (int p = 0; p < WORK_PRIORITIES; p++) {
         struct job *j = w->head[p];
         if (j) {
@@ -38,17 +42,17 @@ static struct job *take(workers *w)
 static void *worker_main(void *arg)
 {
     workers *w = arg;
-    pthread_mutex_lock(&w->mu);
+    tmutex_lock(&w->mu);
     for (;;) {
         struct job *j = NULL;
-        while (!w->stopping && !(j = take(w))) pthread_cond_wait(&w->cond, &w->mu);
+        while (!w->stopping && !(j = take(w))) tcond_wait(&w->cond, &w->mu);
         if (!j) break;
-        pthread_mutex_unlock(&w->mu);
+        tmutex_unlock(&w->mu);
         j->fn(j->arg);
         free(j);
-        pthread_mutex_lock(&w->mu);
+        tmutex_lock(&w->mu);
     }
-    pthread_mutex_unlock(&w->mu);
+    tmutex_unlock(&w->mu);
     return NULL;
 }
 
@@ -65,8 +69,9 @@ int workers_start(unsigned n, workers **out)
     if (n == 0) return err_set(TIND_INVALID, "a worker pool needs at least one thread");
     workers *w = calloc(1, sizeof *w + n * sizeof(pthread_t));
     if (!w) return err_nomem();
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    /* Cannot fail with default attributes on the platforms tind builds on. */
+    (void)tmutex_init(&w->mu);
+    (void)tcond_init(&w->cond);
     for (unsigned i = 0; i < n; i++) {
         if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0) {
             w->n = i;
@@ -85,35 +90,40 @@ int workers_submit(workers *w, int prio, work_fn fn, work_fn cancel, void *arg)
     struct job *j = malloc(sizeof *j);
     if (!j) return err_nomem();
     *j = (struct job){fn, cancel, arg, NULL};
-    pthread_mutex_lock(&w->mu);
+    tmutex_lock(&w->mu);
     if (w->stopping) {
-        pthread_mutex_unlock(&w->mu);
+        tmutex_unlock(&w->mu);
         free(j);
         return err_set(TIND_INVALID, "the worker pool is stopping");
     }
     if (w->tail[prio]) w->tail[prio]->next = j;
     else w->head[prio] = j;
     w->tail[prio] = j;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mu);
+    tcond_signal(&w->cond);
+    tmutex_unlock(&w->mu);
     return TIND_OK;
 }
 
 void workers_stop(workers *w)
 {
     if (!w) return;
-    pthread_mutex_lock(&w->mu);
+    tmutex_lock(&w->mu);
     w->stopping = 1;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
+    tcond_broadcast(&w->cond);
+    tmutex_unlock(&w->mu);
     for (unsigned i = 0; i < w->n; i++) pthread_join(w->threads[i], NULL);
-    struct job *j;
-    while ((j = take(w)) != NULL) {
+    /* The threads are gone; mu is taken only because take() asks for it.
+     * Each cancel runs without it, as a job would. */
+    for (;;) {
+        tmutex_lock(&w->mu);
+        struct job *j = take(w);
+        tmutex_unlock(&w->mu);
+        if (!j) break;
         if (j->cancel) j->cancel(j->arg);
         free(j);
     }
-    pthread_cond_destroy(&w->cond);
-    pthread_mutex_destroy(&w->mu);
+    tcond_destroy(&w->cond);
+    tmutex_destroy(&w->mu);
     free(w);
 }
 

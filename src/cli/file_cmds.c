@@ -51,214 +51,266 @@ struct footer {
     uint64_t checksum, magic;
 };
 
-int cmd_table(const struct cli_args *a)
-{
-    const char *path = a->pos[0];
-    struct stat st;
-    if (stat(path, &st) != 0) return cli_data_error("%s: %s", path, strerror(errno));
-    uint64_t size = (uint64_t)st.st_size;
-    table *t;
-    int lrc = table_open(path, size, NULL, &t);
-    if (lrc) return cli_lib_error(lrc, "table");
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        table_unref(t);
-        return cli_data_error("%s: %s", path, strerror(errno));
-    }
-    int rc = 0;
-    uint8_t *fb = read_at(f, size - TABLE_FOOTER_SIZE, TABLE_FOOTER_SIZE), *ib = NULL;
-    if (!fb) {
-        rc = cli_data_error("%s: cannot read the footer", path);
-        goto out;
-    }
-    struct footer ft = {get_u64(fb + FOOTER_INDEX_OFF), get_u64(fb + FOOTER_INDEX_SIZE), get_u64(fb + FOOTER_FILTER_OFF),
-                        get_u64(fb + FOOTER_FILTER_SIZE), get_u64(fb + FOOTER_PROPS_OFF), get_u64(fb + FOOTER_PROPS_SIZE),
-                        get_u32(fb + FOOTER_VERSION), get_u32(fb + FOOTER_FLAGS), get_u64(fb + FOOTER_CHECKSUM),
-                        get_u64(fb + FOOTER_MAGIC)};
-    free(fb);
-    const struct table_props *p = table_get_props(t);
-    uint64_t filter_bits = 0;
-    unsigned probes = 0;
-    if (ft.filter_size) {
-        uint8_t *pb = read_at(f, ft.filter_off + ft.filter_size - 1, 1);
-        if (pb) probes = pb[0];
-        free(pb);
-        filter_bits = (ft.filter_size - 1) * 8;
-    }
-    double bits_per_key = p->entries ? (double)filter_bits / (double)p->entries : 0.0;
+/* What `table` prints before the block list: the file, its footer, its
+ * properties and the shape of its bloom filter. */
+struct table_summary {
+    const char *path;
+    uint64_t size;
+    struct footer ft;
+    const struct table_props *p;
+    uint64_t filter_bits;
+    unsigned probes;
+    double bits_per_key;
+};
 
+/* Decodes the footer at the end of f. 0, or an exit status with the error printed. */
+static int table_read_footer(FILE *f, const char *path, uint64_t size, struct footer *ft)
+{
+    uint8_t *fb = read_at(f, size - TABLE_FOOTER_SIZE, TABLE_FOOTER_SIZE);
+    if (!fb) return cli_data_error("%s: cannot read the footer", path);
+    *ft = (struct footer){get_u64(fb + FOOTER_INDEX_OFF), get_u64(fb + FOOTER_INDEX_SIZE), get_u64(fb + FOOTER_FILTER_OFF),
+                          get_u64(fb + FOOTER_FILTER_SIZE), get_u64(fb + FOOTER_PROPS_OFF), get_u64(fb + FOOTER_PROPS_SIZE),
+                          get_u32(fb + FOOTER_VERSION), get_u32(fb + FOOTER_FLAGS), get_u64(fb + FOOTER_CHECKSUM),
+                          get_u64(fb + FOOTER_MAGIC)};
+    free(fb);
+    return 0;
+}
+
+/* The filter's bits and probe count (its last byte; 0 when unreadable). */
+static void table_read_filter_shape(FILE *f, struct table_summary *s)
+{
+    s->filter_bits = 0;
+    s->probes = 0;
+    if (s->ft.filter_size) {
+        uint8_t *pb = read_at(f, s->ft.filter_off + s->ft.filter_size - 1, 1);
+        if (pb) s->probes = pb[0];
+        free(pb);
+        s->filter_bits = (s->ft.filter_size - 1) * 8;
+    }
+    s->bits_per_key = s->p->entries ? (double)s->filter_bits / (double)s->p->entries : 0.0;
+}
+
+/* Opens the JSON document and writes everything up to the "blocks" array,
+ * which it leaves open. */
+static void table_print_summary_json(const struct table_summary *s, int hex)
+{
+    const struct footer *ft = &s->ft;
+    const struct table_props *p = s->p;
+    json_begin_object(NULL);
+    json_str("file", s->path);
+    json_u64("size", s->size);
+    json_begin_object("footer");
+    json_u64("index_offset", ft->index_off);
+    json_u64("index_size", ft->index_size);
+    json_u64("filter_offset", ft->filter_off);
+    json_u64("filter_size", ft->filter_size);
+    json_u64("properties_offset", ft->props_off);
+    json_u64("properties_size", ft->props_size);
+    json_u64("format_version", ft->version);
+    json_u64("flags", ft->flags);
+    char sum[24];
+    snprintf(sum, sizeof sum, "0x%016" PRIx64, ft->checksum);
+    json_str("checksum", sum);
+    json_end_object();
+    json_begin_object("properties");
+    json_u64("entries", p->entries);
+    json_u64("tombstones", p->tombstones);
+    json_u64("data_blocks", p->data_blocks);
+    json_u64("raw_key_bytes", p->raw_key_bytes);
+    json_u64("raw_value_bytes", p->raw_value_bytes);
+    json_u64("data_bytes", p->data_bytes);
+    json_u64("index_bytes", p->index_bytes);
+    json_u64("filter_bytes", p->filter_bytes);
+    json_u64("min_seq", p->min_seq);
+    json_u64("max_seq", p->max_seq);
+    json_str("compression", compress_name(p->compression));
+    json_u64("bloom_bits", p->bloom_bits);
+    json_u64("created", p->created);
+    json_bytes("smallest", p->smallest.p, p->smallest.len, hex);
+    json_u64("smallest_seq", tag_seq(p->smallest_tag));
+    json_bytes("largest", p->largest.p, p->largest.len, hex);
+    json_u64("largest_seq", tag_seq(p->largest_tag));
+    json_end_object();
+    json_begin_object("filter");
+    json_u64("bytes", ft->filter_size);
+    json_u64("bits", s->filter_bits);
+    json_u64("probes", s->probes);
+    json_double("bits_per_key", s->bits_per_key);
+    json_end_object();
+    json_begin_array("blocks");
+}
+
+/* The text form, up to and including the block list's column heads. */
+static void table_print_summary_text(const struct table_summary *s, int hex)
+{
+    const struct footer *ft = &s->ft;
+    const struct table_props *p = s->p;
+    printf("table         %s (%" PRIu64 " bytes)\n", s->path, s->size);
+    printf("footer        format %u, flags %u, checksum 0x%016" PRIx64 "\n", ft->version, ft->flags, ft->checksum);
+    printf("              index at %" PRIu64 " (%" PRIu64 " bytes), filter at %" PRIu64 " (%" PRIu64
+           " bytes), properties at %" PRIu64 " (%" PRIu64 " bytes)\n",
+           ft->index_off, ft->index_size, ft->filter_off, ft->filter_size, ft->props_off, ft->props_size);
+    printf("entries       %" PRIu64 " (%" PRIu64 " tombstones) in %" PRIu64 " data blocks\n", p->entries,
+           p->tombstones, p->data_blocks);
+    printf("sequence      %" PRIu64 " .. %" PRIu64 "\n", p->min_seq, p->max_seq);
+    printf("keys          ");
+    cli_print_bytes(stdout, p->smallest.p, p->smallest.len, hex);
+    printf(" .. ");
+    cli_print_bytes(stdout, p->largest.p, p->largest.len, hex);
+    printf("\nraw bytes     %" PRIu64 " keys, %" PRIu64 " values; %" PRIu64 " data bytes stored (%s)\n",
+           p->raw_key_bytes, p->raw_value_bytes, p->data_bytes, compress_name(p->compression));
+    printf("index         %" PRIu64 " bytes\n", p->index_bytes);
+    if (ft->filter_size)
+        printf("bloom filter  %" PRIu64 " bytes, %" PRIu64 " bits, %u probes, %.2f bits per key\n", ft->filter_size,
+               s->filter_bits, s->probes, s->bits_per_key);
+    else printf("bloom filter  none\n");
+    printf("created       %" PRIu64 "\n", p->created);
+    printf("blocks        offset       stored          raw  compression  ratio  index key\n");
+}
+
+/* Running totals of the block list. */
+struct table_block_totals {
+    uint64_t blocks, stored, raw;
+};
+
+/* Reads, checks and prints the data block an index entry points at (its
+ * value the block's handle) and adds it to *tot. 0, or an exit status with
+ * the error printed. */
+static int table_print_block(FILE *f, const struct cli_args *a, const struct table_summary *s, const iiter *entry,
+                             struct table_block_totals *tot)
+{
+    uint64_t off, bsize;
+    const uint8_t *v = entry->val, *end = v + entry->vlen;
+    if (!(v = get_varint64(v, end, &off)) || !get_varint64(v, end, &bsize))
+        return cli_data_error("%s offset %" PRIu64 ": a malformed index entry", s->path, s->ft.index_off);
+    uint8_t *db = read_at(f, off, (size_t)bsize + BLOCK_TRAILER_SIZE);
+    if (!db) return cli_data_error("%s offset %" PRIu64 ": cannot read the block", s->path, off);
+    unsigned comp = db[bsize];
+    uint64_t stored_sum = get_u64(db + bsize + 1), sum = checksum64(db, (size_t)bsize + 1);
+    if (stored_sum != sum) {
+        free(db);
+        return cli_data_error("table %s offset %" PRIu64 ": data block checksum mismatch (stored 0x%016" PRIx64
+                              ", computed 0x%016" PRIx64 ") (TIND_CORRUPTION)",
+                              s->path, off, stored_sum, sum);
+    }
+    size_t raw = (size_t)bsize;
+    if (comp != COMPRESS_NONE && compress_raw_size(db, (size_t)bsize, &raw) != TIND_OK) raw = 0;
+    free(db);
+    tot->blocks++;
+    tot->stored += bsize;
+    tot->raw += raw;
+    double ratio = bsize ? (double)raw / (double)bsize : 0.0;
     if (a->json) {
         json_begin_object(NULL);
-        json_str("file", path);
-        json_u64("size", size);
-        json_begin_object("footer");
-        json_u64("index_offset", ft.index_off);
-        json_u64("index_size", ft.index_size);
-        json_u64("filter_offset", ft.filter_off);
-        json_u64("filter_size", ft.filter_size);
-        json_u64("properties_offset", ft.props_off);
-        json_u64("properties_size", ft.props_size);
-        json_u64("format_version", ft.version);
-        json_u64("flags", ft.flags);
-        char sum[24];
-        snprintf(sum, sizeof sum, "0x%016" PRIx64, ft.checksum);
-        json_str("checksum", sum);
+        json_u64("offset", off);
+        json_u64("stored", bsize);
+        json_u64("raw", raw);
+        json_str("compression", compress_name(comp));
+        json_double("ratio", ratio);
+        json_bytes("index_key", entry->key, entry->klen, a->hex);
         json_end_object();
-        json_begin_object("properties");
-        json_u64("entries", p->entries);
-        json_u64("tombstones", p->tombstones);
-        json_u64("data_blocks", p->data_blocks);
-        json_u64("raw_key_bytes", p->raw_key_bytes);
-        json_u64("raw_value_bytes", p->raw_value_bytes);
-        json_u64("data_bytes", p->data_bytes);
-        json_u64("index_bytes", p->index_bytes);
-        json_u64("filter_bytes", p->filter_bytes);
-        json_u64("min_seq", p->min_seq);
-        json_u64("max_seq", p->max_seq);
-        json_str("compression", compress_name(p->compression));
-        json_u64("bloom_bits", p->bloom_bits);
-        json_u64("created", p->created);
-        json_bytes("smallest", p->smallest.p, p->smallest.len, a->hex);
-        json_u64("smallest_seq", tag_seq(p->smallest_tag));
-        json_bytes("largest", p->largest.p, p->largest.len, a->hex);
-        json_u64("largest_seq", tag_seq(p->largest_tag));
-        json_end_object();
-        json_begin_object("filter");
-        json_u64("bytes", ft.filter_size);
-        json_u64("bits", filter_bits);
-        json_u64("probes", probes);
-        json_double("bits_per_key", bits_per_key);
-        json_end_object();
-        json_begin_array("blocks");
     } else {
-        printf("table         %s (%" PRIu64 " bytes)\n", path, size);
-        printf("footer        format %u, flags %u, checksum 0x%016" PRIx64 "\n", ft.version, ft.flags, ft.checksum);
-        printf("              index at %" PRIu64 " (%" PRIu64 " bytes), filter at %" PRIu64 " (%" PRIu64
-               " bytes), properties at %" PRIu64 " (%" PRIu64 " bytes)\n",
-               ft.index_off, ft.index_size, ft.filter_off, ft.filter_size, ft.props_off, ft.props_size);
-        printf("entries       %" PRIu64 " (%" PRIu64 " tombstones) in %" PRIu64 " data blocks\n", p->entries,
-               p->tombstones, p->data_blocks);
-        printf("sequence      %" PRIu64 " .. %" PRIu64 "\n", p->min_seq, p->max_seq);
-        printf("keys          ");
-        cli_print_bytes(stdout, p->smallest.p, p->smallest.len, a->hex);
-        printf(" .. ");
-        cli_print_bytes(stdout, p->largest.p, p->largest.len, a->hex);
-        printf("\nraw bytes     %" PRIu64 " keys, %" PRIu64 " values; %" PRIu64 " data bytes stored (%s)\n",
-               p->raw_key_bytes, p->raw_value_bytes, p->data_bytes, compress_name(p->compression));
-        printf("index         %" PRIu64 " bytes\n", p->index_bytes);
-        if (ft.filter_size)
-            printf("bloom filter  %" PRIu64 " bytes, %" PRIu64 " bits, %u probes, %.2f bits per key\n", ft.filter_size,
-                   filter_bits, probes, bits_per_key);
-        else printf("bloom filter  none\n");
-        printf("created       %" PRIu64 "\n", p->created);
-        printf("blocks        offset       stored          raw  compression  ratio  index key\n");
+        printf("  %14" PRIu64 " %12" PRIu64 " %12zu  %-11s %6.2f  ", off, bsize, raw, compress_name(comp), ratio);
+        cli_print_bytes(stdout, entry->key, entry->klen, a->hex);
+        putchar('\n');
     }
+    return 0;
+}
 
-    /* The index: one entry per data block, its value the block's handle. */
-    ib = read_at(f, ft.index_off, (size_t)ft.index_size);
+/* Walks the index (one entry per data block), printing each block, then
+ * the totals (closing the JSON "blocks" array). 0, or an exit status with
+ * the error printed. */
+static int table_print_blocks(FILE *f, const struct cli_args *a, const struct table_summary *s)
+{
+    uint8_t *ib = read_at(f, s->ft.index_off, (size_t)s->ft.index_size);
     block blk;
-    if (!ib || (lrc = block_init(&blk, ib, (size_t)ft.index_size)) != TIND_OK) {
-        rc = cli_data_error("%s offset %" PRIu64 ": cannot read the index block", path, ft.index_off);
-        goto out;
+    if (!ib || block_init(&blk, ib, (size_t)s->ft.index_size) != TIND_OK) {
+        free(ib);
+        return cli_data_error("%s offset %" PRIu64 ": cannot read the index block", s->path, s->ft.index_off);
     }
     block_iter bi;
     block_iter_init(&bi, &blk);
-    uint64_t nblocks = 0, stored_total = 0, raw_total = 0;
-    for (block_iter_seek_first(&bi); bi.base.valid; block_iter_next(&bi)) {
-        uint64_t off, bsize;
-        const uint8_t *v = bi.base.val, *end = v + bi.base.vlen;
-        if (!(v = get_varint64(v, end, &off)) || !get_varint64(v, end, &bsize)) {
-            rc = cli_data_error("%s offset %" PRIu64 ": a malformed index entry", path, ft.index_off);
-            break;
-        }
-        uint8_t *db = read_at(f, off, (size_t)bsize + BLOCK_TRAILER_SIZE);
-        if (!db) {
-            rc = cli_data_error("%s offset %" PRIu64 ": cannot read the block", path, off);
-            break;
-        }
-        unsigned comp = db[bsize];
-        uint64_t stored_sum = get_u64(db + bsize + 1), sum = checksum64(db, (size_t)bsize + 1);
-        if (stored_sum != sum) {
-            free(db);
-            rc = cli_data_error("table %s offset %" PRIu64 ": data block checksum mismatch (stored 0x%016" PRIx64
-                                ", computed 0x%016" PRIx64 ") (TIND_CORRUPTION)",
-                                path, off, stored_sum, sum);
-            break;
-        }
-        size_t raw = (size_t)bsize;
-        if (comp != COMPRESS_NONE && compress_raw_size(db, (size_t)bsize, &raw) != TIND_OK) raw = 0;
-        free(db);
-        nblocks++;
-        stored_total += bsize;
-        raw_total += raw;
-        double ratio = bsize ? (double)raw / (double)bsize : 0.0;
+    struct table_block_totals tot = {0, 0, 0};
+    int rc = 0, lrc;
+    for (block_iter_seek_first(&bi); bi.base.valid; block_iter_next(&bi))
+        if ((rc = table_print_block(f, a, s, &bi.base, &tot)) != 0) break;
+    if (!rc && (lrc = iiter_status(&bi.base)) != TIND_OK) rc = cli_lib_error(lrc, "index");
+    block_iter_release(&bi);
+    free(ib);
+    if (rc) return rc;
+    double ratio = tot.stored ? (double)tot.raw / (double)tot.stored : 0.0;
+    if (a->json) {
+        json_end_array();
+        json_u64("block_count", tot.blocks);
+        json_u64("block_stored_bytes", tot.stored);
+        json_u64("block_raw_bytes", tot.raw);
+        json_double("compression_ratio", ratio);
+    } else {
+        printf("total         %" PRIu64 " blocks, %" PRIu64 " bytes stored, %" PRIu64 " raw, ratio %.2f\n", tot.blocks,
+               tot.stored, tot.raw, ratio);
+    }
+    return 0;
+}
+
+/* --entries: every entry of the table in order, tombstones included. 0, or
+ * an exit status with the error printed. */
+static int table_print_entries(table *t, const struct cli_args *a)
+{
+    iiter *it = table_iter(t);
+    if (!it) return cli_data_error("out of memory");
+    if (a->json) json_begin_array("entries");
+    else printf("entries\n");
+    for (iiter_seek_first(it); it->valid; iiter_next(it)) {
         if (a->json) {
             json_begin_object(NULL);
-            json_u64("offset", off);
-            json_u64("stored", bsize);
-            json_u64("raw", raw);
-            json_str("compression", compress_name(comp));
-            json_double("ratio", ratio);
-            json_bytes("index_key", bi.base.key, bi.base.klen, a->hex);
+            json_bytes("key", it->key, it->klen, a->hex);
+            json_u64("seq", tag_seq(it->tag));
+            json_str("kind", kind_name(tag_kind(it->tag)));
+            if (tag_kind(it->tag) == KIND_PUT) json_bytes("value", it->val, it->vlen, a->hex);
             json_end_object();
         } else {
-            printf("  %14" PRIu64 " %12" PRIu64 " %12zu  %-11s %6.2f  ", off, bsize, raw, compress_name(comp), ratio);
-            cli_print_bytes(stdout, bi.base.key, bi.base.klen, a->hex);
+            cli_print_bytes(stdout, it->key, it->klen, a->hex);
+            printf("\t%" PRIu64 "\t%s", tag_seq(it->tag), kind_name(tag_kind(it->tag)));
+            if (tag_kind(it->tag) == KIND_PUT) {
+                putchar('\t');
+                cli_print_bytes(stdout, it->val, it->vlen, a->hex);
+            }
             putchar('\n');
         }
     }
-    if (!rc && (lrc = iiter_status(&bi.base)) != TIND_OK) rc = cli_lib_error(lrc, "index");
-    block_iter_release(&bi);
-    if (rc) goto out;
-    double ratio = stored_total ? (double)raw_total / (double)stored_total : 0.0;
-    if (a->json) {
-        json_end_array();
-        json_u64("block_count", nblocks);
-        json_u64("block_stored_bytes", stored_total);
-        json_u64("block_raw_bytes", raw_total);
-        json_double("compression_ratio", ratio);
-    } else {
-        printf("total         %" PRIu64 " blocks, %" PRIu64 " bytes stored, %" PRIu64 " raw, ratio %.2f\n", nblocks,
-               stored_total, raw_total, ratio);
-    }
+    int lrc = iiter_status(it);
+    iiter_destroy(it);
+    if (a->json) json_end_array();
+    return lrc ? cli_lib_error(lrc, "entries") : 0;
+}
 
-    if (a->entries) {
-        iiter *it = table_iter(t);
-        if (!it) {
-            rc = cli_data_error("out of memory");
-            goto out;
-        }
-        if (a->json) json_begin_array("entries");
-        else printf("entries\n");
-        for (iiter_seek_first(it); it->valid; iiter_next(it)) {
-            if (a->json) {
-                json_begin_object(NULL);
-                json_bytes("key", it->key, it->klen, a->hex);
-                json_u64("seq", tag_seq(it->tag));
-                json_str("kind", kind_name(tag_kind(it->tag)));
-                if (tag_kind(it->tag) == KIND_PUT) json_bytes("value", it->val, it->vlen, a->hex);
-                json_end_object();
-            } else {
-                cli_print_bytes(stdout, it->key, it->klen, a->hex);
-                printf("\t%" PRIu64 "\t%s", tag_seq(it->tag), kind_name(tag_kind(it->tag)));
-                if (tag_kind(it->tag) == KIND_PUT) {
-                    putchar('\t');
-                    cli_print_bytes(stdout, it->val, it->vlen, a->hex);
-                }
-                putchar('\n');
-            }
-        }
-        lrc = iiter_status(it);
-        iiter_destroy(it);
-        if (a->json) json_end_array();
-        if (lrc) rc = cli_lib_error(lrc, "entries");
+int cmd_table(const struct cli_args *a)
+{
+    struct table_summary s = {.path = a->pos[0]};
+    struct stat st;
+    if (stat(s.path, &st) != 0) return cli_data_error("%s: %s", s.path, strerror(errno));
+    s.size = (uint64_t)st.st_size;
+    table *t;
+    int lrc = table_open(s.path, s.size, NULL, &t);
+    if (lrc) return cli_lib_error(lrc, "table");
+    FILE *f = fopen(s.path, "rb");
+    if (!f) {
+        table_unref(t);
+        return cli_data_error("%s: %s", s.path, strerror(errno));
     }
+    int rc = table_read_footer(f, s.path, s.size, &s.ft);
+    if (rc) goto out;
+    s.p = table_get_props(t);
+    table_read_filter_shape(f, &s);
+    if (a->json) table_print_summary_json(&s, a->hex);
+    else table_print_summary_text(&s, a->hex);
+    if ((rc = table_print_blocks(f, a, &s)) != 0) goto out;
+    if (a->entries) rc = table_print_entries(t, a);
     if (a->json && !rc) {
         json_end_object();
         json_finish();
     }
 out:
-    free(ib);
     fclose(f);
     table_unref(t);
     return rc;
