@@ -4,6 +4,8 @@
 #   make test                 build and run the test suite (Criterion), after check-private-names
 #   make check-private-names  libtind.a and libtind.so define no global outside the tind_ API,
 #                             and a program defining internal names links with each and runs
+#   make check-layers         no library file uses a higher layer, no circle among files
+#                             (tests/link/layers.sh over the objects)
 #   make SAN=address,undefined test / make SAN=thread test
 #                             the same under sanitizers, in build/san-<list>/
 #   make bench                the quick benchmark on a fresh database
@@ -146,7 +148,7 @@ CLIBIN   := $(BUILD)/tind
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
         model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
         fault-test run-fault-test \
-        bench-peers peer-deps run-bench-peers install uninstall clean check-private-names \
+        bench-peers peer-deps run-bench-peers install uninstall clean check-private-names check-layers \
         thread-safety run-thread-safety
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc $(CLIBIN)
@@ -301,6 +303,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(TEST_SUPPORT_OBJS) $(INTERNAL)
 $(CLIBIN): $(CLI_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(INTERNAL) $(LDLIBS)
+
+# The layering of the library's files, read off their objects: util, then
+# journal and lsm, compaction, src/tree, src; nothing uses a higher layer and
+# no files call each other in a circle (tests/link/layers.sh).
+check-layers: $(LIB_OBJS)
+	tests/link/layers.sh $(BUILD)/obj $(LIB_OBJS:$(BUILD)/obj/%=%)
 
 # libtind.a and libtind.so define no global symbol outside the tind_ API, and a
 # program that defines internal names (tests/link/private_names.c) links against
