@@ -2,10 +2,12 @@
 #
 #   make                      build/libtind.a, build/libtind.so
 #   make test                 build and run the test suite (Criterion), after check-private-names
+#                             and check-layers
 #   make check-private-names  libtind.a and libtind.so define no global outside the tind_ API,
 #                             and a program defining internal names links with each and runs
-#   make check-layers         no library file uses a higher layer, no circle among files
-#                             (tests/link/layers.sh over the objects)
+#   make check-layers         no library file uses or includes a higher layer, no circle among
+#                             files (tests/link/layers.sh over the objects, includes.sh over
+#                             the sources)
 #   make SAN=address,undefined test / make SAN=thread test
 #                             the same under sanitizers, in build/san-<list>/
 #   make bench                the quick benchmark on a fresh database
@@ -183,7 +185,7 @@ test: ensure-deps
 	@$(MAKE) --no-print-directory run-tests
 
 # Criterion's runner itself leaks a few bytes when timed tests overlap.
-run-tests: check-pkgs $(TESTBIN) $(TOOLS) $(CLIBIN) check-private-names
+run-tests: check-pkgs $(TESTBIN) $(TOOLS) $(CLIBIN) check-private-names check-layers
 	TIND_TOOLS=$(BUILD)/tests TIND_CLI=$(CLIBIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    TIND_TEST_LOG=$(BUILD)/test.log tests/run/suite.sh $(TESTBIN) $(TEST_ARGS)
 
@@ -308,7 +310,8 @@ $(CLIBIN): $(CLI_OBJS) $(INTERNAL)
 # journal and lsm, compaction, src/tree, src; nothing uses a higher layer and
 # no files call each other in a circle (tests/link/layers.sh).
 check-layers: $(LIB_OBJS)
-	tests/link/layers.sh $(BUILD)/obj $(LIB_OBJS:$(BUILD)/obj/%=%)
+	@tests/link/layers.sh $(BUILD)/obj $(LIB_OBJS:$(BUILD)/obj/%=%)
+	@tests/link/includes.sh $(LIB_SRCS) $(wildcard src/*.h src/tree/*.h src/util/*.h journal/*.h lsm/*.h compaction/*.h)
 
 # libtind.a and libtind.so define no global symbol outside the tind_ API, and a
 # program that defines internal names (tests/link/private_names.c) links against

@@ -81,7 +81,7 @@ void compaction_job_free(struct compaction_job *j);
  * nothing is due. Tables whose numbers are in busy[0..nbusy) are being
  * compacted already and are never chosen (nor is a job whose output range
  * would overlap them in out_level). now: seconds since the epoch (FIFO TTL).
- * Dispatches to the strategy's picker. */
+ * Dispatches to the strategy's picker (strategy.h, strategy.c). */
 int compaction_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
                     uint64_t now, struct compaction_job **out);
 /* A major compaction: every table into one sorted run (leveled: the last
@@ -94,14 +94,6 @@ int compaction_pick_all(const struct compaction_config *c, const struct version 
  * target; tiered: the runs of full tiers; FIFO: 0). Writers slow down and
  * stop on it. */
 uint64_t compaction_pending_bytes(const struct compaction_config *c, const struct version *v);
-
-/* Pickers of the strategies (compaction_pick dispatches to them). */
-int leveled_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
-                 struct compaction_job **out);
-int tiered_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
-                struct compaction_job **out);
-int fifo_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
-              uint64_t now, struct compaction_job **out);
 
 /* What a merge needs beyond the job. */
 struct compaction_env {

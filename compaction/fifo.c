@@ -23,6 +23,7 @@
 #include <stdlib.h>
 
 #include "compaction/pick.h"
+#include "compaction/strategy.h"
 #include "src/util/err.h"
 #include "tind.h"
 
@@ -136,11 +137,32 @@ static int fifo_pick_merge(const struct compaction_config *c, const struct versi
     return rc;
 }
 
-int fifo_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
-              uint64_t now, struct compaction_job **out)
+static int fifo_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
+                     uint64_t now, struct compaction_job **out)
 {
-    *out = NULL;
     int rc = fifo_pick_drops(c, v, busy, nbusy, now, out);
     if (rc || *out) return rc;
     return fifo_pick_merge(c, v, busy, nbusy, out);
 }
+
+/* A major compaction: level 0 into one run; deeper levels are left alone. */
+static int fifo_pick_all(const struct compaction_config *c, const struct version *v, struct compaction_job **out)
+{
+    (void)c;
+    return pick_all_level0(v, 0, out);
+}
+
+/* FIFO drops and merges small runs as it goes: nothing is ever owed. */
+static uint64_t fifo_pending_bytes(const struct compaction_config *c, const struct version *v)
+{
+    (void)c;
+    (void)v;
+    return 0;
+}
+
+const struct compaction_strategy_ops fifo_strategy = {
+    .name = "fifo",
+    .pick = fifo_pick,
+    .pick_all = fifo_pick_all,
+    .pending_bytes = fifo_pending_bytes,
+};

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 
 #include "compaction/pick.h"
+#include "compaction/strategy.h"
 #include "lsm/ikey.h"
 #include "src/util/err.h"
 #include "tind.h"
@@ -185,10 +186,10 @@ static int leveled_pick_level(const struct version *v, unsigned s, double score,
     return TIND_OK;
 }
 
-int leveled_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
-                 struct compaction_job **out)
+static int leveled_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy,
+                        size_t nbusy, uint64_t now, struct compaction_job **out)
 {
-    *out = NULL;
+    (void)now;
     uint64_t target[LSM_LEVELS];
     unsigned bottom, base;
     leveled_targets(c, v, target, &bottom, &base);
@@ -220,3 +221,46 @@ int leveled_pick(const struct compaction_config *c, const struct version *v, con
     }
     return TIND_OK;
 }
+
+/* A major compaction: every table into the last level, where tombstones go. */
+static int leveled_pick_all(const struct compaction_config *c, const struct version *v, struct compaction_job **out)
+{
+    (void)c;
+    size_t above = 0;
+    for (unsigned l = 0; l + 1 < LSM_LEVELS; l++) above += v->nfiles[l];
+    /* The last level is one sorted run already: with nothing above it,
+     * there is nothing to merge. */
+    if (above == 0) return TIND_OK;
+    struct compaction_job *j = pick_job_new(JOB_MERGE, LSM_LEVELS - 1, 1.0);
+    if (!j) return err_nomem();
+    size_t cap = 0;
+    int rc = TIND_OK;
+    for (unsigned l = 0; l < LSM_LEVELS && rc == TIND_OK; l++)
+        for (size_t i = 0; i < v->nfiles[l] && rc == TIND_OK; i++) rc = pick_job_add(j, &cap, l, v->files[l][i]);
+    if (rc) {
+        compaction_job_free(j);
+        return rc;
+    }
+    j->bottommost = 1;
+    *out = j;
+    return TIND_OK;
+}
+
+/* Level 0 once at its trigger, plus every level's excess over its target. */
+static uint64_t leveled_pending_bytes(const struct compaction_config *c, const struct version *v)
+{
+    uint64_t pending = 0, target[LSM_LEVELS];
+    unsigned bottom, base;
+    leveled_targets(c, v, target, &bottom, &base);
+    if (v->nfiles[0] >= c->l0_trigger) pending += v->level_bytes[0];
+    for (unsigned l = 1; l < LSM_LEVELS; l++)
+        if (target[l] && v->level_bytes[l] > target[l]) pending += v->level_bytes[l] - target[l];
+    return pending;
+}
+
+const struct compaction_strategy_ops leveled_strategy = {
+    .name = "leveled",
+    .pick = leveled_pick,
+    .pick_all = leveled_pick_all,
+    .pending_bytes = leveled_pending_bytes,
+};

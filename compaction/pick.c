@@ -1,5 +1,5 @@
-/* Choosing compaction work: the dispatch to the strategies, the major
- * compaction (compaction_pick_all), and what the pickers share (pick.h).
+/* What the strategies' pickers share (pick.h): config ranges, key ranges,
+ * jobs, bottommost, level-0 runs and the major compaction into level 0.
  *
  * A picker reads one immutable version and returns a job holding references
  * on its input metas; it never writes anything. Busy tables (inputs of jobs
@@ -20,15 +20,6 @@
 int pick_config_ok(const struct compaction_config *c)
 {
     return c->l0_trigger >= 1 && c->level_ratio >= 2 && c->table_target_bytes >= 1 && c->tier_width >= 2;
-}
-
-static int pick_check_config(const struct compaction_config *c)
-{
-    if (pick_config_ok(c)) return TIND_OK;
-    return err_set(TIND_INVALID,
-                   "compaction: config out of range (l0_trigger %u, level_ratio %u, table_target_bytes %llu, "
-                   "tier_width %u)",
-                   c->l0_trigger, c->level_ratio, (unsigned long long)c->table_target_bytes, c->tier_width);
 }
 
 /* ---- tables and ranges ------------------------------------------------------------ */
@@ -193,48 +184,9 @@ int pick_job_add_runs(struct compaction_job *j, size_t *cap, const struct versio
     return rc;
 }
 
-/* ---- dispatch and major compaction ------------------------------------------------ */
+/* ---- major compaction into level 0 ----------------------------------------------- */
 
-int compaction_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
-                    uint64_t now, struct compaction_job **out)
-{
-    *out = NULL;
-    int rc = pick_check_config(c);
-    if (rc) return rc;
-    switch (c->strategy) {
-    case COMPACTION_LEVELED: return leveled_pick(c, v, busy, nbusy, out);
-    case COMPACTION_TIERED: return tiered_pick(c, v, busy, nbusy, out);
-    case COMPACTION_FIFO: return fifo_pick(c, v, busy, nbusy, now, out);
-    default: return err_set(TIND_INVALID, "compaction: unknown strategy %u", c->strategy);
-    }
-}
-
-/* Leveled: every table into the last level, where tombstones go. */
-static int pick_all_leveled(const struct version *v, struct compaction_job **out)
-{
-    size_t above = 0;
-    for (unsigned l = 0; l + 1 < LSM_LEVELS; l++) above += v->nfiles[l];
-    /* The last level is one sorted run already: with nothing above it,
-     * there is nothing to merge. */
-    if (above == 0) return TIND_OK;
-    struct compaction_job *j = pick_job_new(JOB_MERGE, LSM_LEVELS - 1, 1.0);
-    if (!j) return err_nomem();
-    size_t cap = 0;
-    int rc = TIND_OK;
-    for (unsigned l = 0; l < LSM_LEVELS && rc == TIND_OK; l++)
-        for (size_t i = 0; i < v->nfiles[l] && rc == TIND_OK; i++) rc = pick_job_add(j, &cap, l, v->files[l][i]);
-    if (rc) {
-        compaction_job_free(j);
-        return rc;
-    }
-    j->bottommost = 1;
-    *out = j;
-    return TIND_OK;
-}
-
-/* Tiered: every run (and any table of a deeper level) into one run of level
- * 0. FIFO: level 0 into one run, deeper levels left alone. */
-static int pick_all_level0(const struct version *v, int all_levels, struct compaction_job **out)
+int pick_all_level0(const struct version *v, int all_levels, struct compaction_job **out)
 {
     struct pick_run *runs;
     size_t nruns, deeper = 0;
@@ -260,37 +212,4 @@ static int pick_all_level0(const struct version *v, int all_levels, struct compa
     j->bottommost = pick_bottommost(v, j);
     *out = j;
     return TIND_OK;
-}
-
-int compaction_pick_all(const struct compaction_config *c, const struct version *v, struct compaction_job **out)
-{
-    *out = NULL;
-    int rc = pick_check_config(c);
-    if (rc) return rc;
-    switch (c->strategy) {
-    case COMPACTION_LEVELED: return pick_all_leveled(v, out);
-    case COMPACTION_TIERED: return pick_all_level0(v, 1, out);
-    case COMPACTION_FIFO: return pick_all_level0(v, 0, out);
-    default: return err_set(TIND_INVALID, "compaction: unknown strategy %u", c->strategy);
-    }
-}
-
-uint64_t compaction_pending_bytes(const struct compaction_config *c, const struct version *v)
-{
-    uint64_t pending = 0;
-    if (!pick_config_ok(c)) return 0; /* compaction_pick refuses it: nothing will be compacted */
-    if (c->strategy == COMPACTION_LEVELED) {
-        uint64_t target[LSM_LEVELS];
-        unsigned bottom, base;
-        leveled_targets(c, v, target, &bottom, &base);
-        if (v->nfiles[0] >= c->l0_trigger) pending += v->level_bytes[0];
-        for (unsigned l = 1; l < LSM_LEVELS; l++)
-            if (target[l] && v->level_bytes[l] > target[l]) pending += v->level_bytes[l] - target[l];
-    } else if (c->strategy == COMPACTION_TIERED) {
-        /* Every level-0 table beyond one tier's width is waiting for a merge. */
-        size_t width = c->tier_width;
-        if (v->nfiles[0] > width)
-            for (size_t i = width; i < v->nfiles[0]; i++) pending += v->files[0][i]->size;
-    }
-    return pending;
 }

@@ -1,5 +1,5 @@
 /* Helpers shared by the strategies' pickers (pick.c); internal to
- * compaction/. Nothing here does I/O or takes a lock: a picker reads one
+ * compaction/. The strategies (strategy.h) use them; they use no strategy. Nothing here does I/O or takes a lock: a picker reads one
  * immutable version that its caller holds a reference on. */
 #ifndef TIND_COMPACTION_PICK_H
 #define TIND_COMPACTION_PICK_H
@@ -81,6 +81,12 @@ int pick_run_busy(const struct version *v, const struct pick_run *r, const uint6
 /* Appends the tables of runs[from .. to) (level 0) to j. */
 int pick_job_add_runs(struct compaction_job *j, size_t *cap, const struct version *v, const struct pick_run *runs,
                       size_t from, size_t to);
+
+/* A major compaction into level 0: every run of level 0 (and, when
+ * all_levels, every table of the deeper levels) merged into one run of
+ * level 0; *out = NULL when that is one run already. Tiered's and FIFO's
+ * pick_all. */
+int pick_all_level0(const struct version *v, int all_levels, struct compaction_job **out);
 
 /* Leveled's dynamic level targets (leveled.c): target[l] in bytes for
  * levels 1 .. bottom-1 (0: no target, the level should be empty), *bottom

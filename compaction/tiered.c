@@ -41,13 +41,14 @@
 #include <stdlib.h>
 
 #include "compaction/pick.h"
+#include "compaction/strategy.h"
 #include "src/util/err.h"
 #include "tind.h"
 
-int tiered_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy, size_t nbusy,
-                struct compaction_job **out)
+static int tiered_pick(const struct compaction_config *c, const struct version *v, const uint64_t *busy,
+                       size_t nbusy, uint64_t now, struct compaction_job **out)
 {
-    *out = NULL;
+    (void)now;
     struct pick_run *runs;
     size_t nruns;
     int rc = pick_l0_runs(v, &runs, &nruns);
@@ -95,3 +96,28 @@ int tiered_pick(const struct compaction_config *c, const struct version *v, cons
     *out = job;
     return TIND_OK;
 }
+
+/* A major compaction: every run, and any table of a deeper level, into one
+ * run of level 0. */
+static int tiered_pick_all(const struct compaction_config *c, const struct version *v, struct compaction_job **out)
+{
+    (void)c;
+    return pick_all_level0(v, 1, out);
+}
+
+/* Every level-0 table beyond one tier's width is waiting for a merge. */
+static uint64_t tiered_pending_bytes(const struct compaction_config *c, const struct version *v)
+{
+    uint64_t pending = 0;
+    size_t width = c->tier_width;
+    if (v->nfiles[0] > width)
+        for (size_t i = width; i < v->nfiles[0]; i++) pending += v->files[0][i]->size;
+    return pending;
+}
+
+const struct compaction_strategy_ops tiered_strategy = {
+    .name = "tiered",
+    .pick = tiered_pick,
+    .pick_all = tiered_pick_all,
+    .pending_bytes = tiered_pending_bytes,
+};
