@@ -11,6 +11,8 @@
 #   make SAN=address,undefined test / make SAN=thread test
 #                             the same under sanitizers, in build/san-<list>/
 #   make bench                the quick benchmark on a fresh database
+#   make bench-compare BASE=REV [ROUNDS=5]
+#                             this tree's tind-bench against REV's, alternating runs, medians
 #   make bench-peers NUM=N    tind beside RocksDB, LevelDB and LMDB (installs them; N keys,
 #                             default 2,000,000; PEER_ARGS=... adds flags)
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
@@ -150,7 +152,7 @@ CLIBIN   := $(BUILD)/tind
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
         model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
         fault-test run-fault-test \
-        bench-peers peer-deps run-bench-peers install uninstall clean check-private-names check-layers \
+        bench-peers bench-compare peer-deps run-bench-peers install uninstall clean check-private-names check-layers \
         thread-safety run-thread-safety
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc $(CLIBIN)
@@ -194,6 +196,19 @@ bench: ensure-deps
 
 run-bench: check-pkgs $(BENCHBIN)
 	$(BENCHBIN) $(BENCH_ARGS)
+
+# A change against its base in one run: builds tind-bench at BASE (a commit,
+# from git archive, in build/compare/) and runs it and this tree's in turn,
+# ROUNDS times each on fresh databases (bench/compare.sh).
+BASE ?= HEAD
+ROUNDS ?= 5
+COMPARE_DIR := $(BUILD)/compare
+bench-compare: ensure-deps
+	@$(MAKE) --no-print-directory check-pkgs $(BENCHBIN)
+	rm -rf $(COMPARE_DIR)/src && mkdir -p $(COMPARE_DIR)/src
+	git archive --format=tar $(BASE) | tar -x -C $(COMPARE_DIR)/src
+	$(MAKE) --no-print-directory -C $(COMPARE_DIR)/src build/tind-bench
+	bench/compare.sh $(COMPARE_DIR)/src/build/tind-bench $(BENCHBIN) $(ROUNDS) $(COMPARE_DIR) $(BENCH_ARGS)
 
 bench-peers: ensure-deps peer-deps
 	@$(MAKE) --no-print-directory run-bench-peers
