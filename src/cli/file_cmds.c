@@ -318,12 +318,146 @@ out:
 
 /* ---- journal -------------------------------------------------------------------------------- */
 
-int cmd_journal(const struct cli_args *a)
+/* What one journal record holds, as far as the listing shows it. */
+struct journal_rec {
+    uint64_t off, sum, seq;
+    size_t len;
+    unsigned type;
+    uint32_t count, drop_ks;
+    uint64_t ops;     /* count when the batch's header reads, else 0 */
+    uint32_t kss[16]; /* the first 16 keyspaces a batch writes, in order */
+    size_t nks, more; /* how many of them; how many more there were */
+    int bad_payload;
+};
+
+/* Decodes the payload p[0..len) at off into *rec. */
+static void journal_rec_read(const uint8_t *p, size_t len, uint64_t off, struct journal_rec *rec)
 {
-    const char *path = a->pos[0];
-    journal_reader *r;
-    int lrc = journal_reader_open(path, &r);
-    if (lrc) return cli_lib_error(lrc, "journal");
+    memset(rec, 0, sizeof *rec);
+    rec->off = off;
+    rec->len = len;
+    rec->sum = checksum64(p, len);
+    if (payload_type(p, len, &rec->type) != TIND_OK) rec->type = 0;
+    struct payload_reader pr;
+    struct payload_op op;
+    if (rec->type == JPAYLOAD_BATCH && payload_batch_open(p, len, &rec->seq, &rec->count, &pr) == TIND_OK) {
+        int prc;
+        while ((prc = payload_batch_next(&pr, &op)) == TIND_OK) {
+            int seen = 0;
+            for (size_t i = 0; i < rec->nks && !seen; i++) seen = rec->kss[i] == op.keyspace;
+            if (!seen) {
+                if (rec->nks < 16) rec->kss[rec->nks++] = op.keyspace;
+                else rec->more++;
+            }
+        }
+        rec->bad_payload = prc != TIND_NOT_FOUND;
+        rec->ops = rec->count;
+    } else if (rec->type == JPAYLOAD_DROP_KEYSPACE) {
+        rec->bad_payload = payload_drop_decode(p, len, &rec->drop_ks) != TIND_OK;
+    } else {
+        rec->bad_payload = 1;
+    }
+}
+
+/* Prints rec's line (text) or opens its object (JSON; the caller closes it). */
+static void journal_print_rec(const struct cli_args *a, const struct journal_rec *rec)
+{
+    const char *tname = rec->type == JPAYLOAD_BATCH           ? "batch"
+                        : rec->type == JPAYLOAD_DROP_KEYSPACE ? "drop"
+                                                               : "unknown";
+    uint64_t last = rec->count ? rec->seq + rec->count - 1 : rec->seq;
+    if (a->json) {
+        json_begin_object(NULL);
+        json_u64("offset", rec->off);
+        json_u64("bytes", rec->len);
+        char sums[24];
+        snprintf(sums, sizeof sums, "0x%016" PRIx64, rec->sum);
+        json_str("checksum", sums);
+        json_str("type", tname);
+        if (rec->type == JPAYLOAD_BATCH) {
+            json_u64("first_seq", rec->seq);
+            json_u64("last_seq", last);
+            json_u64("ops", rec->count);
+            json_begin_array("keyspaces");
+            for (size_t i = 0; i < rec->nks; i++) json_u64(NULL, rec->kss[i]);
+            json_end_array();
+        } else if (rec->type == JPAYLOAD_DROP_KEYSPACE) {
+            json_u64("keyspace", rec->drop_ks);
+        }
+        if (rec->bad_payload) json_bool("malformed", 1);
+        return;
+    }
+    printf("  %14" PRIu64 " %10zu  0x%016" PRIx64 "  %-6s", rec->off, rec->len, rec->sum, tname);
+    if (rec->type == JPAYLOAD_BATCH) {
+        char range[48];
+        snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64, rec->seq, last);
+        printf(" %-17s %4u  ", range, rec->count);
+        for (size_t i = 0; i < rec->nks; i++) printf("%s%u", i ? "," : "", rec->kss[i]);
+        if (rec->more) printf(",+%zu", rec->more);
+    } else if (rec->type == JPAYLOAD_DROP_KEYSPACE) {
+        printf(" %-17s %4s  %u", "-", "-", rec->drop_ks);
+    }
+    if (rec->bad_payload) printf("  (malformed payload)");
+    putchar('\n');
+}
+
+/* --entries: every operation of the batch payload p[0..len). */
+static void journal_print_entries(const struct cli_args *a, const uint8_t *p, size_t len)
+{
+    uint64_t s;
+    uint32_t count;
+    struct payload_reader pr;
+    struct payload_op op;
+    if (payload_batch_open(p, len, &s, &count, &pr) != TIND_OK) return;
+    if (a->json) json_begin_array("entries");
+    while (payload_batch_next(&pr, &op) == TIND_OK) {
+        if (a->json) {
+            json_begin_object(NULL);
+            json_u64("seq", s);
+            json_str("kind", kind_name(op.kind));
+            json_u64("keyspace", op.keyspace);
+            json_bytes("key", op.key, op.klen, a->hex);
+            if (op.kind == KIND_PUT) json_bytes("value", op.val, op.vlen, a->hex);
+            json_end_object();
+        } else {
+            printf("      %" PRIu64 "\t%s\t%u\t", s, kind_name(op.kind), op.keyspace);
+            cli_print_bytes(stdout, op.key, op.klen, a->hex);
+            if (op.kind == KIND_PUT) {
+                putchar('\t');
+                cli_print_bytes(stdout, op.val, op.vlen, a->hex);
+            }
+            putchar('\n');
+        }
+        s++;
+    }
+    if (a->json) json_end_array();
+}
+
+/* A record that does not read (status lrc): says where, and whether it is a
+ * torn tail; closes the JSON document. Returns the exit status. */
+static int journal_report_bad(const struct cli_args *a, journal_reader *r, int lrc)
+{
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", tind_last_error());
+    uint64_t bad = journal_reader_offset(r);
+    int v = journal_reader_valid_after(r, bad);
+    if (a->json) {
+        json_end_array();
+        json_str("error", msg);
+        json_u64("error_offset", bad);
+        json_bool("torn_tail", v == 0);
+        json_end_object();
+        json_finish();
+    }
+    return cli_data_error("%s%s (%s)", msg,
+                          v == 0 ? "; nothing valid follows: a torn tail, which recovery cuts off if this is "
+                                   "the newest journal"
+                                 : "",
+                          cli_code_name(lrc));
+}
+
+static void journal_print_header(const struct cli_args *a, const char *path, journal_reader *r)
+{
     const struct journal_header *h = journal_reader_header(r);
     if (a->json) {
         json_begin_object(NULL);
@@ -337,6 +471,29 @@ int cmd_journal(const struct cli_args *a)
         printf("header        number %" PRIu64 ", base sequence %" PRIu64 "\n", h->number, h->base_seq);
         printf("records       offset      bytes  checksum            type   sequence          ops  keyspaces\n");
     }
+}
+
+static void journal_print_total(const struct cli_args *a, uint64_t records, uint64_t ops, uint64_t bytes)
+{
+    if (a->json) {
+        json_end_array();
+        json_u64("record_count", records);
+        json_u64("ops", ops);
+        json_u64("payload_bytes", bytes);
+        json_end_object();
+        json_finish();
+    } else {
+        printf("total         %" PRIu64 " records, %" PRIu64 " ops, %" PRIu64 " payload bytes\n", records, ops, bytes);
+    }
+}
+
+int cmd_journal(const struct cli_args *a)
+{
+    const char *path = a->pos[0];
+    journal_reader *r;
+    int lrc = journal_reader_open(path, &r);
+    if (lrc) return cli_lib_error(lrc, "journal");
+    journal_print_header(a, path, r);
     int rc = 0;
     uint64_t records = 0, ops_total = 0, bytes_total = 0;
     for (;;) {
@@ -346,129 +503,20 @@ int cmd_journal(const struct cli_args *a)
         lrc = journal_reader_next(r, &p, &len, &off);
         if (lrc == TIND_NOT_FOUND) break;
         if (lrc) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "%s", tind_last_error());
-            uint64_t bad = journal_reader_offset(r);
-            int v = journal_reader_valid_after(r, bad);
-            if (a->json) {
-                json_end_array();
-                json_str("error", msg);
-                json_u64("error_offset", bad);
-                json_bool("torn_tail", v == 0);
-                json_end_object();
-                json_finish();
-            }
-            rc = cli_data_error("%s%s (%s)", msg,
-                                v == 0 ? "; nothing valid follows: a torn tail, which recovery cuts off if this is "
-                                         "the newest journal"
-                                       : "",
-                                cli_code_name(lrc));
+            rc = journal_report_bad(a, r, lrc);
             break;
         }
+        struct journal_rec rec;
+        journal_rec_read(p, len, off, &rec);
         records++;
         bytes_total += len;
-        uint64_t sum = checksum64(p, len);
-        unsigned type = 0;
-        if (payload_type(p, len, &type) != TIND_OK) type = 0;
-        uint64_t seq = 0;
-        uint32_t count = 0, drop_ks = 0;
-        uint32_t kss[16];
-        size_t nks = 0, more = 0;
-        struct payload_reader pr;
-        struct payload_op op;
-        int bad_payload = 0;
-        if (type == JPAYLOAD_BATCH && payload_batch_open(p, len, &seq, &count, &pr) == TIND_OK) {
-            int prc;
-            while ((prc = payload_batch_next(&pr, &op)) == TIND_OK) {
-                int seen = 0;
-                for (size_t i = 0; i < nks && !seen; i++) seen = kss[i] == op.keyspace;
-                if (!seen) {
-                    if (nks < 16) kss[nks++] = op.keyspace;
-                    else more++;
-                }
-            }
-            bad_payload = prc != TIND_NOT_FOUND;
-            ops_total += count;
-        } else if (type == JPAYLOAD_DROP_KEYSPACE) {
-            bad_payload = payload_drop_decode(p, len, &drop_ks) != TIND_OK;
-        } else {
-            bad_payload = 1;
-        }
-        const char *tname = type == JPAYLOAD_BATCH ? "batch" : type == JPAYLOAD_DROP_KEYSPACE ? "drop" : "unknown";
-        if (a->json) {
-            json_begin_object(NULL);
-            json_u64("offset", off);
-            json_u64("bytes", len);
-            char sums[24];
-            snprintf(sums, sizeof sums, "0x%016" PRIx64, sum);
-            json_str("checksum", sums);
-            json_str("type", tname);
-            if (type == JPAYLOAD_BATCH) {
-                json_u64("first_seq", seq);
-                json_u64("last_seq", count ? seq + count - 1 : seq);
-                json_u64("ops", count);
-                json_begin_array("keyspaces");
-                for (size_t i = 0; i < nks; i++) json_u64(NULL, kss[i]);
-                json_end_array();
-            } else if (type == JPAYLOAD_DROP_KEYSPACE) {
-                json_u64("keyspace", drop_ks);
-            }
-            if (bad_payload) json_bool("malformed", 1);
-        } else {
-            printf("  %14" PRIu64 " %10zu  0x%016" PRIx64 "  %-6s", off, len, sum, tname);
-            if (type == JPAYLOAD_BATCH) {
-                char range[48];
-                snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64, seq, count ? seq + count - 1 : seq);
-                printf(" %-17s %4u  ", range, count);
-                for (size_t i = 0; i < nks; i++) printf("%s%u", i ? "," : "", kss[i]);
-                if (more) printf(",+%zu", more);
-            } else if (type == JPAYLOAD_DROP_KEYSPACE) {
-                printf(" %-17s %4s  %u", "-", "-", drop_ks);
-            }
-            if (bad_payload) printf("  (malformed payload)");
-            putchar('\n');
-        }
-        if (a->entries && type == JPAYLOAD_BATCH && payload_batch_open(p, len, &seq, &count, &pr) == TIND_OK) {
-            if (a->json) json_begin_array("entries");
-            uint64_t s = seq;
-            while (payload_batch_next(&pr, &op) == TIND_OK) {
-                if (a->json) {
-                    json_begin_object(NULL);
-                    json_u64("seq", s);
-                    json_str("kind", kind_name(op.kind));
-                    json_u64("keyspace", op.keyspace);
-                    json_bytes("key", op.key, op.klen, a->hex);
-                    if (op.kind == KIND_PUT) json_bytes("value", op.val, op.vlen, a->hex);
-                    json_end_object();
-                } else {
-                    printf("      %" PRIu64 "\t%s\t%u\t", s, kind_name(op.kind), op.keyspace);
-                    cli_print_bytes(stdout, op.key, op.klen, a->hex);
-                    if (op.kind == KIND_PUT) {
-                        putchar('\t');
-                        cli_print_bytes(stdout, op.val, op.vlen, a->hex);
-                    }
-                    putchar('\n');
-                }
-                s++;
-            }
-            if (a->json) json_end_array();
-        }
+        ops_total += rec.ops;
+        journal_print_rec(a, &rec);
+        if (a->entries && rec.type == JPAYLOAD_BATCH) journal_print_entries(a, p, len);
         if (a->json) json_end_object();
-        if (bad_payload && !rc) rc = cli_data_error("%s offset %" PRIu64 ": a malformed payload", path, off);
+        if (rec.bad_payload && !rc) rc = cli_data_error("%s offset %" PRIu64 ": a malformed payload", path, off);
     }
-    if (lrc == TIND_NOT_FOUND) {
-        if (a->json) {
-            json_end_array();
-            json_u64("record_count", records);
-            json_u64("ops", ops_total);
-            json_u64("payload_bytes", bytes_total);
-            json_end_object();
-            json_finish();
-        } else {
-            printf("total         %" PRIu64 " records, %" PRIu64 " ops, %" PRIu64 " payload bytes\n", records, ops_total,
-                   bytes_total);
-        }
-    }
+    if (lrc == TIND_NOT_FOUND) journal_print_total(a, records, ops_total, bytes_total);
     journal_reader_close(r);
     return rc;
 }
@@ -530,103 +578,98 @@ static void print_meta(const struct table_meta *m, unsigned level, int json, int
     putchar('\n');
 }
 
-int cmd_manifest(const struct cli_args *a)
+/* Reads the whole file at path into *d (malloc'd), *n bytes. Returns the
+ * exit status. */
+static int manifest_slurp(const char *path, uint8_t **d, size_t *n)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 16];
-    int rc = find_keyspace_dir(a->pos[0], a->pos[1], dir, sizeof dir);
-    if (rc) return rc;
-    snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
     FILE *f = fopen(path, "rb");
     if (!f) return cli_data_error("%s: %s", path, strerror(errno));
-    uint8_t *d = NULL;
-    size_t n = 0, cap = 0;
+    uint8_t *data = NULL;
+    size_t len = 0, cap = 0;
     for (;;) {
-        if (n == cap) {
+        if (len == cap) {
             cap = cap ? 2 * cap : 65536;
-            uint8_t *nd = realloc(d, cap);
-            if (!nd) {
-                free(d);
+            uint8_t *nb = realloc(data, cap);
+            if (!nb) {
+                free(data);
                 fclose(f);
                 return cli_data_error("out of memory");
             }
-            d = nd;
+            data = nb;
         }
-        size_t got = fread(d + n, 1, cap - n, f);
-        n += got;
+        size_t got = fread(data + len, 1, cap - len, f);
+        len += got;
         if (got == 0) break;
     }
     fclose(f);
+    *d = data;
+    *n = len;
+    return 0;
+}
 
+/* One decoded record at off, plen payload bytes. */
+static void manifest_print_edit(const struct cli_args *a, size_t off, uint64_t plen, const struct version_edit *e)
+{
     if (a->json) {
         json_begin_object(NULL);
-        json_str("file", path);
-        json_u64("size", n);
-        json_begin_array("records");
-    } else {
-        printf("manifest      %s (%zu bytes)\n", path, n);
+        json_u64("offset", off);
+        json_u64("bytes", plen);
+        json_str("type", e->snapshot ? "snapshot" : "edit");
+        if (e->has_flushed_seq) json_u64("flushed_seq", e->flushed_seq);
+        if (e->has_next_file) json_u64("next_file", e->next_file);
+        json_begin_array("adds");
+        for (size_t i = 0; i < e->nadds; i++) print_meta(e->adds[i].meta, e->adds[i].level, 1, a->hex);
+        json_end_array();
+        json_begin_array("deletes");
+        for (size_t i = 0; i < e->ndels; i++) {
+            json_begin_object(NULL);
+            json_u64("level", e->dels[i].level);
+            json_u64("number", e->dels[i].number);
+            json_end_object();
+        }
+        json_end_array();
+        json_end_object();
+        return;
     }
+    printf("record at %zu: %s (%" PRIu64 " bytes)", off, e->snapshot ? "snapshot" : "edit", plen);
+    if (e->has_flushed_seq) printf(", flushed up to %" PRIu64, e->flushed_seq);
+    if (e->has_next_file) printf(", next file %" PRIu64, e->next_file);
+    putchar('\n');
+    for (size_t i = 0; i < e->nadds; i++) {
+        printf("  + ");
+        print_meta(e->adds[i].meta, e->adds[i].level, 0, a->hex);
+    }
+    for (size_t i = 0; i < e->ndels; i++) printf("  - L%u %016" PRIx64 ".tbl\n", e->dels[i].level, e->dels[i].number);
+}
+
+/* Every record of the manifest d[0..n) read from path in keyspace folder
+ * dir, in order, up to the first that does not read; *nrec counts them.
+ * Returns the exit status. */
+static int manifest_print_records(const struct cli_args *a, const char *dir, const char *path, const uint8_t *d,
+                                  size_t n, uint64_t *nrec)
+{
     size_t off = 0;
-    uint64_t nrec = 0;
-    while (off < n && rc == 0) {
+    while (off < n) {
         uint64_t plen, psum;
         if (n - off < RECORD_HEADER_SIZE || !record_header_ok(d + off, &plen, &psum) ||
-            plen > n - off - RECORD_HEADER_SIZE || checksum64(d + off + RECORD_HEADER_SIZE, (size_t)plen) != psum) {
-            rc = cli_data_error("%s offset %zu: a damaged or torn record (TIND_CORRUPTION)", path, off);
-            break;
-        }
+            plen > n - off - RECORD_HEADER_SIZE || checksum64(d + off + RECORD_HEADER_SIZE, (size_t)plen) != psum)
+            return cli_data_error("%s offset %zu: a damaged or torn record (TIND_CORRUPTION)", path, off);
         struct version_edit e;
         version_edit_init(&e);
         int lrc = version_edit_decode(d + off + RECORD_HEADER_SIZE, (size_t)plen, dir, path, off + RECORD_HEADER_SIZE, &e);
-        if (lrc) {
-            rc = cli_lib_error(lrc, "manifest");
-            break;
-        }
-        nrec++;
-        if (a->json) {
-            json_begin_object(NULL);
-            json_u64("offset", off);
-            json_u64("bytes", plen);
-            json_str("type", e.snapshot ? "snapshot" : "edit");
-            if (e.has_flushed_seq) json_u64("flushed_seq", e.flushed_seq);
-            if (e.has_next_file) json_u64("next_file", e.next_file);
-            json_begin_array("adds");
-            for (size_t i = 0; i < e.nadds; i++) print_meta(e.adds[i].meta, e.adds[i].level, 1, a->hex);
-            json_end_array();
-            json_begin_array("deletes");
-            for (size_t i = 0; i < e.ndels; i++) {
-                json_begin_object(NULL);
-                json_u64("level", e.dels[i].level);
-                json_u64("number", e.dels[i].number);
-                json_end_object();
-            }
-            json_end_array();
-            json_end_object();
-        } else {
-            printf("record at %zu: %s (%" PRIu64 " bytes)", off, e.snapshot ? "snapshot" : "edit", plen);
-            if (e.has_flushed_seq) printf(", flushed up to %" PRIu64, e.flushed_seq);
-            if (e.has_next_file) printf(", next file %" PRIu64, e.next_file);
-            putchar('\n');
-            for (size_t i = 0; i < e.nadds; i++) {
-                printf("  + ");
-                print_meta(e.adds[i].meta, e.adds[i].level, 0, a->hex);
-            }
-            for (size_t i = 0; i < e.ndels; i++)
-                printf("  - L%u %016" PRIx64 ".tbl\n", e.dels[i].level, e.dels[i].number);
-        }
+        if (lrc) return cli_lib_error(lrc, "manifest");
+        (*nrec)++;
+        manifest_print_edit(a, off, plen, &e);
         version_edit_free(&e);
         off += RECORD_HEADER_SIZE + (size_t)plen;
     }
-    free(d);
-    if (rc) {
-        if (a->json) {
-            json_end_array();
-            json_end_object();
-            json_finish();
-        }
-        return rc;
-    }
+    return 0;
+}
 
-    /* The current version, as the library recovers it. */
+/* The current version of the manifest in dir, as the library recovers it,
+ * and the end of the JSON document. Returns the exit status. */
+static int manifest_print_current(const struct cli_args *a, const char *dir, uint64_t nrec)
+{
     manifest *m;
     int lrc = manifest_open_read_only(dir, &m);
     if (lrc) {
@@ -662,4 +705,36 @@ int cmd_manifest(const struct cli_args *a)
     version_unref(v);
     manifest_close(m);
     return 0;
+}
+
+int cmd_manifest(const struct cli_args *a)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    int rc = find_keyspace_dir(a->pos[0], a->pos[1], dir, sizeof dir);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
+    uint8_t *d = NULL;
+    size_t n = 0;
+    rc = manifest_slurp(path, &d, &n);
+    if (rc) return rc;
+    if (a->json) {
+        json_begin_object(NULL);
+        json_str("file", path);
+        json_u64("size", n);
+        json_begin_array("records");
+    } else {
+        printf("manifest      %s (%zu bytes)\n", path, n);
+    }
+    uint64_t nrec = 0;
+    rc = manifest_print_records(a, dir, path, d, n, &nrec);
+    free(d);
+    if (rc) {
+        if (a->json) {
+            json_end_array();
+            json_end_object();
+            json_finish();
+        }
+        return rc;
+    }
+    return manifest_print_current(a, dir, nrec);
 }
