@@ -730,142 +730,165 @@ iiter *table_iter(table *t)
  * properties. */
 int table_verify(table *t) { return table_verify_stats(t, NULL); }
 
+/* What table_verify_stats has seen so far, walking the table in order. */
+struct tverify {
+    table *t;
+    struct table_props props;
+    struct tblock *fb;            /* the filter block, or NULL */
+    block_iter di;                /* over the current data block */
+    buf prev, psep;               /* the last key; the last index separator */
+    uint64_t prev_tag, psep_tag;
+    int have_prev, have_psep;
+    uint64_t expect;              /* where the next data block must start */
+    uint64_t blocks, entries, tombstones;
+    uint64_t min_seq, max_seq, first_tag;
+};
+
+/* Checks entry e, number in_block of the data block at off, whose index
+ * separator is sep, and takes it into the totals. */
+static int tverify_entry(struct tverify *v, const iiter *e, const iiter *sep, uint64_t off, uint64_t in_block)
+{
+    const char *bad = NULL;
+    if (v->have_prev && ikey_cmp(e->key, e->klen, e->tag, v->prev.p, v->prev.len, v->prev_tag) <= 0)
+        bad = "keys out of order";
+    else if (ikey_cmp(e->key, e->klen, e->tag, sep->key, sep->klen, sep->tag) > 0)
+        bad = "key past its index separator";
+    else if (v->have_psep && ikey_cmp(e->key, e->klen, e->tag, v->psep.p, v->psep.len, v->psep_tag) <= 0)
+        bad = "key not past the previous index separator";
+    else if (v->fb && !bloom_may_contain(v->fb->mem, v->fb->size, bloom_hash(e->key, e->klen)))
+        bad = "key missing from the bloom filter";
+    else if (v->entries == 0 && ukey_cmp(e->key, e->klen, v->props.smallest.p, v->props.smallest.len) != 0)
+        bad = "first key differs from the properties' smallest";
+    if (bad) return table_corrupt(v->t, off, 0, "%s (entry %llu of the block)", bad, (unsigned long long)in_block);
+    if (v->entries == 0) v->first_tag = e->tag;
+    if (tag_seq(e->tag) < v->min_seq) v->min_seq = tag_seq(e->tag);
+    if (tag_seq(e->tag) > v->max_seq) v->max_seq = tag_seq(e->tag);
+    buf_clear(&v->prev);
+    int rc = buf_append(&v->prev, e->key, e->klen);
+    if (rc) return rc;
+    v->prev_tag = e->tag;
+    v->have_prev = 1;
+    v->entries++;
+    if (tag_kind(e->tag) == KIND_DELETE) v->tombstones++;
+    return TIND_OK;
+}
+
+/* Checks the data block that index entry sep names and
+ * every entry in it. */
+static int tverify_data_block(struct tverify *v, const iiter *sep)
+{
+    table *t = v->t;
+    struct bhandle h;
+    int rc = table_decode_handle(t, t->index_h.off, sep->val, sep->vlen, &h);
+    if (rc) return rc;
+    if (h.off != v->expect)
+        return table_corrupt(t, t->index_h.off, 0, "index names a data block at %llu, expected one at %llu",
+                             (unsigned long long)h.off, (unsigned long long)v->expect);
+    struct tblock *db = NULL;
+    if ((rc = table_load(t, h, TB_DATA, t->data_end, &db)) != TIND_OK) return rc;
+    if (block_check(&db->b) != TIND_OK) {
+        rc = table_corrupt(t, h.off, 1, "data block");
+        goto done;
+    }
+    uint64_t in_block = 0;
+    block_iter_set(&v->di, &db->b);
+    for (block_iter_seek_first(&v->di); v->di.base.valid; block_iter_next(&v->di), in_block++)
+        if ((rc = tverify_entry(v, &v->di.base, sep, h.off, in_block)) != TIND_OK) goto done;
+    if (v->di.status) {
+        rc = table_block_failed(t, &v->di, h.off, TB_DATA);
+        goto done;
+    }
+    if (in_block == 0) {
+        rc = table_corrupt(t, h.off, 0, "empty data block");
+        goto done;
+    }
+    buf_clear(&v->psep);
+    if ((rc = buf_append(&v->psep, sep->key, sep->klen)) != TIND_OK) goto done;
+    v->psep_tag = sep->tag;
+    v->have_psep = 1;
+    v->expect = h.off + h.size + BLOCK_TRAILER_SIZE;
+    v->blocks++;
+done:
+    block_iter_set(&v->di, NULL);
+    free(db);
+    return rc;
+}
+
+/* After the last data block: the blocks end where the metadata starts, and
+ * the properties' counts, key range, sequence numbers and tags are the
+ * entries'. */
+static int tverify_totals(const struct tverify *v)
+{
+    table *t = v->t;
+    const struct table_props *p = &v->props;
+    if (v->expect != t->data_end)
+        return table_corrupt(t, v->expect, 0, "data blocks end at %llu, the filter or properties start at %llu",
+                             (unsigned long long)v->expect, (unsigned long long)t->data_end);
+    if (v->blocks != p->data_blocks || v->entries != p->entries || v->tombstones != p->tombstones)
+        return table_corrupt(t, t->props_h.off, 0,
+                             "properties count %llu blocks, %llu entries, %llu tombstones; found %llu, %llu, %llu",
+                             (unsigned long long)p->data_blocks, (unsigned long long)p->entries,
+                             (unsigned long long)p->tombstones, (unsigned long long)v->blocks,
+                             (unsigned long long)v->entries, (unsigned long long)v->tombstones);
+    if (v->entries && ukey_cmp(v->prev.p, v->prev.len, p->largest.p, p->largest.len) != 0)
+        return table_corrupt(t, t->props_h.off, 0, "last key differs from the properties' largest");
+    if (v->entries && (p->min_seq != v->min_seq || p->max_seq != v->max_seq || p->smallest_tag != v->first_tag ||
+                       p->largest_tag != v->prev_tag))
+        return table_corrupt(t, t->props_h.off, 0,
+                             "properties record sequence numbers %llu..%llu and tags 0x%llx..0x%llx; the entries "
+                             "hold %llu..%llu and 0x%llx..0x%llx",
+                             (unsigned long long)p->min_seq, (unsigned long long)p->max_seq,
+                             (unsigned long long)p->smallest_tag, (unsigned long long)p->largest_tag,
+                             (unsigned long long)v->min_seq, (unsigned long long)v->max_seq,
+                             (unsigned long long)v->first_tag, (unsigned long long)v->prev_tag);
+    return TIND_OK;
+}
+
 int table_verify_stats(table *t, struct table_verify_stats *st)
 {
-    struct tblock *pb = NULL, *fb = NULL, *ib = NULL, *db = NULL;
-    struct table_props props;
-    table_props_init(&props);
-    block_iter ii, di;
+    struct tverify v = {.t = t, .min_seq = UINT64_MAX};
+    struct tblock *pb = NULL, *ib = NULL;
+    table_props_init(&v.props);
+    block_iter ii;
     block_iter_init(&ii, NULL);
-    block_iter_init(&di, NULL);
-    buf prev, psep;
-    buf_init(&prev);
-    buf_init(&psep);
-    uint64_t prev_tag = 0, psep_tag = 0, expect = 0, blocks = 0, entries = 0, tombstones = 0;
-    uint64_t min_seq = UINT64_MAX, max_seq = 0, first_tag = 0;
-    int have_prev = 0, have_psep = 0, rc;
+    block_iter_init(&v.di, NULL);
+    buf_init(&v.prev);
+    buf_init(&v.psep);
+    int rc;
     if (st) memset(st, 0, sizeof *st);
     const uint64_t meta_end = t->file_size - TABLE_FOOTER_SIZE;
 
     if ((rc = table_load(t, t->props_h, TB_PROPS, meta_end, &pb)) != TIND_OK) goto done;
-    if ((rc = table_parse_props(t, pb, &props)) != TIND_OK) goto done;
-    if (t->filter_h.size && (rc = table_load(t, t->filter_h, TB_FILTER, meta_end, &fb)) != TIND_OK) goto done;
+    if ((rc = table_parse_props(t, pb, &v.props)) != TIND_OK) goto done;
+    if (t->filter_h.size && (rc = table_load(t, t->filter_h, TB_FILTER, meta_end, &v.fb)) != TIND_OK) goto done;
     if ((rc = table_load(t, t->index_h, TB_INDEX, meta_end, &ib)) != TIND_OK) goto done;
     if (block_check(&ib->b) != TIND_OK) {
         rc = table_corrupt(t, t->index_h.off, 1, "index block");
         goto done;
     }
-
     block_iter_set(&ii, &ib->b);
-    for (block_iter_seek_first(&ii); ii.base.valid; block_iter_next(&ii)) {
-        struct bhandle h;
-        if ((rc = table_decode_handle(t, t->index_h.off, ii.base.val, ii.base.vlen, &h)) != TIND_OK) goto done;
-        if (h.off != expect) {
-            rc = table_corrupt(t, t->index_h.off, 0, "index names a data block at %llu, expected one at %llu",
-                               (unsigned long long)h.off, (unsigned long long)expect);
-            goto done;
-        }
-        if ((rc = table_load(t, h, TB_DATA, t->data_end, &db)) != TIND_OK) goto done;
-        if (block_check(&db->b) != TIND_OK) {
-            rc = table_corrupt(t, h.off, 1, "data block");
-            goto done;
-        }
-        uint64_t in_block = 0;
-        block_iter_set(&di, &db->b);
-        for (block_iter_seek_first(&di); di.base.valid; block_iter_next(&di), in_block++) {
-            const iiter *e = &di.base;
-            const char *bad = NULL;
-            if (have_prev && ikey_cmp(e->key, e->klen, e->tag, prev.p, prev.len, prev_tag) <= 0)
-                bad = "keys out of order";
-            else if (ikey_cmp(e->key, e->klen, e->tag, ii.base.key, ii.base.klen, ii.base.tag) > 0)
-                bad = "key past its index separator";
-            else if (have_psep && ikey_cmp(e->key, e->klen, e->tag, psep.p, psep.len, psep_tag) <= 0)
-                bad = "key not past the previous index separator";
-            else if (fb && !bloom_may_contain(fb->mem, fb->size, bloom_hash(e->key, e->klen)))
-                bad = "key missing from the bloom filter";
-            else if (entries == 0 && ukey_cmp(e->key, e->klen, props.smallest.p, props.smallest.len) != 0)
-                bad = "first key differs from the properties' smallest";
-            if (bad) {
-                rc = table_corrupt(t, h.off, 0, "%s (entry %llu of the block)", bad, (unsigned long long)in_block);
-                goto done;
-            }
-            if (entries == 0) first_tag = e->tag;
-            if (tag_seq(e->tag) < min_seq) min_seq = tag_seq(e->tag);
-            if (tag_seq(e->tag) > max_seq) max_seq = tag_seq(e->tag);
-            buf_clear(&prev);
-            if ((rc = buf_append(&prev, e->key, e->klen)) != TIND_OK) goto done;
-            prev_tag = e->tag;
-            have_prev = 1;
-            entries++;
-            if (tag_kind(e->tag) == KIND_DELETE) tombstones++;
-        }
-        if (di.status) {
-            rc = table_block_failed(t, &di, h.off, TB_DATA);
-            goto done;
-        }
-        if (in_block == 0) {
-            rc = table_corrupt(t, h.off, 0, "empty data block");
-            goto done;
-        }
-        buf_clear(&psep);
-        if ((rc = buf_append(&psep, ii.base.key, ii.base.klen)) != TIND_OK) goto done;
-        psep_tag = ii.base.tag;
-        have_psep = 1;
-        expect = h.off + h.size + BLOCK_TRAILER_SIZE;
-        blocks++;
-        block_iter_set(&di, NULL);
-        free(db);
-        db = NULL;
-    }
+    for (block_iter_seek_first(&ii); ii.base.valid; block_iter_next(&ii))
+        if ((rc = tverify_data_block(&v, &ii.base)) != TIND_OK) goto done;
     if (ii.status) {
         rc = table_block_failed(t, &ii, t->index_h.off, TB_INDEX);
         goto done;
     }
-    if (expect != t->data_end) {
-        rc = table_corrupt(t, expect, 0, "data blocks end at %llu, the filter or properties start at %llu",
-                           (unsigned long long)expect, (unsigned long long)t->data_end);
-        goto done;
-    }
-    if (blocks != props.data_blocks || entries != props.entries || tombstones != props.tombstones) {
-        rc = table_corrupt(t, t->props_h.off, 0,
-                           "properties count %llu blocks, %llu entries, %llu tombstones; found %llu, %llu, %llu",
-                           (unsigned long long)props.data_blocks, (unsigned long long)props.entries,
-                           (unsigned long long)props.tombstones, (unsigned long long)blocks,
-                           (unsigned long long)entries, (unsigned long long)tombstones);
-        goto done;
-    }
-    if (entries && ukey_cmp(prev.p, prev.len, props.largest.p, props.largest.len) != 0) {
-        rc = table_corrupt(t, t->props_h.off, 0, "last key differs from the properties' largest");
-        goto done;
-    }
-    if (entries && (props.min_seq != min_seq || props.max_seq != max_seq || props.smallest_tag != first_tag ||
-                    props.largest_tag != prev_tag)) {
-        rc = table_corrupt(t, t->props_h.off, 0,
-                           "properties record sequence numbers %llu..%llu and tags 0x%llx..0x%llx; the entries "
-                           "hold %llu..%llu and 0x%llx..0x%llx",
-                           (unsigned long long)props.min_seq, (unsigned long long)props.max_seq,
-                           (unsigned long long)props.smallest_tag, (unsigned long long)props.largest_tag,
-                           (unsigned long long)min_seq, (unsigned long long)max_seq, (unsigned long long)first_tag,
-                           (unsigned long long)prev_tag);
-        goto done;
-    }
+    if ((rc = tverify_totals(&v)) != TIND_OK) goto done;
     if (st) {
-        st->blocks = blocks + 2 + (fb ? 1 : 0); /* data, properties, index, filter */
-        st->data_blocks = blocks;
-        st->entries = entries;
+        st->blocks = v.blocks + 2 + (v.fb ? 1 : 0); /* data, properties, index, filter */
+        st->data_blocks = v.blocks;
+        st->entries = v.entries;
         st->bytes = t->file_size;
         st->props_offset = t->props_h.off;
     }
-    rc = TIND_OK;
 done:
-    block_iter_release(&di);
+    block_iter_release(&v.di);
     block_iter_release(&ii);
-    buf_free(&prev);
-    buf_free(&psep);
-    table_props_free(&props);
+    buf_free(&v.prev);
+    buf_free(&v.psep);
+    table_props_free(&v.props);
     free(pb);
-    free(fb);
+    free(v.fb);
     free(ib);
-    free(db);
     return rc;
 }
