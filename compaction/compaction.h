@@ -29,7 +29,7 @@
 #include "lsm/version.h"
 
 /* Strategies; persisted in the keyspace options as TIND_COMPACTION_*, which
- * src/ks_options.c asserts equal to these: frozen. */
+ * src/tree/config.c asserts equal to these: frozen. */
 enum compaction_strategy {
     COMPACTION_LEVELED = 0,
     COMPACTION_TIERED = 1,
@@ -37,11 +37,11 @@ enum compaction_strategy {
 };
 
 /* A keyspace's strategy and its knobs. compaction/ has no defaults of its
- * own: the database layer fills every field from the keyspace's checked
- * options (ks_options_compaction_config, src/ks_options.c), whose table
- * holds the defaults and ranges. compaction_pick and compaction_pick_all
- * refuse (TIND_INVALID) a config outside the ranges below, and
- * compaction_pending_bytes counts 0 for one. */
+ * own: the tree layer fills every field from the keyspace's checked
+ * options (config_compaction, src/tree/config.c); the options table
+ * (src/ks_options.h) holds the defaults and ranges. compaction_pick and
+ * compaction_pick_all refuse (TIND_INVALID) a config outside the ranges
+ * below, and compaction_pending_bytes counts 0 for one. */
 struct compaction_config {
     unsigned strategy;           /* enum compaction_strategy (TIND_COMPACTION_*) */
     unsigned l0_trigger;         /* leveled: level-0 tables that start a compaction; at least 1 */
@@ -49,7 +49,7 @@ struct compaction_config {
     uint64_t table_target_bytes; /* outputs are cut near this size; at least 1 */
     unsigned tier_width;         /* tiered: runs of similar size that merge together; at least 2 */
     uint64_t fifo_max_bytes;     /* FIFO: oldest tables dropped past this total; 0: no limit */
-    uint64_t fifo_ttl_seconds;   /* FIFO: a table whose newest entry is older is dropped; 0: none */
+    uint64_t fifo_ttl_seconds;   /* FIFO: a table written longer ago than this is dropped; 0: none */
     struct table_options table[LSM_LEVELS]; /* how output tables of each level are written */
 };
 

@@ -104,12 +104,16 @@ typedef struct tind_options {
                                    default TIND_DURABILITY_BUFFERED */
     uint64_t journal_max_bytes; /* a journal file past this size is closed (synced) and a new
                                    one started; default 64 MiB, at least 64 KiB */
-    uint64_t journal_total_max_bytes; /* past this many bytes of journals, the keyspace holding
-                                   the oldest one is flushed, so that an idle keyspace never
-                                   pins old journals; default 512 MiB, at least journal_max_bytes */
+    uint64_t journal_total_max_bytes; /* past this many bytes of journals, each keyspace whose
+                                   memtable holds writes of the oldest one (and has no flush on
+                                   its way) is flushed, so that an idle keyspace never pins old
+                                   journals; default 512 MiB, at least journal_max_bytes */
     uint64_t cache_bytes;       /* block cache shared by every keyspace; default 64 MiB; 0: no cache */
     uint32_t max_open_tables;   /* table files kept open; default 1000, at least 16 */
-    uint32_t workers;           /* background threads for flushes; default 0: min(cores, 4) */
+    uint32_t workers;           /* background threads that run flushes and compactions, flushes
+                                   first; with more than one, a keyspace runs at most workers - 1
+                                   compactions at once, leaving a thread for flushes. Default 0:
+                                   min(cores, 4); at most 64; a read-only handle starts one */
     int read_only;              /* open for reading only; default 0. Nothing in the directory is
                                    written: the journals are replayed into memory (a torn tail is
                                    ignored, not cut off), no journal is started, nothing is flushed,
@@ -150,7 +154,8 @@ typedef struct tind_keyspace_options {
                                    at least 64 KiB */
     uint32_t tier_width;        /* tiered: runs of similar size that merge together; default 4, 2 to 64 */
     uint64_t fifo_max_bytes;    /* FIFO: oldest tables dropped past this total; default 0: no limit */
-    uint64_t fifo_ttl_seconds;  /* FIFO: tables whose newest entry is older are dropped; default 0: none */
+    uint64_t fifo_ttl_seconds;  /* FIFO: tables written longer ago than this (a compaction's output
+                                   counts from its newest input's) are dropped; default 0: none */
     uint32_t l0_slowdown_tables; /* leveled: each write waits up to 1 ms while level 0 holds this
                                    many tables; default 20 */
     uint32_t l0_stop_tables;    /* leveled: writes wait until compaction brings level 0 below this;
@@ -201,9 +206,13 @@ TIND_API int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspa
 TIND_API int tind_keyspace_get_options(tind_keyspace *ks, tind_keyspace_options *o);
 
 /* Drops keyspace `name` and all its data; the drop is synced to the journal
- * before this returns, so it stays dropped after a crash. Handles to it then
- * return TIND_INVALID; iterators already open on it keep reading what they
- * saw. TIND_NOT_FOUND if no such keyspace. Thread-safe. */
+ * before this returns, so it stays dropped after a crash. A drop is a write:
+ * it waits while another thread holds a single-writer transaction of db (the
+ * thread holding one drops under it). It does not wait for the keyspace's
+ * compactions to finish: running merges stop at their next entry. Handles to
+ * it then return TIND_INVALID; iterators already open on it keep reading what
+ * they saw, and its files go as the last of them closes. TIND_NOT_FOUND if no
+ * such keyspace. Thread-safe. */
 TIND_API int tind_keyspace_drop(tind_db *db, const char *name);
 
 /* Lists the keyspaces' names, sorted. *names is one allocation holding the
@@ -319,7 +328,7 @@ TIND_API void tind_iter_close(tind_iter *it);
  *
  * A single-writer transaction (tind_wtx_begin) holds the database's write
  * gate from begin to end: other writers (plain writes, batches, commits of
- * other transactions) wait meanwhile, so it never conflicts; readers and
+ * other transactions, keyspace drops) wait meanwhile, so it never conflicts; readers and
  * optimistic transactions that only read go on. While it is open, the thread
  * that holds it gets TIND_BUSY from its other writes to the database.
  *
@@ -384,16 +393,25 @@ TIND_API int tind_tx_commit(tind_tx *tx);
 TIND_API void tind_tx_abort(tind_tx *tx);
 
 /* Seals the keyspace's memtable and waits until it, and every memtable sealed
- * before it, is written to a table and recorded in the keyspace's manifest.
- * An empty memtable is not sealed. Returns TIND_OK, or the error of a failed
- * flush (the data stays in memory and in the journal). Thread-safe. */
+ * before it, is written to a table and recorded in the keyspace's manifest,
+ * and the journals no keyspace needs any more are deleted. The journal is
+ * fdatasynced through the sealed writes first. An empty memtable is not
+ * sealed (the call still waits for the memtables sealed before it). It waits
+ * neither for a single-writer transaction nor for the write stall. Returns
+ * TIND_OK, the error of a failed flush (the data stays in memory and in the
+ * journal), or TIND_INVALID when the keyspace is dropped meanwhile.
+ * Thread-safe. */
 TIND_API int tind_keyspace_flush(tind_keyspace *ks);
 
-/* Compacts the whole keyspace: flushes its memtable, then merges every table
- * into one sorted run (leveled: the last level; tiered: one run; FIFO: level
- * 0 into one table), dropping overwritten versions and tombstones that no
- * open snapshot needs. Blocks until done; writers and readers go on
- * meanwhile. Thread-safe. */
+/* Compacts the whole keyspace in the calling thread: flushes its memtable
+ * (tind_keyspace_flush), then merges every table into one sorted run
+ * (leveled: the last level; tiered: one run; FIFO: due drops first, then
+ * level 0 into one table), dropping overwritten versions and tombstones that
+ * no open snapshot needs. The keyspace's background compactions pause
+ * meanwhile (running ones finish first), and two calls on one keyspace take
+ * turns. Blocks until done; writers and readers go on meanwhile. Returns the
+ * error of an earlier failed background compaction instead of compacting, and
+ * TIND_INVALID when the keyspace is dropped meanwhile. Thread-safe. */
 TIND_API int tind_keyspace_compact(tind_keyspace *ks);
 
 /* Statistics of one keyspace, filled by tind_keyspace_stats(). (A struct tag,

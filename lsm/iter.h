@@ -1,5 +1,6 @@
 /* The internal iterator: one interface over every sorted source of entries
- * (a memtable, later a table, a merge of others).
+ * (a memtable, a block, a table, the tables of one level, a merge of
+ * others; layers above add their own).
  *
  * Entries are internal keys (ikey.h) in internal order, every version
  * included; tombstones are entries like any other. The current entry is held
