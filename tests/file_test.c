@@ -10,6 +10,7 @@
 
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/fault_env.h"
 
 static void ft_mkdtemp(char *dir, size_t cap)
 {

@@ -15,6 +15,7 @@
 
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/powerloss_env.h"
 
 static char root[64];
 

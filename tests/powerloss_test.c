@@ -14,6 +14,7 @@
 
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/powerloss_env.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
 

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "src/util/file.h"
+#include "tests/support/powerloss_env.h"
 #include "tind.h"
 
 #define WINDOW 16          /* batch i deletes a/k(i - WINDOW) */
