@@ -1,4 +1,4 @@
-/* src/util/file.c: the file layer and its fault injection. */
+/* src/util/file.c: the file layer; tests/support/fault_env.c: its fault injection. */
 #include <criterion/criterion.h>
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* src/util/file.c: the power-loss simulator. Each rule of the model is
+/* tests/support/powerloss_env.c: the power-loss simulator. Each rule of the model is
  * checked on real files in a temporary directory. */
 #include <criterion/criterion.h>
 

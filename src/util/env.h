@@ -10,12 +10,14 @@
  * the path, the reason), short reads and writes and EINTR retried. A
  * wrapping environment passes the files its base opened on unchanged.
  *
- * The installed environment is process-wide. file_env_set may run while other
- * threads use the file layer only when the environment it replaces stays
- * valid and, for operations in flight, correct to finish with (the test
- * environments are static tables whose bases never change); otherwise
- * install while no other thread uses the file layer. The hot path reads the
- * installed table with one atomic load and makes one indirect call; no lock. */
+ * The installed environment is process-wide, read with one atomic load per
+ * operation (no lock). Install one while no other thread uses the file
+ * layer; an operation already running finishes in the environment it began
+ * in, so an environment that stays valid and runs over the one it replaces
+ * (as the test environments do) may be installed while other threads run.
+ *
+ * Only file.c and environments include this header: to the rest of the
+ * library a tfile is opaque. */
 #ifndef TIND_UTIL_ENV_H
 #define TIND_UTIL_ENV_H
 

@@ -765,8 +765,8 @@ static int pl_unlink(const char *path)
     return pl_leave(rc);
 }
 
-/* Not a boundary and, as before tracking saw removals this way, not under
- * the lock: the name is forgotten after. */
+/* Not a boundary, and the removal runs outside the lock; the name is
+ * forgotten after. */
 static void pl_discard(const char *path)
 {
     base()->discard(path);
