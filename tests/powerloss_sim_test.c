@@ -1,5 +1,5 @@
-/* tests/support/powerloss_env.c: the power-loss simulator. Each rule of the model is
- * checked on real files in a temporary directory. */
+/* tests/support/powerloss_env.c: the power-loss simulator. Each rule of the
+ * model is checked on real files in a temporary directory. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
