@@ -1,10 +1,12 @@
 # tind — build, test, install.
 #
 #   make                      build/libtind.a, build/libtind.so
-#   make test                 build and run the test suite (Criterion), after check-private-names
-#                             and check-layers
+#   make test                 build and run the test suite (Criterion), after check-private-names,
+#                             check-no-test-layers and check-layers
 #   make check-private-names  libtind.a and libtind.so define no global outside the tind_ API,
 #                             and a program defining internal names links with each and runs
+#   make check-no-test-layers libtind.a, libtind.so and the library's objects define no symbol
+#                             of the fault or power-loss test environment (run by make test)
 #   make check-layers         no library file uses or includes a higher layer, no circle among
 #                             files (tests/link/layers.sh over the objects, includes.sh over
 #                             the sources)
@@ -153,6 +155,7 @@ CLIBIN   := $(BUILD)/tind
         model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
         fault-test run-fault-test \
         bench-peers bench-compare peer-deps run-bench-peers install uninstall clean check-private-names check-layers \
+        check-no-test-layers \
         thread-safety run-thread-safety
 
 all: check-pkgs $(STATIC) $(SHARED) $(BUILD)/tind.pc $(CLIBIN)
@@ -187,7 +190,7 @@ test: ensure-deps
 	@$(MAKE) --no-print-directory run-tests
 
 # Criterion's runner itself leaks a few bytes when timed tests overlap.
-run-tests: check-pkgs $(TESTBIN) $(TOOLS) $(CLIBIN) check-private-names check-layers
+run-tests: check-pkgs $(TESTBIN) $(TOOLS) $(CLIBIN) check-private-names check-no-test-layers check-layers
 	TIND_TOOLS=$(BUILD)/tests TIND_CLI=$(CLIBIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    TIND_TEST_LOG=$(BUILD)/test.log tests/run/suite.sh $(TESTBIN) $(TEST_ARGS)
 
@@ -343,6 +346,13 @@ check-private-names: $(STATIC) $(SHARED) $(PRIVATE_NAMES)-static $(PRIVATE_NAMES
 	   echo "$$bad" >&2; exit 1; fi
 	$(PRIVATE_NAMES)-static
 	$(PRIVATE_NAMES)-shared
+
+# The fault-injection and power-loss environments live in tests/support: none
+# of their symbols is defined in what users link, nor in the library's objects
+# (tests/link/no_test_layers.sh).
+TEST_ENV_OBJS := $(BUILD)/obj/tests/support/fault_env.o $(BUILD)/obj/tests/support/powerloss_env.o
+check-no-test-layers: $(STATIC) $(SHARED) $(LIB_OBJS) $(TEST_ENV_OBJS)
+	@tests/link/no_test_layers.sh $(TEST_ENV_OBJS) -- $(STATIC) $(SHARED) $(LIB_OBJS)
 
 $(BUILD)/obj/tests/link/private_names.o: tests/link/private_names.c include/tind.h
 	@mkdir -p $(dir $@)

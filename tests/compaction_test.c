@@ -13,6 +13,7 @@
 
 #include "src/db.h"
 #include "src/util/file.h"
+#include "tests/support/fault_env.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
 

@@ -1,4 +1,4 @@
-/* src/util/file.c: the file layer and its fault injection. */
+/* src/util/file.c: the file layer; tests/support/fault_env.c: its fault injection. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "src/util/env.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/fault_env.h"
 
 static void ft_mkdtemp(char *dir, size_t cap)
 {
@@ -191,6 +193,140 @@ Test(file, lock_is_exclusive_within_the_process)
     file_unlock(fd2);
     file_unlock(-1);
     ft_rmtree(dir);
+}
+
+/* ---- the environment -------------------------------------------------------- */
+
+/* An environment over the one installed before it that writes the name of
+ * each operation it runs into rec_log. */
+static const struct file_env *rec_base;
+static char rec_log[512];
+
+static void rec(const char *op)
+{
+    size_t n = strlen(rec_log);
+    snprintf(rec_log + n, sizeof rec_log - n, "%s%s", n ? " " : "", op);
+}
+
+static int rec_open(const char *path, int flags, tfile **f)
+{
+    rec("open");
+    return rec_base->open(path, flags, f);
+}
+static int rec_close(tfile *f) { rec("close"); return rec_base->close(f); }
+static int rec_appendv(tfile *f, const struct iovec *iov, int n)
+{
+    rec("appendv");
+    return rec_base->appendv(f, iov, n);
+}
+static int rec_read_at(tfile *f, uint64_t off, void *buf, size_t n, size_t *got)
+{
+    rec("read_at");
+    return rec_base->read_at(f, off, buf, n, got);
+}
+static int rec_sync(tfile *f, int data_only) { rec("sync"); return rec_base->sync(f, data_only); }
+static int rec_truncate(tfile *f, uint64_t size) { rec("truncate"); return rec_base->truncate(f, size); }
+static int rec_rename(const char *from, const char *to) { rec("rename"); return rec_base->rename(from, to); }
+static int rec_unlink(const char *path) { rec("unlink"); return rec_base->unlink(path); }
+static void rec_discard(const char *path) { rec("discard"); rec_base->discard(path); }
+static int rec_mkdir(const char *path) { rec("mkdir"); return rec_base->mkdir(path); }
+static int rec_rmdir(const char *path) { rec("rmdir"); return rec_base->rmdir(path); }
+static int rec_sync_dir(const char *dir) { rec("sync_dir"); return rec_base->sync_dir(dir); }
+static int rec_exists(const char *path) { rec("exists"); return rec_base->exists(path); }
+static int rec_is_dir(const char *path) { rec("is_dir"); return rec_base->is_dir(path); }
+static int rec_stat_size(const char *path, uint64_t *size)
+{
+    rec("stat_size");
+    return rec_base->stat_size(path, size);
+}
+static int rec_list_dir(const char *dir, char ***names, size_t *count)
+{
+    rec("list_dir");
+    return rec_base->list_dir(dir, names, count);
+}
+static int rec_lock(const char *path, int *fd) { rec("lock"); return rec_base->lock(path, fd); }
+static void rec_unlock(int fd) { rec("unlock"); rec_base->unlock(fd); }
+
+static const struct file_env rec_env = {
+    .open = rec_open, .close = rec_close, .appendv = rec_appendv, .read_at = rec_read_at,
+    .sync = rec_sync, .truncate = rec_truncate, .rename = rec_rename, .unlink = rec_unlink,
+    .discard = rec_discard, .mkdir = rec_mkdir, .rmdir = rec_rmdir, .sync_dir = rec_sync_dir,
+    .exists = rec_exists, .is_dir = rec_is_dir, .stat_size = rec_stat_size,
+    .list_dir = rec_list_dir, .lock = rec_lock, .unlock = rec_unlock,
+};
+
+#define REC_EXPECT(want)                                                             \
+    do {                                                                             \
+        cr_assert_str_eq(rec_log, want);                                             \
+        rec_log[0] = 0;                                                              \
+    } while (0)
+
+Test(file, every_operation_and_helper_runs_the_installed_environment)
+{
+    char dir[64], p[PATH_MAX], sub[PATH_MAX];
+    ft_mkdtemp(dir, sizeof dir);
+    ft_join(p, dir, "a");
+    ft_join(sub, dir, "d");
+    rec_base = file_env_get();
+    rec_log[0] = 0;
+    file_env_set(&rec_env);
+    cr_assert_eq(file_env_get(), &rec_env);
+
+    tfile *f;
+    uint8_t buf[8];
+    size_t got;
+    uint64_t size;
+    int fd;
+    cr_assert_eq(file_open(p, FILE_READ | FILE_WRITE | FILE_CREATE, &f), TIND_OK, "%s", err_msg());
+    cr_assert_eq(file_append(f, "abc", 3), TIND_OK);
+    cr_assert_eq(file_read_at(f, 0, buf, sizeof buf, &got), TIND_OK);
+    cr_assert_eq(got, 3u);
+    cr_assert_eq(file_sync(f, 1), TIND_OK);
+    cr_assert_eq(file_truncate(f, 1), TIND_OK);
+    cr_assert_eq(file_size(f), 1u);
+    cr_assert_eq(file_close(f), TIND_OK);
+    REC_EXPECT("open appendv read_at sync truncate close");
+    cr_assert_eq(file_mkdir(sub), TIND_OK);
+    cr_assert_eq(file_exists(sub), 1);
+    cr_assert_eq(file_stat_size(p, &size), TIND_OK);
+    cr_assert_eq(file_sync_parent(p), TIND_OK);
+    cr_assert_eq(file_lock(p, &fd), TIND_OK, "%s", err_msg());
+    file_unlock(fd);
+    REC_EXPECT("mkdir exists stat_size sync_dir lock unlock");
+
+    /* The helpers: an atomic write, a read of a whole file, a tree removed. */
+    cr_assert_eq(file_write_atomic(dir, "b", "xyz", 3), TIND_OK, "%s", err_msg());
+    REC_EXPECT("open appendv sync close rename sync_dir");
+    uint8_t *data;
+    size_t n;
+    cr_assert_eq(file_read_all(p, &data, &n), TIND_OK);
+    free(data);
+    REC_EXPECT("open read_at close");
+    /* Renamed over a directory, the temporary is discarded. */
+    cr_assert_neq(file_write_atomic(dir, "d", "q", 1), TIND_OK);
+    REC_EXPECT("open appendv sync close rename discard");
+    ft_join(p, dir, "d.tmp");
+    cr_assert_eq(file_exists(p), 0);
+    cr_assert_eq(file_join(p, sizeof p, sub, "y"), TIND_OK);
+    cr_assert_eq(file_write_atomic(sub, "y", "", 0), TIND_OK);
+    rec_log[0] = 0;
+    cr_assert_eq(file_unlink(p), TIND_OK);
+    REC_EXPECT("unlink");
+    cr_assert_eq(file_write_atomic(sub, "y", "", 0), TIND_OK);
+    rec_log[0] = 0;
+    char from[PATH_MAX], to[PATH_MAX];
+    ft_join(from, dir, "b");
+    ft_join(to, dir, "c");
+    cr_assert_eq(file_rename(from, to), TIND_OK);
+    REC_EXPECT("rename");
+    /* dir holds a, c and d/y: each entry asked whether it is a directory. */
+    cr_assert_eq(file_remove_tree(dir), TIND_OK, "%s", err_msg());
+    REC_EXPECT("list_dir is_dir unlink is_dir unlink is_dir list_dir is_dir unlink rmdir rmdir");
+
+    file_env_set(NULL);
+    cr_assert_eq(file_env_get(), file_env_default());
+    file_env_set(rec_base);
+    cr_assert_eq(file_exists(dir), 0);
 }
 
 /* ---- fault injection ------------------------------------------------------ */

@@ -24,6 +24,7 @@
 
 #include "src/util/file.h"
 #include "tests/support/expect.h"
+#include "tests/support/fault_env.h"
 #include "tests/support/fault_loop.h"
 #include "tests/support/fault_workload.h"
 #include "tests/support/testutil.h"

@@ -21,6 +21,7 @@
 #include "src/util/coding.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/fault_env.h"
 
 #define JT_MAYBE_UNUSED __attribute__((unused))
 

@@ -23,6 +23,7 @@
 #include "src/util/coding.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/fault_env.h"
 #include "src/util/record.h"
 #include "tests/support/testutil.h"
 

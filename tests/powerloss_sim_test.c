@@ -1,5 +1,5 @@
-/* src/util/file.c: the power-loss simulator. Each rule of the model is
- * checked on real files in a temporary directory. */
+/* tests/support/powerloss_env.c: the power-loss simulator. Each rule of the
+ * model is checked on real files in a temporary directory. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -15,6 +15,7 @@
 
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/powerloss_env.h"
 
 static char root[64];
 

@@ -1,7 +1,7 @@
 /* Power-loss tests of the database: regression tests for the durability
- * bugs the power-loss simulator (src/util/file.h) found, and a sample of the
- * crash-state exploration of tests/tools/powerloss-check.c (the whole of it
- * is `make powerloss-test`). */
+ * bugs the power-loss simulator (tests/support/powerloss_env.h) found, and a
+ * sample of the crash-state exploration of tests/tools/powerloss-check.c (the
+ * whole of it is `make powerloss-test`). */
 #include <criterion/criterion.h>
 
 #include <limits.h>
@@ -14,6 +14,7 @@
 
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/powerloss_env.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "src/util/file.h"
+#include "tests/support/fault_env.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
 

@@ -20,6 +20,7 @@
 #include "src/util/coding.h"
 #include "src/util/err.h"
 #include "src/util/file.h"
+#include "tests/support/fault_env.h"
 #include "tests/support/testutil.h"
 #include "tind.h"
 

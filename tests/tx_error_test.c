@@ -6,6 +6,7 @@
 #include <errno.h>
 
 #include "src/util/file.h"
+#include "tests/support/fault_env.h"
 
 TestSuite(tx_error, .init = api_setup, .fini = api_teardown);
 

@@ -1,155 +1,27 @@
+/* The file layer (file.h) over the installed environment (env.h), and the
+ * POSIX environment, the library's only one. */
 #include "src/util/file.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
+#include <stdio.h> /* rename */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "src/util/env.h"
 #include "src/util/err.h"
 
-struct tfile {
-    int fd;
-    uint64_t size; /* bytes in the file as far as appends know */
-    char path[];
-};
+/* ---- the POSIX environment ------------------------------------------------ */
 
-/* ---- fault injection ------------------------------------------------------ */
-
-/* fault_lock guards the armed fault; fault_armed lets the hot path skip it. */
-static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_int fault_armed;
-static pthread_cond_t fault_released = PTHREAD_COND_INITIALIZER; /* a held operation waits on it */
-static struct file_fault fault;
-static char fault_path[512];
-static uint64_t fault_seen, fault_fired;
-static enum file_op fault_first_op; /* the first failed operation since armed, and its path */
-static char fault_first_path[512];
-/* What the thread that failed first had done just before (counted, since
- * armed): a directory sync's meaning depends on it (after a removal, or after
- * a creation). Each thread keeps its last counted operation, valid while its
- * generation is the armed fault's. */
-static uint64_t fault_gen;
-static int fault_first_has_prev;
-static int fault_let_go; /* file_fault_release: a held operation runs, counting goes on */
-static enum file_op fault_first_prev;
-static _Thread_local uint64_t fault_prev_gen;
-static _Thread_local enum file_op fault_prev_op;
-
-void file_fault_set(const struct file_fault *f)
-{
-    pthread_mutex_lock(&fault_lock);
-    fault = *f;
-    fault_path[0] = 0;
-    if (f->path_part) {
-        snprintf(fault_path, sizeof fault_path, "%s", f->path_part);
-        fault.path_part = fault_path;
-    }
-    fault_seen = fault_fired = 0;
-    fault_let_go = 0;
-    fault_gen++;
-    atomic_store(&fault_armed, 1);
-    pthread_mutex_unlock(&fault_lock);
-}
-
-void file_fault_clear(void)
-{
-    pthread_mutex_lock(&fault_lock);
-    atomic_store(&fault_armed, 0);
-    pthread_cond_broadcast(&fault_released);
-    pthread_mutex_unlock(&fault_lock);
-}
-
-void file_fault_release(void)
-{
-    pthread_mutex_lock(&fault_lock);
-    fault_let_go = 1;
-    pthread_cond_broadcast(&fault_released);
-    pthread_mutex_unlock(&fault_lock);
-}
-
-uint64_t file_fault_seen(void)
-{
-    pthread_mutex_lock(&fault_lock);
-    uint64_t n = fault_seen;
-    pthread_mutex_unlock(&fault_lock);
-    return n;
-}
-
-int file_fault_first(enum file_op *op, char *path, size_t cap)
-{
-    pthread_mutex_lock(&fault_lock);
-    int any = fault_fired > 0 && !fault.hold;
-    if (any) {
-        *op = fault_first_op;
-        snprintf(path, cap, "%s", fault_first_path);
-    }
-    pthread_mutex_unlock(&fault_lock);
-    return any;
-}
-
-int file_fault_first_prev(enum file_op *op)
-{
-    pthread_mutex_lock(&fault_lock);
-    int any = fault_fired > 0 && !fault.hold && fault_first_has_prev;
-    if (any) *op = fault_first_prev;
-    pthread_mutex_unlock(&fault_lock);
-    return any;
-}
-
-uint64_t file_fault_fired(void)
-{
-    pthread_mutex_lock(&fault_lock);
-    uint64_t n = fault_fired;
-    pthread_mutex_unlock(&fault_lock);
-    return n;
-}
-
-/* Returns the errno to fail op on path with, or 0; *short_write tells a
- * failing write to write part of its data first. */
-static int fault_check(enum file_op op, const char *path, int *short_write)
-{
-    if (!atomic_load_explicit(&fault_armed, memory_order_relaxed)) return 0;
-    int e = 0;
-    pthread_mutex_lock(&fault_lock);
-    if (atomic_load(&fault_armed) && (fault.ops & FOP_BIT(op)) &&
-        (!fault.path_part || (path && strstr(path, fault.path_part)))) {
-        uint64_t n = fault_seen++;
-        if (fault.hold && n == fault.nth) {
-            /* Held, not failed: waits for file_fault_clear, then runs. */
-            fault_fired++;
-            while (atomic_load(&fault_armed) && !fault_let_go) pthread_cond_wait(&fault_released, &fault_lock);
-        } else if (!fault.hold && (n == fault.nth || (fault.forever && n > fault.nth))) {
-            e = fault.err ? fault.err : EIO;
-            if (fault_fired++ == 0) {
-                fault_first_op = op;
-                snprintf(fault_first_path, sizeof fault_first_path, "%s", path ? path : "");
-                fault_first_has_prev = fault_prev_gen == fault_gen;
-                fault_first_prev = fault_prev_op;
-            }
-            if (short_write) *short_write = fault.short_write;
-        }
-        fault_prev_gen = fault_gen;
-        fault_prev_op = op;
-    }
-    pthread_mutex_unlock(&fault_lock);
-    return e;
-}
-
-/* ---- files ----------------------------------------------------------------- */
-
-static int open_impl(const char *path, int flags, tfile **out)
+static int posix_open(const char *path, int flags, tfile **out)
 {
     *out = NULL;
-    int e = fault_check(FOP_OPEN, path, NULL);
-    if (e) return err_errno(e, "open", path);
     int of = O_CLOEXEC;
     if ((flags & FILE_READ) && (flags & FILE_WRITE)) of |= O_RDWR;
     else if (flags & FILE_WRITE) of |= O_WRONLY;
@@ -181,7 +53,7 @@ static int open_impl(const char *path, int flags, tfile **out)
     return TIND_OK;
 }
 
-static int close_impl(tfile *f)
+static int posix_close(tfile *f)
 {
     if (!f) return TIND_OK;
     int rc = TIND_OK;
@@ -190,31 +62,11 @@ static int close_impl(tfile *f)
     return rc;
 }
 
-const char *file_path(const tfile *f) { return f->path; }
-
-uint64_t file_size(const tfile *f) { return f->size; }
-
-static int appendv_impl(tfile *f, const struct iovec *iov_in, int iovcnt)
+static int posix_appendv(tfile *f, const struct iovec *iov_in, int iovcnt)
 {
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++) total += iov_in[i].iov_len;
     if (total == 0) return TIND_OK;
-    int short_write = 0;
-    int e = fault_check(FOP_WRITE, f->path, &short_write);
-    if (e) {
-        if (short_write) {
-            /* Write the first half of the bytes, then fail: a torn append. */
-            size_t want = total / 2;
-            for (int i = 0; i < iovcnt && want > 0; i++) {
-                size_t n = iov_in[i].iov_len < want ? iov_in[i].iov_len : want;
-                ssize_t w = pwrite(f->fd, iov_in[i].iov_base, n, (off_t)f->size);
-                if (w > 0) f->size += (uint64_t)w;
-                if (w != (ssize_t)n) break;
-                want -= n;
-            }
-        }
-        return err_errno(e, "write", f->path);
-    }
     struct iovec local[64];
     struct iovec *iov = local;
     if (iovcnt > 64) {
@@ -248,16 +100,8 @@ static int appendv_impl(tfile *f, const struct iovec *iov_in, int iovcnt)
     return rc;
 }
 
-int file_append(tfile *f, const void *buf, size_t n)
+static int posix_read_at(tfile *f, uint64_t off, void *buf, size_t n, size_t *got)
 {
-    struct iovec v = {(void *)buf, n};
-    return file_appendv(f, &v, 1);
-}
-
-static int read_at_impl(tfile *f, uint64_t off, void *buf, size_t n, size_t *got)
-{
-    int e = fault_check(FOP_READ, f->path, NULL);
-    if (e) return err_errno(e, "read", f->path);
     size_t done = 0;
     while (done < n) {
         ssize_t r = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
@@ -272,10 +116,8 @@ static int read_at_impl(tfile *f, uint64_t off, void *buf, size_t n, size_t *got
     return TIND_OK;
 }
 
-static int sync_impl(tfile *f, int data_only)
+static int posix_sync(tfile *f, int data_only)
 {
-    int e = fault_check(data_only ? FOP_DATASYNC : FOP_SYNC, f->path, NULL);
-    if (e) return err_errno(e, data_only ? "fdatasync" : "fsync", f->path);
     int r;
     do {
         r = data_only ? fdatasync(f->fd) : fsync(f->fd);
@@ -284,51 +126,39 @@ static int sync_impl(tfile *f, int data_only)
     return TIND_OK;
 }
 
-static int truncate_impl(tfile *f, uint64_t size)
+static int posix_truncate(tfile *f, uint64_t size)
 {
-    int e = fault_check(FOP_TRUNCATE, f->path, NULL);
-    if (e) return err_errno(e, "truncate", f->path);
     if (ftruncate(f->fd, (off_t)size) != 0) return err_errno(errno, "truncate", f->path);
     f->size = size;
     return TIND_OK;
 }
 
-static int rename_impl(const char *from, const char *to)
+static int posix_rename(const char *from, const char *to)
 {
-    int e = fault_check(FOP_RENAME, to, NULL);
-    if (e) return err_errno(e, "rename to", to);
     if (rename(from, to) != 0) return err_errno(errno, "rename to", to);
     return TIND_OK;
 }
 
-static int unlink_impl(const char *path)
+static int posix_unlink(const char *path)
 {
-    int e = fault_check(FOP_UNLINK, path, NULL);
-    if (e) return err_errno(e, "unlink", path);
     if (unlink(path) != 0) return err_errno(errno, "unlink", path);
     return TIND_OK;
 }
 
-static int mkdir_impl(const char *path)
+static int posix_mkdir(const char *path)
 {
-    int e = fault_check(FOP_MKDIR, path, NULL);
-    if (e) return err_errno(e, "mkdir", path);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) return err_errno(errno, "mkdir", path);
     return TIND_OK;
 }
 
-static int rmdir_impl(const char *path)
+static int posix_rmdir(const char *path)
 {
-    int e = fault_check(FOP_UNLINK, path, NULL);
-    if (e) return err_errno(e, "rmdir", path);
     if (rmdir(path) != 0) return err_errno(errno, "rmdir", path);
     return TIND_OK;
 }
 
-static int sync_dir_impl(const char *dir)
+static int posix_sync_dir(const char *dir)
 {
-    int e = fault_check(FOP_SYNC_DIR, dir, NULL);
-    if (e) return err_errno(e, "fsync directory", dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return err_errno(errno, "open directory", dir);
     int r;
@@ -340,7 +170,7 @@ static int sync_dir_impl(const char *dir)
     return rc;
 }
 
-static int exists_impl(const char *path)
+static int posix_exists(const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0) return 1;
@@ -348,7 +178,7 @@ static int exists_impl(const char *path)
     return err_errno(errno, "stat", path);
 }
 
-static int stat_size_impl(const char *path, uint64_t *size)
+static int posix_stat_size(const char *path, uint64_t *size)
 {
     struct stat st;
     if (stat(path, &st) != 0) return err_errno(errno, "stat", path);
@@ -361,7 +191,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int list_dir_impl(const char *dir, char ***names_out, size_t *count_out)
+static int posix_list_dir(const char *dir, char ***names_out, size_t *count_out)
 {
     *names_out = NULL;
     *count_out = 0;
@@ -399,10 +229,8 @@ static int list_dir_impl(const char *dir, char ***names_out, size_t *count_out)
     return TIND_OK;
 }
 
-static int lock_impl(const char *path, int *fd_out)
+static int posix_lock(const char *path, int *fd_out)
 {
-    int e = fault_check(FOP_OPEN, path, NULL);
-    if (e) return err_errno(e, "open", path);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return err_errno(errno, "open", path);
     /* flock locks belong to the open file description, so a second open of
@@ -418,13 +246,105 @@ static int lock_impl(const char *path, int *fd_out)
     return TIND_OK;
 }
 
-void file_unlock(int fd)
+static void posix_unlock(int fd)
 {
     if (fd >= 0) {
         flock(fd, LOCK_UN);
         close(fd);
     }
 }
+
+static void posix_discard(const char *path) { unlink(path); }
+
+static int posix_is_dir(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static const struct file_env posix_env = {
+    .open = posix_open,
+    .close = posix_close,
+    .appendv = posix_appendv,
+    .read_at = posix_read_at,
+    .sync = posix_sync,
+    .truncate = posix_truncate,
+    .rename = posix_rename,
+    .unlink = posix_unlink,
+    .discard = posix_discard,
+    .mkdir = posix_mkdir,
+    .rmdir = posix_rmdir,
+    .sync_dir = posix_sync_dir,
+    .exists = posix_exists,
+    .is_dir = posix_is_dir,
+    .stat_size = posix_stat_size,
+    .list_dir = posix_list_dir,
+    .lock = posix_lock,
+    .unlock = posix_unlock,
+};
+
+/* ---- the installed environment -------------------------------------------- */
+
+/* Read with one acquire load per operation: an environment installed while
+ * other threads run is seen whole. */
+static const struct file_env *_Atomic installed = &posix_env;
+
+static const struct file_env *env(void) { return atomic_load_explicit(&installed, memory_order_acquire); }
+
+const struct file_env *file_env_default(void) { return &posix_env; }
+
+const struct file_env *file_env_get(void) { return env(); }
+
+void file_env_set(const struct file_env *e) { atomic_store_explicit(&installed, e ? e : &posix_env, memory_order_release); }
+
+/* ---- the operations ---------------------------------------------------------- */
+
+int file_open(const char *path, int flags, tfile **f) { return env()->open(path, flags, f); }
+
+int file_close(tfile *f) { return env()->close(f); }
+
+const char *file_path(const tfile *f) { return f->path; }
+
+uint64_t file_size(const tfile *f) { return f->size; }
+
+int file_appendv(tfile *f, const struct iovec *iov, int iovcnt) { return env()->appendv(f, iov, iovcnt); }
+
+int file_append(tfile *f, const void *buf, size_t n)
+{
+    struct iovec v = {(void *)buf, n};
+    return file_appendv(f, &v, 1);
+}
+
+int file_read_at(tfile *f, uint64_t off, void *buf, size_t n, size_t *got)
+{
+    return env()->read_at(f, off, buf, n, got);
+}
+
+int file_sync(tfile *f, int data_only) { return env()->sync(f, data_only); }
+
+int file_truncate(tfile *f, uint64_t size) { return env()->truncate(f, size); }
+
+int file_rename(const char *from, const char *to) { return env()->rename(from, to); }
+
+int file_unlink(const char *path) { return env()->unlink(path); }
+
+int file_mkdir(const char *path) { return env()->mkdir(path); }
+
+int file_rmdir(const char *path) { return env()->rmdir(path); }
+
+int file_sync_dir(const char *dir) { return env()->sync_dir(dir); }
+
+int file_exists(const char *path) { return env()->exists(path); }
+
+int file_stat_size(const char *path, uint64_t *size) { return env()->stat_size(path, size); }
+
+int file_list_dir(const char *dir, char ***names, size_t *count) { return env()->list_dir(dir, names, count); }
+
+int file_lock(const char *path, int *fd) { return env()->lock(path, fd); }
+
+void file_unlock(int fd) { env()->unlock(fd); }
+
+/* ---- helpers over the operations ------------------------------------------- */
 
 int file_parse_numbered(const char *name, const char *suffix, uint64_t *number)
 {
@@ -466,15 +386,6 @@ int file_sync_parent(const char *path)
     return file_sync_dir(dir);
 }
 
-static void pl_forget(const char *path);
-
-/* Removes a temporary file left by a failed atomic write. */
-static void discard_tmp(const char *tmp)
-{
-    unlink(tmp);
-    pl_forget(tmp);
-}
-
 int file_write_atomic(const char *dir, const char *name, const void *data, size_t n)
 {
     char tmp[PATH_MAX], dst[PATH_MAX];
@@ -487,15 +398,15 @@ int file_write_atomic(const char *dir, const char *name, const void *data, size_
     if (rc) return rc;
     if ((rc = file_append(f, data, n)) != TIND_OK || (rc = file_sync(f, 0)) != TIND_OK) {
         file_close(f);
-        discard_tmp(tmp);
+        env()->discard(tmp);
         return rc;
     }
     if ((rc = file_close(f)) != TIND_OK) {
-        discard_tmp(tmp);
+        env()->discard(tmp);
         return rc;
     }
     if ((rc = file_rename(tmp, dst)) != TIND_OK) {
-        discard_tmp(tmp);
+        env()->discard(tmp);
         return rc;
     }
     return file_sync_dir(dir);
@@ -535,843 +446,10 @@ int file_remove_tree(const char *dir)
     char p[PATH_MAX];
     for (size_t i = 0; i < count && rc == TIND_OK; i++) {
         if ((rc = file_join(p, sizeof p, dir, names[i])) != TIND_OK) break;
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rc = file_remove_tree(p);
+        if (env()->is_dir(p)) rc = file_remove_tree(p);
         else rc = file_unlink(p);
     }
     free(names);
     if (rc) return rc;
     return file_rmdir(dir);
-}
-
-/* ---- power-loss simulation --------------------------------------------------
- *
- * The model. An inode (pl_node) has content, of which the first `synced`
- * bytes are durable. A name maps a path under the root to an inode. `cur`
- * holds the names as they are now (it mirrors the disk), `dur` the names a
- * power loss would leave: a directory sync of D makes dur's names in D equal
- * to cur's. An inode that loses its last current name while dur still names
- * it has its content saved in memory, so that the drop can bring it back.
- * Inodes are matched to open files by their real inode number, so a file
- * opened before tracking started is still followed; when the OS reuses the
- * number of a deleted inode, the old record is detached from it.
- *
- * pl_mu is recursive: file_write_atomic and file_read_all call the public
- * functions, and the crash callback runs with the lock held and may call
- * file_pl_drop. While tracking, every public function holds it for the whole
- * operation, so the disk is consistent whenever another thread gets it. */
-
-struct pl_node {
-    uint64_t ino;     /* the real inode number; 0 once detached from it */
-    int is_dir;
-    uint64_t synced;  /* durable bytes (files) */
-    uint8_t *saved;   /* content saved when the last current name went */
-    size_t saved_len;
-    int has_saved;
-};
-
-struct pl_name {
-    char *path;
-    struct pl_node *node;
-};
-
-struct pl_names {
-    struct pl_name *v;
-    size_t n, cap;
-};
-
-static pthread_mutex_t pl_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static atomic_int pl_on; /* tracking; read without pl_mu on the fast path */
-
-static struct {
-    char root[PATH_MAX];
-    size_t rootlen;
-    struct pl_names cur, dur;
-    struct pl_node **nodes;
-    size_t nnodes, capnodes;
-    uint64_t boundaries;
-    int armed, crashed;
-    int trace;            /* $TIND_PL_TRACE set at start: every step on stderr */
-    uint64_t crash_at;
-    void (*cb)(void *);
-    void *cb_arg;
-} pl;
-
-static int pl_under_root(const char *path)
-{
-    return strncmp(path, pl.root, pl.rootlen) == 0 && path[pl.rootlen] == '/' && path[pl.rootlen + 1] != 0;
-}
-
-/* Length of the parent's path: up to the last '/'. */
-static size_t pl_parent_len(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? (size_t)(s - path) : 0;
-}
-
-static int pl_is_child(const char *path, const char *dir, size_t dl)
-{
-    return pl_parent_len(path) == dl && strncmp(path, dir, dl) == 0;
-}
-
-static struct pl_name *pl_find(struct pl_names *t, const char *path)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (!strcmp(t->v[i].path, path)) return &t->v[i];
-    return NULL;
-}
-
-static int pl_add(struct pl_names *t, const char *path, struct pl_node *node)
-{
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        struct pl_name *v = realloc(t->v, cap * sizeof *v);
-        if (!v) return err_nomem();
-        t->v = v;
-        t->cap = cap;
-    }
-    char *p = strdup(path);
-    if (!p) return err_nomem();
-    t->v[t->n].path = p;
-    t->v[t->n].node = node;
-    t->n++;
-    return TIND_OK;
-}
-
-static void pl_remove_at(struct pl_names *t, size_t i)
-{
-    free(t->v[i].path);
-    t->v[i] = t->v[--t->n];
-}
-
-static void pl_remove(struct pl_names *t, const char *path)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (!strcmp(t->v[i].path, path)) {
-            pl_remove_at(t, i);
-            return;
-        }
-}
-
-static struct pl_node *pl_new_node(uint64_t ino, int is_dir, uint64_t synced)
-{
-    if (pl.nnodes == pl.capnodes) {
-        size_t cap = pl.capnodes ? pl.capnodes * 2 : 64;
-        struct pl_node **v = realloc(pl.nodes, cap * sizeof *v);
-        if (!v) return NULL;
-        pl.nodes = v;
-        pl.capnodes = cap;
-    }
-    struct pl_node *n = calloc(1, sizeof *n);
-    if (!n) return NULL;
-    n->ino = ino;
-    n->is_dir = is_dir;
-    n->synced = synced;
-    pl.nodes[pl.nnodes++] = n;
-    return n;
-}
-
-static int pl_named(const struct pl_names *t, const struct pl_node *node)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (t->v[i].node == node) return 1;
-    return 0;
-}
-
-static struct pl_node *pl_node_by_ino(uint64_t ino)
-{
-    for (size_t i = 0; i < pl.nnodes; i++)
-        if (pl.nodes[i]->ino == ino) return pl.nodes[i];
-    return NULL;
-}
-
-/* A new inode got number ino: any record still holding that number belongs
- * to a deleted inode (its content was saved when it lost its last name). */
-static void pl_detach_ino(uint64_t ino)
-{
-    struct pl_node *old = pl_node_by_ino(ino);
-    if (old && !pl_named(&pl.cur, old)) old->ino = 0;
-}
-
-/* Reads the whole file at path with plain system calls. */
-static int pl_slurp(const char *path, uint8_t **data, size_t *n)
-{
-    *data = NULL;
-    *n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_errno(errno, "open", path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = err_errno(errno, "stat", path);
-        close(fd);
-        return rc;
-    }
-    size_t sz = (size_t)st.st_size, done = 0;
-    uint8_t *buf = malloc(sz ? sz : 1);
-    if (!buf) {
-        close(fd);
-        return err_nomem();
-    }
-    while (done < sz) {
-        ssize_t r = pread(fd, buf + done, sz - done, (off_t)done);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        done += (size_t)r;
-    }
-    close(fd);
-    *data = buf;
-    *n = done;
-    return TIND_OK;
-}
-
-/* path's inode is about to lose its current name (unlink, or a rename over
- * it): if dur still names it and no other current name keeps it, save its
- * content so that the drop can restore it. */
-static int pl_save_before_loss(const char *path)
-{
-    struct pl_name *c = pl_find(&pl.cur, path);
-    if (!c || c->node->is_dir || c->node->has_saved || !pl_named(&pl.dur, c->node)) return TIND_OK;
-    struct pl_node *node = c->node;
-    for (size_t i = 0; i < pl.cur.n; i++)
-        if (pl.cur.v[i].node == node && strcmp(pl.cur.v[i].path, path) != 0) return TIND_OK;
-    int rc = pl_slurp(path, &node->saved, &node->saved_len);
-    if (rc == TIND_OK) node->has_saved = 1;
-    return rc;
-}
-
-/* Records everything under dir (recursively) as current and durable. */
-static int pl_walk(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return err_errno(errno, "open directory", dir);
-    int rc = TIND_OK;
-    struct dirent *de;
-    char p[PATH_MAX];
-    while (rc == TIND_OK && (de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        if ((rc = file_join(p, sizeof p, dir, de->d_name)) != TIND_OK) break;
-        struct stat st;
-        if (lstat(p, &st) != 0) {
-            rc = err_errno(errno, "stat", p);
-            break;
-        }
-        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
-        struct pl_node *n = pl_new_node((uint64_t)st.st_ino, S_ISDIR(st.st_mode), (uint64_t)st.st_size);
-        if (!n) rc = err_nomem();
-        if (rc == TIND_OK) rc = pl_add(&pl.cur, p, n);
-        if (rc == TIND_OK) rc = pl_add(&pl.dur, p, n);
-        if (rc == TIND_OK && S_ISDIR(st.st_mode)) rc = pl_walk(p);
-    }
-    closedir(d);
-    return rc;
-}
-
-static void pl_reset(void)
-{
-    for (size_t i = 0; i < pl.cur.n; i++) free(pl.cur.v[i].path);
-    for (size_t i = 0; i < pl.dur.n; i++) free(pl.dur.v[i].path);
-    free(pl.cur.v);
-    free(pl.dur.v);
-    for (size_t i = 0; i < pl.nnodes; i++) {
-        free(pl.nodes[i]->saved);
-        free(pl.nodes[i]);
-    }
-    free(pl.nodes);
-    memset(&pl, 0, sizeof pl);
-}
-
-int file_pl_start(const char *root)
-{
-    pthread_mutex_lock(&pl_mu);
-    atomic_store(&pl_on, 0);
-    pl_reset();
-    size_t rl = strlen(root);
-    while (rl > 1 && root[rl - 1] == '/') rl--;
-    int rc = TIND_OK;
-    if (rl == 0 || rl >= sizeof pl.root) rc = err_set(TIND_INVALID, "power-loss root: bad path '%s'", root);
-    if (rc == TIND_OK) {
-        memcpy(pl.root, root, rl);
-        pl.root[rl] = 0;
-        pl.rootlen = rl;
-        rc = pl_walk(pl.root);
-        pl.trace = getenv("TIND_PL_TRACE") != NULL;
-    }
-    if (rc == TIND_OK) atomic_store(&pl_on, 1);
-    else pl_reset();
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
-}
-
-void file_pl_stop(void)
-{
-    pthread_mutex_lock(&pl_mu);
-    atomic_store(&pl_on, 0);
-    pl_reset();
-    pthread_mutex_unlock(&pl_mu);
-}
-
-void file_pl_crash_at(uint64_t n, void (*cb)(void *), void *arg)
-{
-    pthread_mutex_lock(&pl_mu);
-    pl.armed = cb != NULL;
-    pl.crash_at = n;
-    pl.cb = cb;
-    pl.cb_arg = arg;
-    pthread_mutex_unlock(&pl_mu);
-}
-
-uint64_t file_pl_boundaries(void)
-{
-    pthread_mutex_lock(&pl_mu);
-    uint64_t n = pl.boundaries;
-    pthread_mutex_unlock(&pl_mu);
-    return n;
-}
-
-int file_pl_crashed(void)
-{
-    pthread_mutex_lock(&pl_mu);
-    int c = atomic_load(&pl_on) && pl.crashed;
-    pthread_mutex_unlock(&pl_mu);
-    return c;
-}
-
-const char *file_pl_mode_name(enum file_pl_mode mode)
-{
-    switch (mode) {
-    case FILE_PL_ALL: return "all";
-    case FILE_PL_KEEP: return "keep";
-    case FILE_PL_RANDOM_PART: return "random-part";
-    case FILE_PL_TORN_512: return "torn-512";
-    case FILE_PL_TORN_4K: return "torn-4k";
-    case FILE_PL_ZERO_TAIL: return "zero-tail";
-    default: return "?";
-    }
-}
-
-/* Takes pl_mu when tracking is on: 1 if taken (the caller releases it). */
-static int pl_enter(void)
-{
-    if (!atomic_load_explicit(&pl_on, memory_order_acquire)) return 0;
-    pthread_mutex_lock(&pl_mu);
-    if (!atomic_load(&pl_on)) {
-        pthread_mutex_unlock(&pl_mu);
-        return 0;
-    }
-    return 1;
-}
-
-/* Releases pl_mu that pl_enter took; returns rc. */
-static int pl_leave(int rc)
-{
-    pthread_mutex_unlock(&pl_mu);
-    return rc;
-}
-
-/* 1 when a name (of any kind) stands at path. */
-static int pl_lexists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
-/* With pl_mu held: 0, or EIO once the simulated power is off. */
-static int pl_check(void) { return pl.crashed ? EIO : 0; }
-
-/* With pl_mu held, before a sync, directory sync, rename or unlink: counts
- * it and fires the armed crash at it. The callback runs with pl_mu held, so
- * every other thread's file operation waits; if it returns, this operation
- * and every later one fail with EIO until tracking stops. */
-static int pl_boundary(const char *op, const char *path)
-{
-    if (pl.crashed) return EIO;
-    uint64_t n = pl.boundaries++;
-    if (pl.trace) fprintf(stderr, "pl: #%llu %s %s\n", (unsigned long long)n, op, path);
-    if (pl.armed && n == pl.crash_at) {
-        pl.crashed = 1;
-        pl.cb(pl.cb_arg);
-        return EIO;
-    }
-    return 0;
-}
-
-/* A file was opened at path (created when !existed, truncated with trunc). */
-static int pl_note_open(const char *path, int fd, int existed, int trunc)
-{
-    if (!pl_under_root(path)) return TIND_OK;
-    struct stat st;
-    if (fstat(fd, &st) != 0) return err_errno(errno, "stat", path);
-    struct pl_name *c = pl_find(&pl.cur, path);
-    if (!existed || !c) {
-        if (pl.trace) fprintf(stderr, "pl: create %s\n", path);
-        pl_detach_ino((uint64_t)st.st_ino);
-        struct pl_node *n = pl_new_node((uint64_t)st.st_ino, 0, 0);
-        if (!n) return err_nomem();
-        if (c) pl_remove(&pl.cur, path);
-        return pl_add(&pl.cur, path, n);
-    }
-    /* A truncation counts as durable at once: the file may come back empty,
-     * never with its old bytes. */
-    if (trunc) c->node->synced = 0;
-    return TIND_OK;
-}
-
-/* Forgets a name removed without the public functions (a temporary file). */
-static void pl_forget(const char *path)
-{
-    if (pl_enter()) {
-        pl_remove(&pl.cur, path);
-        pthread_mutex_unlock(&pl_mu);
-    }
-}
-
-static struct pl_node *pl_node_of(int fd)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0) return NULL;
-    return pl_node_by_ino((uint64_t)st.st_ino);
-}
-
-/* ---- the drop ---------------------------------------------------------- */
-
-static uint64_t pl_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* 1 when dir (below the root) has a durable directory entry. */
-static int pl_dir_durable(const char *dir)
-{
-    struct pl_name *d = pl_find(&pl.dur, dir);
-    return d && d->node->is_dir;
-}
-
-/* 1 when dir is the same inode now as in dur. */
-static int pl_dir_unchanged(const char *dir)
-{
-    struct pl_name *d = pl_find(&pl.dur, dir), *c = pl_find(&pl.cur, dir);
-    return d && c && d->node == c->node;
-}
-
-/* 1 when ok() holds for every directory above path (below the root). */
-static int pl_dirs_above(const char *path, int (*ok)(const char *dir))
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s", path);
-    for (;;) {
-        size_t l = pl_parent_len(p);
-        if (l <= pl.rootlen) return 1;
-        p[l] = 0;
-        if (!ok(p)) return 0;
-    }
-}
-
-/* 1 when every directory above path (below the root) has a durable entry. */
-static int pl_reachable(const char *path) { return pl_dirs_above(path, pl_dir_durable); }
-
-/* 1 when every directory above path (below the root) is the same inode now
- * as in dur: else the removal of a replaced directory takes path with it. */
-static int pl_same_dirs(const char *path) { return pl_dirs_above(path, pl_dir_unchanged); }
-
-static int pl_cmp_len_desc(const void *a, const void *b)
-{
-    size_t la = strlen(((const struct pl_name *)a)->path), lb = strlen(((const struct pl_name *)b)->path);
-    return la < lb ? 1 : la > lb ? -1 : 0;
-}
-
-static int pl_rm_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return errno == ENOENT ? TIND_OK : err_errno(errno, "stat", path);
-    if (!S_ISDIR(st.st_mode)) return unlink(path) == 0 ? TIND_OK : err_errno(errno, "unlink", path);
-    DIR *d = opendir(path);
-    if (!d) return err_errno(errno, "open directory", path);
-    int rc = TIND_OK;
-    struct dirent *de;
-    char p[PATH_MAX];
-    while (rc == TIND_OK && (de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        if ((rc = file_join(p, sizeof p, path, de->d_name)) == TIND_OK) rc = pl_rm_tree(p);
-    }
-    closedir(d);
-    if (rc == TIND_OK && rmdir(path) != 0) rc = err_errno(errno, "rmdir", path);
-    return rc;
-}
-
-/* Applies the loss of mode to the unsynced tail of one restored file. */
-static int pl_drop_data(const char *path, uint64_t synced, enum file_pl_mode mode, uint64_t *rng)
-{
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) return err_errno(errno, "open", path);
-    struct stat st;
-    int rc = TIND_OK;
-    if (fstat(fd, &st) != 0) {
-        rc = err_errno(errno, "stat", path);
-        goto done;
-    }
-    uint64_t len = (uint64_t)st.st_size, s = synced < len ? synced : len, keep = len;
-    if (pl.trace) fprintf(stderr, "pl: drop: %s length %llu\n", path, (unsigned long long)len);
-    if (len == s) goto done;
-    if (mode == FILE_PL_ALL) {
-        keep = s;
-    } else if (mode == FILE_PL_RANDOM_PART) {
-        keep = s + pl_rand(rng) % (len - s + 1);
-    } else if (mode == FILE_PL_TORN_512 || mode == FILE_PL_TORN_4K) {
-        /* Whole sectors up to a random boundary b made it, then the sector
-         * at b is torn: its first part new data, the rest zeros or garbage,
-         * while the size already covers it. Synced bytes stay intact. */
-        uint64_t sec = mode == FILE_PL_TORN_512 ? 512 : 4096;
-        uint64_t first = s / sec * sec, nsec = (len - first + sec - 1) / sec;
-        uint64_t b = first + pl_rand(rng) % nsec * sec;
-        uint64_t end = b + sec < len ? b + sec : len, lo = b > s ? b : s;
-        uint64_t good = lo + pl_rand(rng) % (end - lo + 1);
-        int zeros = pl_rand(rng) & 1;
-        uint8_t junk[4096];
-        for (uint64_t i = 0; i < end - good; i++) junk[i] = zeros ? 0 : (uint8_t)pl_rand(rng);
-        if (end > good && pwrite(fd, junk, (size_t)(end - good), (off_t)good) != (ssize_t)(end - good)) {
-            rc = err_errno(errno ? errno : EIO, "write", path);
-            goto done;
-        }
-        keep = end;
-    } else if (mode == FILE_PL_ZERO_TAIL) {
-        /* The size made it, the data from a random point on did not: zeros
-         * up to the end, as a file system that extends the size first. */
-        uint64_t from = s + pl_rand(rng) % (len - s + 1);
-        uint8_t zeros[4096] = {0};
-        for (uint64_t off = from; off < len;) {
-            size_t n = len - off < sizeof zeros ? (size_t)(len - off) : sizeof zeros;
-            if (pwrite(fd, zeros, n, (off_t)off) != (ssize_t)n) {
-                rc = err_errno(errno ? errno : EIO, "write", path);
-                goto done;
-            }
-            off += n;
-        }
-    }
-    if (keep < len && ftruncate(fd, (off_t)keep) != 0) rc = err_errno(errno, "truncate", path);
-done:
-    close(fd);
-    return rc;
-}
-
-static int pl_write_whole(const char *path, const uint8_t *data, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return err_errno(errno, "open", path);
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, data + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    int rc = done == n ? TIND_OK : err_errno(errno ? errno : EIO, "write", path);
-    close(fd);
-    return rc;
-}
-
-/* A durable name that survives the loss, with the content to give it when
- * its inode is no longer at that path. */
-struct pl_keep {
-    const char *path;
-    struct pl_node *node;
-    int moved;
-    uint8_t *content;
-    size_t clen;
-};
-
-static int pl_cmp_keep_len(const void *a, const void *b)
-{
-    size_t la = strlen(((const struct pl_keep *)a)->path), lb = strlen(((const struct pl_keep *)b)->path);
-    return la < lb ? -1 : la > lb ? 1 : 0;
-}
-
-/* With pl_mu held. */
-static int pl_drop_locked(enum file_pl_mode mode, uint64_t seed)
-{
-    uint64_t rng = seed;
-    int rc = TIND_OK;
-    /* The durable names that survive (their directories survive too) and,
-     * for those whose inode is not at that path now, its content: from a
-     * current name of it (a rename not made durable) or the copy saved when
-     * it lost its last name. Gathered before anything is removed. */
-    struct pl_keep *keep = calloc(pl.dur.n ? pl.dur.n : 1, sizeof *keep);
-    size_t nk = 0;
-    if (!keep) return err_nomem();
-    for (size_t i = 0; rc == TIND_OK && i < pl.dur.n; i++) {
-        struct pl_name *d = &pl.dur.v[i];
-        if (!pl_reachable(d->path)) continue;
-        struct pl_name *c = pl_find(&pl.cur, d->path);
-        struct pl_keep *k = &keep[nk++];
-        k->path = d->path;
-        k->node = d->node;
-        if (d->node->is_dir || (c && c->node == d->node && pl_same_dirs(d->path))) continue;
-        k->moved = 1;
-        const char *src = NULL;
-        for (size_t j = 0; j < pl.cur.n && !src; j++)
-            if (pl.cur.v[j].node == d->node) src = pl.cur.v[j].path;
-        if (src) {
-            rc = pl_slurp(src, &k->content, &k->clen);
-        } else if (d->node->has_saved) {
-            if (!(k->content = malloc(d->node->saved_len ? d->node->saved_len : 1))) rc = err_nomem();
-            else memcpy(k->content, d->node->saved, k->clen = d->node->saved_len);
-        }
-    }
-    /* Remove every current name that is not a surviving durable name of the
-     * same inode, the deepest first; then recreate the missing durable names,
-     * the shallowest first; then cut the unsynced data of every file kept. */
-    if (rc == TIND_OK) qsort(pl.cur.v, pl.cur.n, sizeof *pl.cur.v, pl_cmp_len_desc);
-    for (size_t i = 0; rc == TIND_OK && i < pl.cur.n; i++) {
-        struct pl_name *c = &pl.cur.v[i];
-        int stays = 0;
-        for (size_t k = 0; k < nk && !stays; k++)
-            stays = !keep[k].moved && keep[k].node == c->node && !strcmp(keep[k].path, c->path);
-        if (!stays) {
-            if (pl.trace) fprintf(stderr, "pl: drop: remove %s\n", c->path);
-            rc = pl_rm_tree(c->path);
-        }
-    }
-    if (rc == TIND_OK) qsort(keep, nk, sizeof *keep, pl_cmp_keep_len);
-    for (size_t k = 0; rc == TIND_OK && k < nk; k++) {
-        struct pl_keep *d = &keep[k];
-        if (d->node->is_dir) {
-            if (mkdir(d->path, 0755) != 0 && errno != EEXIST) rc = err_errno(errno, "mkdir", d->path);
-        } else {
-            if (d->moved) {
-                if (pl.trace) fprintf(stderr, "pl: drop: restore %s (%zu bytes)\n", d->path, d->clen);
-                rc = pl_write_whole(d->path, d->content, d->clen);
-            }
-            if (pl.trace) fprintf(stderr, "pl: drop: %s synced %llu\n", d->path, (unsigned long long)d->node->synced);
-            if (rc == TIND_OK) rc = pl_drop_data(d->path, d->node->synced, mode, &rng);
-        }
-    }
-    for (size_t k = 0; k < nk; k++) free(keep[k].content);
-    free(keep);
-    return rc;
-}
-
-int file_pl_drop(enum file_pl_mode mode, uint64_t seed)
-{
-    pthread_mutex_lock(&pl_mu);
-    int rc;
-    if (!atomic_load(&pl_on)) rc = err_set(TIND_INVALID, "power-loss drop: tracking is off");
-    else if ((unsigned)mode >= FILE_PL_MODES) rc = err_set(TIND_INVALID, "power-loss drop: bad mode %d", (int)mode);
-    else rc = pl_drop_locked(mode, seed);
-    /* After a crash the power stays off: tracking stays on with nothing
-     * tracked, so that every operation takes pl_mu (which the crashed thread
-     * holds, when called from the callback) and then fails with EIO, and no
-     * thread touches the files the loss was just applied to. */
-    int off = atomic_load(&pl_on) && pl.crashed;
-    pl_reset();
-    if (off) pl.crashed = 1;
-    else atomic_store(&pl_on, 0);
-    return pl_leave(rc);
-}
-
-/* ---- the public operations ---------------------------------------------- */
-
-int file_open(const char *path, int flags, tfile **out)
-{
-    if (!pl_enter()) return open_impl(path, flags, out);
-    *out = NULL;
-    int e = pl_check(), rc;
-    if (e) {
-        rc = err_errno(e, "open", path);
-    } else {
-        int existed = pl_lexists(path);
-        rc = open_impl(path, flags, out);
-        if (rc == TIND_OK && (rc = pl_note_open(path, (*out)->fd, existed, flags & FILE_TRUNC)) != TIND_OK) {
-            close_impl(*out);
-            *out = NULL;
-        }
-    }
-    return pl_leave(rc);
-}
-
-int file_close(tfile *f)
-{
-    if (!f || !pl_enter()) return close_impl(f);
-    int rc = close_impl(f);
-    return pl_leave(rc);
-}
-
-int file_appendv(tfile *f, const struct iovec *iov, int iovcnt)
-{
-    if (!pl_enter()) return appendv_impl(f, iov, iovcnt);
-    int e = pl_check();
-    int rc = e ? err_errno(e, "write", f->path) : appendv_impl(f, iov, iovcnt);
-    if (pl.trace && !strstr(f->path, ".jnl") && !strstr(f->path, ".tbl"))
-        fprintf(stderr, "pl: append %s -> %llu\n", f->path, (unsigned long long)f->size);
-    return pl_leave(rc);
-}
-
-int file_read_at(tfile *f, uint64_t off, void *buf, size_t n, size_t *got)
-{
-    if (!pl_enter()) return read_at_impl(f, off, buf, n, got);
-    int e = pl_check();
-    int rc = e ? err_errno(e, "read", f->path) : read_at_impl(f, off, buf, n, got);
-    return pl_leave(rc);
-}
-
-int file_sync(tfile *f, int data_only)
-{
-    if (!pl_enter()) return sync_impl(f, data_only);
-    int e = pl_boundary(data_only ? "fdatasync" : "fsync", f->path), rc;
-    if (e) {
-        rc = err_errno(e, data_only ? "fdatasync" : "fsync", f->path);
-    } else if ((rc = sync_impl(f, data_only)) == TIND_OK) {
-        struct pl_node *n = pl_node_of(f->fd);
-        struct stat st;
-        if (n && fstat(f->fd, &st) == 0) n->synced = (uint64_t)st.st_size;
-    }
-    return pl_leave(rc);
-}
-
-int file_truncate(tfile *f, uint64_t size)
-{
-    if (!pl_enter()) return truncate_impl(f, size);
-    int e = pl_check(), rc;
-    if (e) {
-        rc = err_errno(e, "truncate", f->path);
-    } else if ((rc = truncate_impl(f, size)) == TIND_OK) {
-        /* Like a truncation at open: durable at once. */
-        struct pl_node *n = pl_node_of(f->fd);
-        if (n && n->synced > size) n->synced = size;
-    }
-    return pl_leave(rc);
-}
-
-int file_rename(const char *from, const char *to)
-{
-    if (!pl_enter()) return rename_impl(from, to);
-    int e = pl_boundary("rename", to), rc;
-    if (e) rc = err_errno(e, "rename to", to);
-    else if ((rc = pl_save_before_loss(to)) == TIND_OK && (rc = rename_impl(from, to)) == TIND_OK) {
-        /* The name `to` now holds from's inode; names below a renamed
-         * directory move with it. */
-        pl_remove(&pl.cur, to);
-        size_t fl = strlen(from);
-        char p[PATH_MAX];
-        for (size_t i = 0; rc == TIND_OK && i < pl.cur.n; i++) {
-            char *q = pl.cur.v[i].path;
-            if (strncmp(q, from, fl) != 0 || (q[fl] != 0 && q[fl] != '/')) continue;
-            if ((size_t)snprintf(p, sizeof p, "%s%s", to, q + fl) >= sizeof p) continue;
-            char *np = strdup(p);
-            if (!np) {
-                rc = err_nomem();
-                break;
-            }
-            free(q);
-            pl.cur.v[i].path = np;
-        }
-        if (!pl_under_root(to)) {
-            for (size_t i = pl.cur.n; i-- > 0;)
-                if (!pl_under_root(pl.cur.v[i].path)) pl_remove_at(&pl.cur, i);
-        }
-    }
-    return pl_leave(rc);
-}
-
-int file_unlink(const char *path)
-{
-    if (!pl_enter()) return unlink_impl(path);
-    int e = pl_boundary("unlink", path), rc;
-    if (e) rc = err_errno(e, "unlink", path);
-    else if ((rc = pl_save_before_loss(path)) == TIND_OK && (rc = unlink_impl(path)) == TIND_OK)
-        pl_remove(&pl.cur, path);
-    return pl_leave(rc);
-}
-
-int file_mkdir(const char *path)
-{
-    if (!pl_enter()) return mkdir_impl(path);
-    int e = pl_check(), rc;
-    if (e) {
-        rc = err_errno(e, "mkdir", path);
-    } else {
-        struct stat st;
-        int existed = pl_lexists(path);
-        if ((rc = mkdir_impl(path)) == TIND_OK && !existed && pl_under_root(path)) {
-            struct pl_node *n = NULL;
-            if (lstat(path, &st) != 0) rc = err_errno(errno, "stat", path);
-            else if (pl_detach_ino((uint64_t)st.st_ino), !(n = pl_new_node((uint64_t)st.st_ino, 1, 0))) rc = err_nomem();
-            else rc = pl_add(&pl.cur, path, n);
-        }
-    }
-    return pl_leave(rc);
-}
-
-int file_rmdir(const char *path)
-{
-    if (!pl_enter()) return rmdir_impl(path);
-    int e = pl_boundary("rmdir", path), rc;
-    if (e) rc = err_errno(e, "rmdir", path);
-    else if ((rc = rmdir_impl(path)) == TIND_OK) pl_remove(&pl.cur, path);
-    return pl_leave(rc);
-}
-
-int file_sync_dir(const char *dir)
-{
-    if (!pl_enter()) return sync_dir_impl(dir);
-    int e = pl_boundary("fsync-dir", dir), rc;
-    if (e) {
-        rc = err_errno(e, "fsync directory", dir);
-    } else if ((rc = sync_dir_impl(dir)) == TIND_OK) {
-        /* dur's names in dir become cur's. */
-        size_t dl = strlen(dir);
-        while (dl > 1 && dir[dl - 1] == '/') dl--;
-        for (size_t i = pl.dur.n; i-- > 0;)
-            if (pl_is_child(pl.dur.v[i].path, dir, dl)) pl_remove_at(&pl.dur, i);
-        for (size_t i = 0; rc == TIND_OK && i < pl.cur.n; i++)
-            if (pl_is_child(pl.cur.v[i].path, dir, dl)) rc = pl_add(&pl.dur, pl.cur.v[i].path, pl.cur.v[i].node);
-    }
-    return pl_leave(rc);
-}
-
-int file_exists(const char *path)
-{
-    if (!pl_enter()) return exists_impl(path);
-    int e = pl_check();
-    int rc = e ? err_errno(e, "stat", path) : exists_impl(path);
-    return pl_leave(rc);
-}
-
-int file_stat_size(const char *path, uint64_t *size)
-{
-    if (!pl_enter()) return stat_size_impl(path, size);
-    int e = pl_check();
-    int rc = e ? err_errno(e, "stat", path) : stat_size_impl(path, size);
-    return pl_leave(rc);
-}
-
-int file_list_dir(const char *dir, char ***names, size_t *count)
-{
-    if (!pl_enter()) return list_dir_impl(dir, names, count);
-    int e = pl_check(), rc;
-    if (e) {
-        *names = NULL;
-        *count = 0;
-        rc = err_errno(e, "open directory", dir);
-    } else {
-        rc = list_dir_impl(dir, names, count);
-    }
-    return pl_leave(rc);
-}
-
-int file_lock(const char *path, int *fd)
-{
-    if (!pl_enter()) return lock_impl(path, fd);
-    int e = pl_check(), rc;
-    if (e) {
-        rc = err_errno(e, "open", path);
-    } else {
-        int existed = pl_lexists(path);
-        if ((rc = lock_impl(path, fd)) == TIND_OK && (rc = pl_note_open(path, *fd, existed, 0)) != TIND_OK) {
-            file_unlock(*fd);
-            *fd = -1;
-        }
-    }
-    return pl_leave(rc);
 }

@@ -1,6 +1,8 @@
 /* The file layer: every byte tind reads or writes, every sync, rename, unlink
- * and directory operation goes through these functions, so that tests can
- * inject faults at any of them (file_fault_set).
+ * and directory operation goes through these functions, and they run the
+ * installed environment's operations (src/util/env.h), so that tests can
+ * inject faults at any of them or simulate a power loss
+ * (tests/support/fault_env.h, tests/support/powerloss_env.h).
  *
  * All functions return TIND_OK or a status with the message recorded
  * (err_errno): the operation, the path and the OS's reason. Short reads and
@@ -81,111 +83,5 @@ int file_parse_numbered(const char *name, const char *suffix, uint64_t *number);
 
 /* Writes dir/name into out[cap]: TIND_INVALID (message) if it does not fit. */
 int file_join(char *out, size_t cap, const char *dir, const char *name);
-
-/* ---- fault injection, for tests ---------------------------------------- */
-
-enum file_op {
-    FOP_OPEN, FOP_READ, FOP_WRITE, FOP_SYNC, FOP_DATASYNC, FOP_RENAME,
-    FOP_UNLINK, FOP_SYNC_DIR, FOP_TRUNCATE, FOP_MKDIR, FOP_COUNT
-};
-#define FOP_BIT(op) (1u << (op))
-
-struct file_fault {
-    unsigned ops;          /* FOP_BIT mask of operations that count */
-    const char *path_part; /* only paths containing this count (NULL: all); copied */
-    uint64_t nth;          /* the nth counted operation (0-based) fails */
-    int err;               /* errno to fail with (EIO, ENOSPC, ...) */
-    int short_write;       /* a failing write first writes half its bytes */
-    int forever;           /* every counted operation from the nth on fails */
-    int hold;              /* the nth counted operation does not fail: it waits until
-                              file_fault_clear or file_fault_release, then runs */
-};
-
-/* Arms a fault; replaces any armed one. */
-void file_fault_set(const struct file_fault *f);
-/* Disarms. */
-void file_fault_clear(void);
-/* Lets a held operation (and any later one) run while the fault stays armed,
- * so that file_fault_seen goes on counting. */
-void file_fault_release(void);
-/* Counted operations seen since the fault was armed. */
-uint64_t file_fault_seen(void);
-/* Faults fired since armed. */
-uint64_t file_fault_fired(void);
-/* 1 and the first failed operation since armed, with its path (cut to cap),
- * when one failed; else 0. Readable after file_fault_clear. */
-int file_fault_first(enum file_op *op, char *path, size_t cap);
-/* 1 and the counted operation that the thread of the first failed one ran
- * just before it (since armed), when there was one; else 0. Tells a
- * directory sync after a removal from one after a creation. */
-int file_fault_first_prev(enum file_op *op);
-
-
-/* ---- power-loss simulation, for tests -------------------------------------
- *
- * Tracks, for every file and directory under a root, what a power loss would
- * leave, and applies that loss to the real files on request:
- * - a file's data is durable up to its length at its last file_sync (data
- *   only or all); files that existed when tracking started are durable whole.
- *   A truncation (file_truncate, or FILE_TRUNC at open) is durable at once.
- * - a name (a file created, a file renamed to it, a directory made) is durable
- *   once its parent directory is synced with file_sync_dir; until then a loss
- *   removes it. An unlink, rmdir or rename is undone by a loss unless the
- *   directory was synced after it: the old content of a durable file that is
- *   unlinked or renamed over is kept in memory to restore it (test files are
- *   small). A name survives only if every directory above it survives.
- * Paths are matched as strings: the root must be spelled as tind's paths
- * spell it (the database path given to tind_open or its parent).
- *
- * Crash points: file_sync, file_sync_dir, file_rename, file_unlink and
- * file_rmdir are boundaries, numbered from 0 in the order they run. With a
- * crash armed at boundary n, the n-th one does not happen: the layer freezes
- * (it holds its lock, so every other thread's file operation blocks) and calls
- * the callback in the thread that reached it. The callback of a crash test
- * calls file_pl_drop and _exit()s; the library never exits. If the callback
- * returns, that operation and every later one fail with EIO (the power is
- * off) until file_pl_drop or file_pl_stop.
- *
- * With TIND_PL_TRACE set in the environment when tracking starts, every
- * creation, boundary and drop step is printed on stderr.
- *
- * While tracking is on, every file operation runs under the layer's lock
- * (one at a time). Start and stop tracking while no other thread uses the
- * file layer. Fault injection (file_fault_set) works alongside. */
-
-enum file_pl_mode {
-    FILE_PL_ALL,         /* every unsynced byte is lost */
-    FILE_PL_KEEP,        /* every unsynced byte survives; only names are lost */
-    FILE_PL_RANDOM_PART, /* a random prefix of the unsynced bytes survives */
-    FILE_PL_TORN_512,    /* unsynced bytes survive up to a random 512-byte
-                            boundary; the sector after it is torn: a random
-                            part of it new data, the rest zeros or garbage */
-    FILE_PL_TORN_4K,     /* the same with 4096-byte sectors */
-    FILE_PL_ZERO_TAIL,   /* the size survives whole but the unsynced bytes from a
-                            random point on read as zeros */
-    FILE_PL_MODES
-};
-
-/* Starts tracking everything under root (an existing directory), counting
- * boundaries from 0 and disarming any crash. TIND_INVALID for a bad root. */
-int file_pl_start(const char *root);
-/* Stops tracking and forgets its state; the files are left as they are. */
-void file_pl_stop(void);
-/* Arms the crash at boundary n (cb NULL: disarms). */
-void file_pl_crash_at(uint64_t n, void (*cb)(void *arg), void *arg);
-/* Boundaries reached since tracking started. */
-uint64_t file_pl_boundaries(void);
-/* 1 after an armed crash fired (and the callback returned), else 0. */
-int file_pl_crashed(void);
-/* Applies a power loss to the files under the root: removes names that were
- * never durable, restores durable names that were unlinked, renamed or
- * renamed over, and cuts each kept file's unsynced data as mode says, drawing
- * random choices from seed. Stops tracking; but after a crash fired (from the
- * callback, or after it returned) the power stays off: every file operation
- * waits for the lock the callback holds, or fails with EIO, until
- * file_pl_stop, so no thread can touch the files the loss was applied to. */
-int file_pl_drop(enum file_pl_mode mode, uint64_t seed);
-/* "all", "keep", "random-part", "torn-512", "torn-4k", "zero-tail". */
-const char *file_pl_mode_name(enum file_pl_mode mode);
 
 #endif

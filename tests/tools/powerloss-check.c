@@ -1,12 +1,13 @@
 /* The power-loss test: explores crash states of a deterministic workload.
  *
- * Each state runs the workload in a forked child with the file layer's
- * power-loss tracking on (src/util/file.h) and a crash armed at sync boundary
- * n: when the child reaches it, the file layer freezes, the callback applies
- * the loss in one of the drop modes (unsynced data cut, torn or kept; names
- * never made durable removed; undurable unlinks and renames undone) and the
- * child _exit()s. The parent then reopens the database and checks it against
- * what the child acknowledged, recorded in shared memory:
+ * Each state runs the workload in a forked child with the power-loss
+ * environment under the file layer tracking (tests/support/powerloss_env.h)
+ * and a crash armed at sync boundary n: when the child reaches it, the file
+ * layer freezes, the callback applies the loss in one of the drop modes
+ * (unsynced data cut, torn or kept; names never made durable removed;
+ * undurable unlinks and renames undone) and the child _exit()s. The parent
+ * then reopens the database and checks it against what the child
+ * acknowledged, recorded in shared memory:
  * - it opens (no corruption reported) and both keyspaces read without error;
  * - the batches present are exactly batches 1..P for some P (no hole, no torn
  *   batch: every key of a batch or none), with their values, by scans and by
@@ -54,6 +55,7 @@
 #include <unistd.h>
 
 #include "src/util/file.h"
+#include "tests/support/powerloss_env.h"
 #include "tind.h"
 
 #define WINDOW 16          /* batch i deletes a/k(i - WINDOW) */
