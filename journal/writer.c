@@ -308,6 +308,93 @@ static int journal_write_group(journal *j, struct journal_req **grp, size_t n, u
     return TIND_OK;
 }
 
+/* A request done by another leader: records its message and returns its
+ * status. */
+static int journal_follower_done(journal *j, struct journal_req *r) REQUIRES(j->mu)
+{
+    if (r->status == TIND_POISONED)
+        err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg);
+    else if (r->status && r->why)
+        err_set(r->status, "%s", r->why);
+    else if (r->status)
+        err_set(r->status, "%s", j->errmsg);
+    return r->status;
+}
+
+/* Leader r gathers its group from the queue into j->group: at most
+ * GROUP_MAX_REQS requests and about limit bytes. A request with seq_count 0
+ * and a payload (a keyspace drop) goes alone, so that the requests after it
+ * are prepared against its effect. Returns the count; *last is the group's
+ * last request. */
+static size_t journal_gather(journal *j, struct journal_req *r, struct journal_req **last) REQUIRES(j->mu)
+{
+    size_t n = 0, bytes = 0;
+    size_t limit = r->len <= (128u << 10) ? r->len + (128u << 10) : j->group_max_bytes;
+    *last = r;
+    for (struct journal_req *q = r; q && n < GROUP_MAX_REQS; q = q->next) {
+        int alone = q->len > 0 && q->seq_count == 0;
+        if (n > 0 && (alone || bytes + q->len > limit)) break;
+        j->group[n++] = q;
+        bytes += q->len;
+        *last = q;
+        if (alone) break;
+    }
+    return n;
+}
+
+/* Prepares the n gathered requests (outside the mutex, the leader alone):
+ * a refused one gets its status and leaves the group, a kept one its
+ * sequence numbers, stamped into its payload. Returns the count kept, at the
+ * front of j->group; *writes counts those with a payload. */
+static size_t journal_prepare_group(journal *j, size_t n, size_t *writes)
+{
+    size_t kept = 0;
+    *writes = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct journal_req *q = j->group[i];
+        q->first_seq = j->assigned_seq + 1; /* what it gets if prepare keeps it */
+        int prc = j->cb.prepare ? j->cb.prepare(j->cb.ctx, q) : TIND_OK;
+        if (prc != TIND_OK) {
+            q->status = prc;
+            continue;
+        }
+        if (q->seq_count > 0) {
+            q->first_seq = j->assigned_seq + 1;
+            j->assigned_seq += q->seq_count;
+            payload_stamp_seq(q->payload, q->first_seq);
+        }
+        j->group[kept++] = q;
+        if (q->len > 0) (*writes)++;
+    }
+    return kept;
+}
+
+/* The group r .. last ended with rc: poisons the journal on a failure,
+ * counts a success, gives every member its status (its own refusal, or the
+ * group's), wakes them and hands the lead to the next queued request. */
+static void journal_finish_group(journal *j, struct journal_req *r, struct journal_req *last, int rc, size_t writes,
+                                 int synced) REQUIRES(j->mu)
+{
+    if (rc != TIND_OK && rc != TIND_POISONED) {
+        j->poisoned = rc;
+        snprintf(j->errmsg, sizeof j->errmsg, "%s", err_msg());
+    }
+    if (rc == TIND_OK) {
+        atomic_fetch_add_explicit(&j->writes, writes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&j->groups, writes > 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&j->syncs, (uint64_t)synced, memory_order_relaxed);
+    }
+    for (struct journal_req *q = r;; q = q->next) {
+        if (q->status == TIND_OK) q->status = rc;
+        q->done = 1;
+        if (q != r) tcond_signal(&q->cond);
+        if (q == last) break;
+    }
+    j->head = last->next;
+    if (!j->head) j->tail = NULL;
+    else tcond_signal(&j->head->cond);
+}
+
 int journal_write(journal *j, struct journal_req *r)
 {
     r->status = TIND_OK;
@@ -329,81 +416,31 @@ int journal_write(journal *j, struct journal_req *r)
     j->tail = r;
     while (!r->done && j->head != r) tcond_wait(&r->cond, &j->mu);
     if (r->done) {
-        if (r->status == TIND_POISONED)
-            err_set(TIND_POISONED, "the database failed earlier (%s); reopen it", j->errmsg);
-        else if (r->status && r->why)
-            err_set(r->status, "%s", r->why);
-        else if (r->status)
-            err_set(r->status, "%s", j->errmsg);
+        int st = journal_follower_done(j, r);
         tmutex_unlock(&j->mu);
         tcond_destroy(&r->cond);
-        return r->status;
+        return st;
     }
 
-    /* r leads: gather the group. A request with seq_count 0 and a payload (a
-     * keyspace drop) goes alone, so that the requests after it are prepared
-     * against its effect. */
-    size_t n = 0, bytes = 0;
-    size_t limit = r->len <= (128u << 10) ? r->len + (128u << 10) : j->group_max_bytes;
+    /* r leads. */
+    struct journal_req *last;
+    size_t n = journal_gather(j, r, &last);
     int poisoned = j->poisoned;
-    struct journal_req *last = r;
-    for (struct journal_req *q = r; q && n < GROUP_MAX_REQS; q = q->next) {
-        int alone = q->len > 0 && q->seq_count == 0;
-        if (n > 0 && (alone || bytes + q->len > limit)) break;
-        j->group[n++] = q;
-        bytes += q->len;
-        last = q;
-        if (alone) break;
-    }
     tmutex_unlock(&j->mu);
 
     int rc = poisoned ? TIND_POISONED : TIND_OK;
-    size_t kept = 0, writes = 0;
+    size_t writes = 0;
     int synced = 0;
     uint64_t base_seq = j->assigned_seq; /* before this group: a new journal's base */
     if (rc == TIND_OK) {
-        /* Prepare, drop the refused, give out sequence numbers. */
-        for (size_t i = 0; i < n; i++) {
-            struct journal_req *q = j->group[i];
-            q->first_seq = j->assigned_seq + 1; /* what it gets if prepare keeps it */
-            int prc = j->cb.prepare ? j->cb.prepare(j->cb.ctx, q) : TIND_OK;
-            if (prc != TIND_OK) {
-                q->status = prc;
-                continue;
-            }
-            if (q->seq_count > 0) {
-                q->first_seq = j->assigned_seq + 1;
-                j->assigned_seq += q->seq_count;
-                payload_stamp_seq(q->payload, q->first_seq);
-            }
-            j->group[kept++] = q;
-            if (q->len > 0) writes++;
-        }
+        size_t kept = journal_prepare_group(j, n, &writes);
         rc = journal_write_group(j, j->group, kept, base_seq, &synced);
         if (rc == TIND_OK && j->cb.apply && kept > 0) rc = j->cb.apply(j->cb.ctx, j->group, kept);
         if (rc == TIND_OK) atomic_store_explicit(&j->last_seq, j->assigned_seq, memory_order_release);
     }
 
     tmutex_lock(&j->mu);
-    if (rc != TIND_OK && rc != TIND_POISONED) {
-        j->poisoned = rc;
-        snprintf(j->errmsg, sizeof j->errmsg, "%s", err_msg());
-    }
-    if (rc == TIND_OK) {
-        atomic_fetch_add_explicit(&j->writes, writes, memory_order_relaxed);
-        atomic_fetch_add_explicit(&j->groups, writes > 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&j->syncs, (uint64_t)synced, memory_order_relaxed);
-    }
-    /* Every member gets its status: its own refusal, or the group's. */
-    for (struct journal_req *q = r;; q = q->next) {
-        if (q->status == TIND_OK) q->status = rc;
-        q->done = 1;
-        if (q != r) tcond_signal(&q->cond);
-        if (q == last) break;
-    }
-    j->head = last->next;
-    if (!j->head) j->tail = NULL;
-    else tcond_signal(&j->head->cond);
+    journal_finish_group(j, r, last, rc, writes, synced);
     tmutex_unlock(&j->mu);
 
     tcond_destroy(&r->cond);
