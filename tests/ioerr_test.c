@@ -426,8 +426,9 @@ Test(fault_io_regress, failed_keyspace_creation_that_cannot_be_undone_poisons)
     EXPECT_RC(tind_close(db), TIND_OK);
 }
 
-/* A seal for the journals' total size (flush_check_journal_size) ignored
- * flush_seal's status, and flush_seal starts with the journal's fdatasync:
+/* A seal for the journals' total size (now write_seal_for_journal_size)
+ * ignored the seal's status, and a seal (tree_seal) starts with the
+ * journal's fdatasync (its sync_log hook):
  * a failed sync there reached no caller, and the next synced write's sync
  * "succeeded" and was acknowledged over the lost pages. */
 Test(fault_io_regress, failed_journal_sync_in_a_seal_poisons_the_database)
