@@ -106,10 +106,10 @@ static void db_free(tind_db *db)
     free(db->dropped);
     table_cache_free(db->tables);
     cache_free(db->block_cache);
-    pthread_mutex_destroy(&db->ks_mu);
-    pthread_mutex_destroy(&db->list_mu);
-    pthread_mutex_destroy(&db->snap_mu);
-    pthread_mutex_destroy(&db->retire_mu);
+    tmutex_destroy(&db->ks_mu);
+    tmutex_destroy(&db->list_mu);
+    tmutex_destroy(&db->snap_mu);
+    tmutex_destroy(&db->retire_mu);
     oracle_destroy(&db->oracle);
     pthread_rwlock_destroy(&db->write_gate);
     file_unlock(db->lock_fd);
@@ -199,10 +199,11 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     if (!db) return err_nomem();
     db->lock_fd = -1;
     db->opts = o;
-    pthread_mutex_init(&db->ks_mu, NULL);
-    pthread_mutex_init(&db->list_mu, NULL);
-    pthread_mutex_init(&db->snap_mu, NULL);
-    pthread_mutex_init(&db->retire_mu, NULL);
+    /* Cannot fail with default attributes on the platforms tind builds on. */
+    (void)tmutex_init(&db->ks_mu);
+    (void)tmutex_init(&db->list_mu);
+    (void)tmutex_init(&db->snap_mu);
+    (void)tmutex_init(&db->retire_mu);
     db->drop_pin = UINT64_MAX;
     oracle_init(&db->oracle);
     {
@@ -353,9 +354,9 @@ int tind_close(tind_db *db)
     atomic_store(&db->closing, 1);
     /* Writers stalled on a keyspace give up (tree_stall): the flushes and
      * compactions they wait for stop with the workers. */
-    pthread_mutex_lock(&db->list_mu);
+    tmutex_lock(&db->list_mu);
     for (size_t i = 0; i < db->nks; i++) tree_wake(db->ks[i]->tree);
-    pthread_mutex_unlock(&db->list_mu);
+    tmutex_unlock(&db->list_mu);
     workers_stop(db->pool);
     db->pool = NULL;
     int rc = journal_close(db->jnl);
@@ -369,7 +370,7 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
     err_clear();
     if (!db || !st) return err_set(TIND_INVALID, "tind_db_stats: NULL argument");
     memset(st, 0, sizeof *st);
-    pthread_mutex_lock(&db->list_mu);
+    tmutex_lock(&db->list_mu);
     st->keyspaces = db->nks;
     for (size_t i = 0; i < db->nks; i++) {
         uint64_t active, completed;
@@ -377,7 +378,7 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
         st->compactions_active += active;
         st->compactions_completed += completed;
     }
-    pthread_mutex_unlock(&db->list_mu);
+    tmutex_unlock(&db->list_mu);
     if (db->block_cache) {
         struct cache_stats cs;
         cache_get_stats(db->block_cache, &cs);
