@@ -15,7 +15,7 @@
 #include "src/util/buf.h"
 #include "src/util/mutex.h"
 #include "src/tree/tree.h"
-#include "src/workers.h"
+#include "src/util/workers.h"
 #include "tind.h"
 
 /* Directory layout (src/README.md has the byte formats):

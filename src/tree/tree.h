@@ -21,7 +21,7 @@
 #include "lsm/version.h"
 #include "src/util/buf.h"
 #include "src/util/mutex.h"
-#include "src/workers.h"
+#include "src/util/workers.h"
 #include "tind.h"
 
 /* What a read needs of a tree, taken together: the active memtable, the
@@ -148,7 +148,11 @@ int tree_open(const struct tree_env *env, const tind_keyspace_options *o, int cr
 void tree_free(struct tree *t);
 /* Stops the tree: no seal, flush or compaction starts any more, running
  * merges stop at their next entry, and stalled writers and flush waiters
- * wake (and get TIND_INVALID). Thread-safe. */
+ * wake. A stopped tree stalls nothing: tree_stall returns TIND_OK (or
+ * TIND_INVALID when the database is closing) and the layer above refuses
+ * the write (src/write.c's write_prepare, for a dropped keyspace); a
+ * tree_flush_wait whose memtables were not flushed returns TIND_INVALID (or
+ * the flush's failure), and tree_compact_all TIND_INVALID. Thread-safe. */
 void tree_stop(struct tree *t);
 /* Wakes the writers stalled on the tree (the database is closing). */
 void tree_wake(struct tree *t);
