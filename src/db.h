@@ -60,7 +60,8 @@ struct tind_db {
      * guards next_ks_id and the meta file; it is held across their I/O and
      * the drop's journal write (rare). list_mu guards the arrays below and
      * is only ever held briefly: the journal leader and the workers take it,
-     * never ks_mu. Order: the write gate, ks_mu, then list_mu, then a keyspace
+     * never ks_mu. The live table is changed holding both, so a holder of
+     * ks_mu may read it without list_mu (ks_find_name). Order: the write gate, ks_mu, then list_mu, then a keyspace
      * tree's mu. */
     struct tmutex ks_mu;
     struct tmutex list_mu ACQUIRED_AFTER(ks_mu);
