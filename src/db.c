@@ -106,10 +106,10 @@ static void db_free(tind_db *db)
     free(db->dropped);
     table_cache_free(db->tables);
     cache_free(db->block_cache);
-    pthread_mutex_destroy(&db->ks_mu);
-    pthread_mutex_destroy(&db->list_mu);
-    pthread_mutex_destroy(&db->snap_mu);
-    pthread_mutex_destroy(&db->retire_mu);
+    tmutex_destroy(&db->ks_mu);
+    tmutex_destroy(&db->list_mu);
+    tmutex_destroy(&db->snap_mu);
+    tmutex_destroy(&db->retire_mu);
     oracle_destroy(&db->oracle);
     pthread_rwlock_destroy(&db->write_gate);
     file_unlock(db->lock_fd);
@@ -182,27 +182,33 @@ static int replay_cb(void *ctx, const char *path, uint64_t offset, const uint8_t
     return TIND_OK;
 }
 
-int tind_open(const char *path, const tind_options *opts, tind_db **out)
+/* Resolves the options of tind_open(path, opts): *o is *opts (or the
+ * defaults), checked; a read-only open never creates. */
+static int open_options(const char *path, const tind_options *opts, tind_options *o)
 {
-    err_clear();
-    if (!path || !out) return err_set(TIND_INVALID, "tind_open: NULL argument");
-    *out = NULL;
     if (!*path) return err_set(TIND_INVALID, "tind_open: empty path");
-    tind_options o;
-    if (opts) o = *opts;
-    else tind_options_init(&o);
-    int rc = check_options(&o);
+    if (opts) *o = *opts;
+    else tind_options_init(o);
+    int rc = check_options(o);
     if (rc) return rc;
-    if (o.read_only) o.create_if_missing = 0;
+    if (o->read_only) o->create_if_missing = 0;
+    return TIND_OK;
+}
 
+/* A fresh handle under options o, its locks and lists initialized, its paths
+ * set (each NULL when out of memory: the caller checks them); NULL when the
+ * handle itself could not be allocated. */
+static tind_db *db_alloc(const char *path, const tind_options *o)
+{
     tind_db *db = calloc(1, sizeof *db);
-    if (!db) return err_nomem();
+    if (!db) return NULL;
     db->lock_fd = -1;
-    db->opts = o;
-    pthread_mutex_init(&db->ks_mu, NULL);
-    pthread_mutex_init(&db->list_mu, NULL);
-    pthread_mutex_init(&db->snap_mu, NULL);
-    pthread_mutex_init(&db->retire_mu, NULL);
+    db->opts = *o;
+    /* Cannot fail with default attributes on the platforms tind builds on. */
+    (void)tmutex_init(&db->ks_mu);
+    (void)tmutex_init(&db->list_mu);
+    (void)tmutex_init(&db->snap_mu);
+    (void)tmutex_init(&db->retire_mu);
     db->drop_pin = UINT64_MAX;
     oracle_init(&db->oracle);
     {
@@ -218,116 +224,166 @@ int tind_open(const char *path, const tind_options *opts, tind_db **out)
     db->path = strdup(path);
     db->journal_dir = path_join(path, DB_JOURNAL_DIR);
     db->ks_dir = path_join(path, DB_KEYSPACE_DIR);
-    char *lock_path = path_join(path, DB_LOCK_FILE), *meta_path = path_join(path, DB_META_FILE);
-    if (!db->path || !db->journal_dir || !db->ks_dir || !lock_path || !meta_path) {
-        rc = err_nomem();
-        goto fail;
-    }
+    return db;
+}
 
+/* Creates the database directory when it is missing (and may be created),
+ * then takes its LOCK file: shared read-only, exclusive otherwise. */
+static int db_lock_dir(tind_db *db, const char *path, const char *lock_path)
+{
+    int rc;
     int ex = file_exists(path);
-    if (ex < 0) {
-        rc = ex;
-        goto fail;
-    }
+    if (ex < 0) return ex;
     if (!ex) {
-        if (!o.create_if_missing) {
-            rc = err_set(TIND_NOT_FOUND, "%s: no database there (create_if_missing is off)", path);
-            goto fail;
-        }
+        if (!db->opts.create_if_missing)
+            return err_set(TIND_NOT_FOUND, "%s: no database there (create_if_missing is off)", path);
         /* The directory's own name must be durable before anything in it is. */
-        if ((rc = file_mkdir(path)) != TIND_OK || (rc = file_sync_parent(path)) != TIND_OK) goto fail;
+        if ((rc = file_mkdir(path)) != TIND_OK || (rc = file_sync_parent(path)) != TIND_OK) return rc;
     }
-    rc = o.read_only ? db_lock_read_only(lock_path, &db->lock_fd) : file_lock(lock_path, &db->lock_fd);
-    if (rc == TIND_BUSY && !o.read_only) rc = db_lock_busy(lock_path);
-    if (rc) goto fail;
+    rc = db->opts.read_only ? db_lock_read_only(lock_path, &db->lock_fd) : file_lock(lock_path, &db->lock_fd);
+    if (rc == TIND_BUSY && !db->opts.read_only) rc = db_lock_busy(lock_path);
+    return rc;
+}
 
-    if ((ex = file_exists(meta_path)) < 0) {
-        rc = ex;
-        goto fail;
-    }
+/* Without a meta file: TIND_CORRUPTION when the journal and keyspace folders
+ * both exist and hold anything (the meta file was lost). A crash between
+ * creating the folders and the meta file leaves them empty. */
+static int db_check_no_leftovers(tind_db *db, const char *path)
+{
+    if (file_exists(db->journal_dir) != 1 || file_exists(db->ks_dir) != 1) return TIND_OK;
+    char **names;
+    size_t n1 = 0, n2 = 0;
+    int rc;
+    if ((rc = file_list_dir(db->journal_dir, &names, &n1)) != TIND_OK) return rc;
+    free(names);
+    if ((rc = file_list_dir(db->ks_dir, &names, &n2)) != TIND_OK) return rc;
+    free(names);
+    if (n1 + n2 > 0) return err_set(TIND_CORRUPTION, "%s: the meta file %s is missing", path, DB_META_FILE);
+    return TIND_OK;
+}
+
+/* Reads the meta file of the database in path and checks its folders, or,
+ * without a meta file, creates the database (when it may). */
+static int db_open_or_create(tind_db *db, const char *path, const char *meta_path)
+{
+    int rc;
+    int ex = file_exists(meta_path);
+    if (ex < 0) return ex;
     if (ex) {
-        if (o.error_if_exists) {
-            rc = err_set(TIND_INVALID, "%s: a database exists (error_if_exists is on)", path);
-            goto fail;
-        }
-        if ((rc = ks_meta_read(db)) != TIND_OK) goto fail;
+        if (db->opts.error_if_exists)
+            return err_set(TIND_INVALID, "%s: a database exists (error_if_exists is on)", path);
+        if ((rc = ks_meta_read(db)) != TIND_OK) return rc;
         int jex = file_exists(db->journal_dir), kex = file_exists(db->ks_dir);
-        if (jex != 1 || kex != 1) {
-            rc = err_set(TIND_CORRUPTION, "%s: the %s directory is missing", path, jex != 1 ? DB_JOURNAL_DIR : DB_KEYSPACE_DIR);
-            goto fail;
-        }
-    } else {
-        if (file_exists(db->journal_dir) == 1 && file_exists(db->ks_dir) == 1) {
-            /* A crash between creating the folders and the meta file leaves
-             * empty folders; anything in them means the meta file was lost. */
-            char **names;
-            size_t n1 = 0, n2 = 0;
-            if ((rc = file_list_dir(db->journal_dir, &names, &n1)) != TIND_OK) goto fail;
-            free(names);
-            if ((rc = file_list_dir(db->ks_dir, &names, &n2)) != TIND_OK) goto fail;
-            free(names);
-            if (n1 + n2 > 0) {
-                rc = err_set(TIND_CORRUPTION, "%s: the meta file %s is missing", path, DB_META_FILE);
-                goto fail;
-            }
-        }
-        if (!o.create_if_missing) {
-            rc = err_set(TIND_NOT_FOUND, "%s: no database there (create_if_missing is off)", path);
-            goto fail;
-        }
-        if ((rc = db_create(db)) != TIND_OK) goto fail;
+        if (jex != 1 || kex != 1)
+            return err_set(TIND_CORRUPTION, "%s: the %s directory is missing", path,
+                           jex != 1 ? DB_JOURNAL_DIR : DB_KEYSPACE_DIR);
+        return TIND_OK;
     }
+    if ((rc = db_check_no_leftovers(db, path)) != TIND_OK) return rc;
+    if (!db->opts.create_if_missing)
+        return err_set(TIND_NOT_FOUND, "%s: no database there (create_if_missing is off)", path);
+    return db_create(db);
+}
 
-    if (o.cache_bytes > 0 && !(db->block_cache = cache_new((size_t)o.cache_bytes, 0))) {
-        rc = err_nomem();
-        goto fail;
-    }
-    if (!(db->tables = table_cache_new(o.max_open_tables, db->block_cache))) {
-        rc = err_nomem();
-        goto fail;
-    }
+/* The block cache (unless cache_bytes is 0), the table cache and the worker
+ * pool. */
+static int db_start_workers(tind_db *db)
+{
+    const tind_options *o = &db->opts;
+    if (o->cache_bytes > 0 && !(db->block_cache = cache_new((size_t)o->cache_bytes, 0))) return err_nomem();
+    if (!(db->tables = table_cache_new(o->max_open_tables, db->block_cache))) return err_nomem();
     /* Read-only: nothing is ever flushed or compacted; one idle worker. */
-    unsigned nworkers = o.read_only ? 1 : o.workers ? o.workers : workers_default_count();
-    if ((rc = workers_start(nworkers, &db->pool)) != TIND_OK) goto fail;
-    if ((rc = ks_load_all(db)) != TIND_OK) goto fail;
+    unsigned nworkers = o->read_only ? 1 : o->workers ? o->workers : workers_default_count();
+    return workers_start(nworkers, &db->pool);
+}
+
+/* Replays the journals into the loaded keyspaces: *rp the files that held
+ * records, *rec what recovery found, *last_seq the newest sequence number. */
+static int db_replay(tind_db *db, struct replay *rp, struct journal_recovery *rec, uint64_t *last_seq)
+{
     /* A flush synced the journal through the sequence number it recorded
      * (tree_seal) before its table could be durable: the journals must
      * still reach the highest one. */
     uint64_t flushed = 0;
     for (size_t i = 0; i < db->nks; i++)
         if (tree_flushed_seq(db->ks[i]->tree) > flushed) flushed = tree_flushed_seq(db->ks[i]->tree);
+    int rc = db->opts.read_only ? journal_recover_read_only(db->journal_dir, flushed, replay_cb, rp, rec)
+                                : journal_recover(db->journal_dir, flushed, replay_cb, rp, rec);
+    if (rc == TIND_OK) rc = ks_check_unique(db);
+    *last_seq = rp->last_seq;
+    if (rec->max_base_seq > *last_seq) *last_seq = rec->max_base_seq;
+    if (flushed > *last_seq) *last_seq = flushed;
+    return rc;
+}
+
+/* Opens the journal that writes go to after last_seq: read-only, the newest
+ * one up to its valid end; otherwise a new one after the newest. */
+static int db_open_journal(tind_db *db, const struct journal_recovery *rec, uint64_t last_seq)
+{
+    struct journal_config jc = {.dir = db->journal_dir, .max_bytes = db->opts.journal_max_bytes,
+                                .group_max_bytes = 1u << 20};
+    struct journal_callbacks cb = {.ctx = db, .prepare = write_prepare, .apply = write_apply};
+    if (!db->opts.read_only) return journal_open(&jc, rec->max_number + 1, last_seq, &cb, &db->jnl);
+    char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
+    uint64_t sz = 0;
+    journal_file_name(name, rec->max_number);
+    if (rec->max_number && file_join(p, sizeof p, db->journal_dir, name) == TIND_OK &&
+        file_stat_size(p, &sz) == TIND_OK && sz >= rec->truncated_bytes)
+        sz -= rec->truncated_bytes;
+    return journal_open_read_only(rec->max_number, sz, last_seq, &db->jnl);
+}
+
+/* Read-write: hands the journals that held records to the journal, which
+ * retires each once every keyspace has flushed past it. */
+static int db_adopt_journals(tind_db *db, const struct replay *rp)
+{
+    int rc = TIND_OK;
+    for (size_t i = 0; rc == TIND_OK && i < rp->nfiles; i++) {
+        char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
+        uint64_t sz = 0;
+        journal_file_name(name, rp->files[i].number);
+        if (file_join(p, sizeof p, db->journal_dir, name) == TIND_OK && file_stat_size(p, &sz) == TIND_OK)
+            rc = journal_adopt(db->jnl, rp->files[i].number, rp->files[i].max_seq, sz);
+    }
+    return rc;
+}
+
+/* Recovery after the keyspaces are loaded: replays the journals, opens the
+ * current one, and (read-write) removes the empty ones and adopts the rest. */
+static int db_recover(tind_db *db)
+{
     struct replay rp = {.db = db};
     struct journal_recovery rec;
-    rc = o.read_only ? journal_recover_read_only(db->journal_dir, flushed, replay_cb, &rp, &rec)
-                     : journal_recover(db->journal_dir, flushed, replay_cb, &rp, &rec);
-    if (rc == TIND_OK) rc = ks_check_unique(db);
-    uint64_t last_seq = rp.last_seq;
-    if (rec.max_base_seq > last_seq) last_seq = rec.max_base_seq;
-    if (flushed > last_seq) last_seq = flushed;
-
-    struct journal_config jc = {.dir = db->journal_dir, .max_bytes = o.journal_max_bytes, .group_max_bytes = 1u << 20};
-    struct journal_callbacks cb = {.ctx = db, .prepare = write_prepare, .apply = write_apply};
-    if (rc == TIND_OK && o.read_only) {
-        /* The newest journal stands as the current one, up to its valid end. */
-        char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
-        uint64_t sz = 0;
-        journal_file_name(name, rec.max_number);
-        if (rec.max_number && file_join(p, sizeof p, db->journal_dir, name) == TIND_OK &&
-            file_stat_size(p, &sz) == TIND_OK && sz >= rec.truncated_bytes)
-            sz -= rec.truncated_bytes;
-        rc = journal_open_read_only(rec.max_number, sz, last_seq, &db->jnl);
-    } else if (rc == TIND_OK) rc = journal_open(&jc, rec.max_number + 1, last_seq, &cb, &db->jnl);
-    if (rc == TIND_OK && !o.read_only) rc = db_remove_empty_journals(db, rec.max_number + 1);
-    /* The journals that held records are retired once flushed past. */
-    for (size_t i = 0; rc == TIND_OK && !o.read_only && i < rp.nfiles; i++) {
-        char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
-        uint64_t sz = 0;
-        journal_file_name(name, rp.files[i].number);
-        if (file_join(p, sizeof p, db->journal_dir, name) == TIND_OK && file_stat_size(p, &sz) == TIND_OK)
-            rc = journal_adopt(db->jnl, rp.files[i].number, rp.files[i].max_seq, sz);
-    }
+    uint64_t last_seq;
+    int rc = db_replay(db, &rp, &rec, &last_seq);
+    if (rc == TIND_OK) rc = db_open_journal(db, &rec, last_seq);
+    if (rc == TIND_OK && !db->opts.read_only) rc = db_remove_empty_journals(db, rec.max_number + 1);
+    if (rc == TIND_OK && !db->opts.read_only) rc = db_adopt_journals(db, &rp);
     free(rp.files);
-    if (rc) goto fail;
+    return rc;
+}
+
+int tind_open(const char *path, const tind_options *opts, tind_db **out)
+{
+    err_clear();
+    if (!path || !out) return err_set(TIND_INVALID, "tind_open: NULL argument");
+    *out = NULL;
+    tind_options o;
+    int rc = open_options(path, opts, &o);
+    if (rc) return rc;
+
+    tind_db *db = db_alloc(path, &o);
+    if (!db) return err_nomem();
+    char *lock_path = path_join(path, DB_LOCK_FILE), *meta_path = path_join(path, DB_META_FILE);
+    if (!db->path || !db->journal_dir || !db->ks_dir || !lock_path || !meta_path) {
+        rc = err_nomem();
+        goto fail;
+    }
+    if ((rc = db_lock_dir(db, path, lock_path)) != TIND_OK) goto fail;
+    if ((rc = db_open_or_create(db, path, meta_path)) != TIND_OK) goto fail;
+    if ((rc = db_start_workers(db)) != TIND_OK) goto fail;
+    if ((rc = ks_load_all(db)) != TIND_OK) goto fail;
+    if ((rc = db_recover(db)) != TIND_OK) goto fail;
     if (!o.read_only) retire_journals(db);
 
     free(lock_path);
@@ -353,9 +409,9 @@ int tind_close(tind_db *db)
     atomic_store(&db->closing, 1);
     /* Writers stalled on a keyspace give up (tree_stall): the flushes and
      * compactions they wait for stop with the workers. */
-    pthread_mutex_lock(&db->list_mu);
+    tmutex_lock(&db->list_mu);
     for (size_t i = 0; i < db->nks; i++) tree_wake(db->ks[i]->tree);
-    pthread_mutex_unlock(&db->list_mu);
+    tmutex_unlock(&db->list_mu);
     workers_stop(db->pool);
     db->pool = NULL;
     int rc = journal_close(db->jnl);
@@ -369,7 +425,7 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
     err_clear();
     if (!db || !st) return err_set(TIND_INVALID, "tind_db_stats: NULL argument");
     memset(st, 0, sizeof *st);
-    pthread_mutex_lock(&db->list_mu);
+    tmutex_lock(&db->list_mu);
     st->keyspaces = db->nks;
     for (size_t i = 0; i < db->nks; i++) {
         uint64_t active, completed;
@@ -377,7 +433,7 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
         st->compactions_active += active;
         st->compactions_completed += completed;
     }
-    pthread_mutex_unlock(&db->list_mu);
+    tmutex_unlock(&db->list_mu);
     if (db->block_cache) {
         struct cache_stats cs;
         cache_get_stats(db->block_cache, &cs);

@@ -2,7 +2,7 @@
 #ifndef TIND_SRC_DB_H
 #define TIND_SRC_DB_H
 
-#include <pthread.h>
+#include <pthread.h> /* the write gate */
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -13,8 +13,9 @@
 #include "lsm/version.h"
 #include "src/oracle.h"
 #include "src/util/buf.h"
+#include "src/util/mutex.h"
 #include "src/tree/tree.h"
-#include "src/workers.h"
+#include "src/util/workers.h"
 #include "tind.h"
 
 /* Directory layout (src/README.md has the byte formats):
@@ -45,6 +46,7 @@ struct tind_keyspace {
 struct tind_snapshot {
     tind_db *db;
     uint64_t seq;
+    /* In db->snaps, guarded by db->snap_mu. */
     struct tind_snapshot *prev, *next;
 };
 
@@ -58,15 +60,17 @@ struct tind_db {
      * guards next_ks_id and the meta file; it is held across their I/O and
      * the drop's journal write (rare). list_mu guards the arrays below and
      * is only ever held briefly: the journal leader and the workers take it,
-     * never ks_mu. Order: the write gate, ks_mu, then list_mu, then a keyspace
+     * never ks_mu. The live table is changed holding both, so a holder of
+     * ks_mu may read it without list_mu (ks_find_name). Order: the write gate, ks_mu, then list_mu, then a keyspace
      * tree's mu. */
-    pthread_mutex_t ks_mu;
-    pthread_mutex_t list_mu;
-    tind_keyspace **ks;  /* live keyspaces, in creation order */
-    size_t nks, capks;
-    tind_keyspace **dropped; /* dropped handles, freed at close so that they stay valid */
-    size_t ndropped, capdropped;
-    uint32_t next_ks_id;
+    struct tmutex ks_mu;
+    struct tmutex list_mu ACQUIRED_AFTER(ks_mu);
+    tind_keyspace **ks PT_GUARDED_BY(list_mu) GUARDED_BY(list_mu); /* live keyspaces, in creation order */
+    size_t nks GUARDED_BY(list_mu), capks GUARDED_BY(list_mu);
+    /* dropped handles, freed at close so that they stay valid */
+    tind_keyspace **dropped PT_GUARDED_BY(list_mu) GUARDED_BY(list_mu);
+    size_t ndropped GUARDED_BY(list_mu), capdropped GUARDED_BY(list_mu);
+    uint32_t next_ks_id GUARDED_BY(ks_mu);
 
     /* retire_mu serializes journal retirement (retire_journals: what
      * the keyspaces still need, then the deletion) with the drops' pins. A
@@ -79,9 +83,9 @@ struct tind_db {
      * A drop whose folder could not be removed keeps its pin until close
      * (drop_pin_kept), so that the next open replays the record. Order:
      * ks_mu, then retire_mu, then list_mu. */
-    pthread_mutex_t retire_mu;
-    uint64_t drop_pin;
-    int drop_pin_kept;
+    struct tmutex retire_mu ACQUIRED_AFTER(ks_mu) ACQUIRED_BEFORE(list_mu);
+    uint64_t drop_pin GUARDED_BY(retire_mu);
+    int drop_pin_kept GUARDED_BY(retire_mu);
 
     _Atomic int closing;  /* set at close: running compactions stop early */
     cache *block_cache;   /* NULL when cache_bytes is 0 */
@@ -90,13 +94,19 @@ struct tind_db {
 
     /* Transactions: the conflict oracle, and the write gate that plain
      * writes, optimistic commits and drops hold shared and a single-writer
-     * transaction exclusive (writer-preferring; src/write.c). */
+     * transaction exclusive (writer-preferring; src/write.c). The gate stays
+     * a plain pthread_rwlock_t, not a capability of src/util/mutex.h: a
+     * single-writer transaction holds it from begin to commit or rollback,
+     * across public calls, and write_gate_enter takes it only when this
+     * thread does not hold it already (a thread-local list), neither of
+     * which a per-function analysis can follow. src/write.c alone takes and
+     * releases it. */
     struct oracle oracle;
     pthread_rwlock_t write_gate;
 
     /* snap_mu guards the snapshot list. */
-    pthread_mutex_t snap_mu;
-    struct tind_snapshot snaps; /* list head (sentinel) */
+    struct tmutex snap_mu;
+    struct tind_snapshot snaps GUARDED_BY(snap_mu); /* list head (sentinel) */
     atomic_long nsnaps;
     atomic_long niters;
 };
@@ -200,8 +210,9 @@ void ks_free(tind_keyspace *ks);
 /* Moves a dropped keyspace from the live table to the dropped list, removes
  * its OPTIONS file (durably), makes its tables obsolete (each goes with its
  * last reader) and removes its folder once no table is left in it. Caller
- * holds ks_mu (or is single-threaded). Nothing is deleted read-only. */
-int ks_retire(tind_db *db, tind_keyspace *ks);
+ * holds ks_mu (replay, single-threaded, takes it too). Nothing is deleted
+ * read-only. */
+int ks_retire(tind_db *db, tind_keyspace *ks) REQUIRES(db->ks_mu);
 /* Removes what is left of a dropped keyspace's folder: every file but its
  * tables (with_tables: those too; at close, when no reader is left, for
  * tables whose removal failed), then the folder if that emptied it. Leaves
@@ -215,6 +226,6 @@ int ks_check_unique(tind_db *db);
 /* Rereads the keyspace's OPTIONS file and checks that it decodes to the
  * keyspace's number, name and options; *bytes: its size. Caller holds ks_mu
  * (it is rewritten under it). */
-int ks_verify_options(tind_keyspace *ks, uint64_t *bytes);
+int ks_verify_options(tind_keyspace *ks, uint64_t *bytes) REQUIRES(ks->db->ks_mu);
 
 #endif

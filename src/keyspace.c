@@ -138,6 +138,7 @@ void ks_free(tind_keyspace *ks)
 
 int ks_verify_options(tind_keyspace *ks, uint64_t *bytes)
 {
+    tmutex_assert_held(&ks->db->ks_mu);
     char opt[PATH_MAX];
     uint8_t *b = NULL;
     size_t n = 0;
@@ -245,7 +246,8 @@ tind_keyspace *ks_find_id(tind_db *db, uint32_t id)
     return NULL;
 }
 
-static tind_keyspace *ks_find_name(tind_db *db, const char *name)
+/* Caller holds ks_mu, which every change of the live table holds too. */
+static tind_keyspace *ks_find_name(tind_db *db, const char *name) REQUIRES(db->ks_mu)
 {
     for (size_t i = 0; i < db->nks; i++)
         if (!strcmp(db->ks[i]->name, name)) return db->ks[i];
@@ -298,7 +300,8 @@ int ks_remove_dropped_folder(tind_db *db, tind_keyspace *ks, int with_tables)
 
 int ks_retire(tind_db *db, tind_keyspace *ks)
 {
-    pthread_mutex_lock(&db->list_mu);
+    tmutex_assert_held(&db->ks_mu);
+    tmutex_lock(&db->list_mu);
     for (size_t i = 0; i < db->nks; i++) {
         if (db->ks[i] != ks) continue;
         memmove(db->ks + i, db->ks + i + 1, (db->nks - i - 1) * sizeof *db->ks);
@@ -306,7 +309,7 @@ int ks_retire(tind_db *db, tind_keyspace *ks)
         break;
     }
     int rc = ptr_push(&db->dropped, &db->ndropped, &db->capdropped, ks);
-    pthread_mutex_unlock(&db->list_mu);
+    tmutex_unlock(&db->list_mu);
     if (rc) {
         ks_free(ks); /* no handle survives; better than a leak */
         return rc;
@@ -436,7 +439,9 @@ static void ks_remove_unfinished(tind_db *db, tind_keyspace *ks, int rc)
  * moves first, so that a number is never given twice even if a crash leaves
  * the folder unfinished. */
 static int ks_create(tind_db *db, const char *name, const tind_keyspace_options *o, tind_keyspace **out)
+    REQUIRES(db->ks_mu)
 {
+    tmutex_assert_held(&db->ks_mu);
     if (db->next_ks_id == UINT32_MAX) return err_set(TIND_INVALID, "no keyspace numbers left");
     tind_keyspace *ks = ks_alloc(db);
     if (!ks) return err_nomem();
@@ -455,9 +460,9 @@ static int ks_create(tind_db *db, const char *name, const tind_keyspace_options 
     if (rc == TIND_OK) rc = ks_write_options(ks, &opts);
     if (rc == TIND_OK) rc = ks_open_tree(ks, &opts, 1);
     if (rc == TIND_OK) {
-        pthread_mutex_lock(&db->list_mu);
+        tmutex_lock(&db->list_mu);
         rc = ptr_push(&db->ks, &db->nks, &db->capks, ks);
-        pthread_mutex_unlock(&db->list_mu);
+        tmutex_unlock(&db->list_mu);
     }
     if (rc) {
         if (made) ks_remove_unfinished(db, ks, rc);
@@ -476,7 +481,7 @@ int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_option
     int rc = ks_check_name(name);
     if (rc) return rc;
     if (o && (rc = ks_options_check(o)) != TIND_OK) return rc;
-    pthread_mutex_lock(&db->ks_mu);
+    tmutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
     tind_keyspace_options old;
     if (ks) tree_options(ks->tree, &old);
@@ -492,7 +497,7 @@ int tind_keyspace_open(tind_db *db, const char *name, const tind_keyspace_option
         if ((rc = ks_write_options(ks, o)) != TIND_OK) tree_set_options(ks->tree, &old);
         ks_resolve(ks, rc == TIND_OK ? o : &old);
     }
-    pthread_mutex_unlock(&db->ks_mu);
+    tmutex_unlock(&db->ks_mu);
     if (rc == TIND_OK) *out = ks;
     return rc;
 }
@@ -508,20 +513,20 @@ int tind_keyspace_drop(tind_db *db, const char *name)
      * holds one drops under it. */
     int gate;
     write_gate_enter(db, &gate);
-    pthread_mutex_lock(&db->ks_mu);
+    tmutex_lock(&db->ks_mu);
     tind_keyspace *ks = ks_find_name(db, name);
     if (!ks) {
-        pthread_mutex_unlock(&db->ks_mu);
+        tmutex_unlock(&db->ks_mu);
         write_gate_leave(db, gate);
         return err_set(TIND_NOT_FOUND, "no keyspace named %s", name);
     }
     /* Pin the journals before the record exists (db.h, retire_mu): from the
      * moment it is written until OPTIONS is durably gone, the record is all
      * that keeps the keyspace dropped through a crash. */
-    pthread_mutex_lock(&db->retire_mu);
+    tmutex_lock(&db->retire_mu);
     uint64_t pin = db_last_seq(db);
     if (pin < db->drop_pin) db->drop_pin = pin;
-    pthread_mutex_unlock(&db->retire_mu);
+    tmutex_unlock(&db->retire_mu);
     buf b;
     buf_init(&b);
     rc = payload_drop_init(&b, ks->id);
@@ -539,13 +544,13 @@ int tind_keyspace_drop(tind_db *db, const char *name)
      * journal, which is never retired: no pin is needed for it. */
     int written = rc == TIND_OK;
     if (written) rc = ks_retire(db, ks);
-    pthread_mutex_lock(&db->retire_mu);
+    tmutex_lock(&db->retire_mu);
     if (written && rc != TIND_OK) db->drop_pin_kept = 1;
     if (!db->drop_pin_kept) db->drop_pin = UINT64_MAX;
-    pthread_mutex_unlock(&db->retire_mu);
+    tmutex_unlock(&db->retire_mu);
     /* What the pin held back goes now rather than at the next flush. */
     if (written && rc == TIND_OK) retire_journals(db);
-    pthread_mutex_unlock(&db->ks_mu);
+    tmutex_unlock(&db->ks_mu);
     write_gate_leave(db, gate);
     return rc;
 }
@@ -558,12 +563,12 @@ int tind_keyspace_list(tind_db *db, char ***names, size_t *count)
     if (names) *names = NULL;
     if (count) *count = 0;
     if (!db || !names || !count) return err_set(TIND_INVALID, "tind_keyspace_list: NULL argument");
-    pthread_mutex_lock(&db->list_mu);
+    tmutex_lock(&db->list_mu);
     size_t bytes = 0, n = db->nks;
     for (size_t i = 0; i < n; i++) bytes += strlen(db->ks[i]->name) + 1;
     char **arr = malloc(n * sizeof *arr + bytes + 1);
     if (!arr) {
-        pthread_mutex_unlock(&db->list_mu);
+        tmutex_unlock(&db->list_mu);
         return err_nomem();
     }
     char *sp = (char *)(arr + n);
@@ -573,7 +578,7 @@ int tind_keyspace_list(tind_db *db, char ***names, size_t *count)
         arr[i] = sp;
         sp += l;
     }
-    pthread_mutex_unlock(&db->list_mu);
+    tmutex_unlock(&db->list_mu);
     qsort(arr, n, sizeof *arr, cmp_name);
     *names = arr;
     *count = n;

@@ -9,11 +9,12 @@
 #include "src/db.h"
 #include "src/tx.h"
 #include "src/util/err.h"
+#include "src/util/mutex.h"
 
 void oracle_init(struct oracle *o)
 {
     memset(o, 0, sizeof *o);
-    pthread_mutex_init(&o->mu, NULL);
+    (void)tmutex_init(&o->mu); /* cannot fail with default attributes */
     atomic_init(&o->active, 0);
     atomic_init(&o->unregistered, 0);
 }
@@ -24,15 +25,16 @@ void oracle_destroy(struct oracle *o)
 {
     for (size_t i = o->head; i < o->n; i++) entry_free(&o->log[i]);
     free(o->log);
-    pthread_mutex_destroy(&o->mu);
+    tmutex_destroy(&o->mu);
 }
 
 /* Drops the entries no open transaction can conflict with. Caller holds mu.
  * With none listed, a transaction may still be between counting itself in
  * `active` and taking its snapshot, which then comes before the writes in
  * flight (recorded, not yet published): their entries stay. */
-static void prune(struct oracle *o, uint64_t published)
+static void prune(struct oracle *o, uint64_t published) REQUIRES(o->mu)
 {
+    tmutex_assert_held(&o->mu);
     uint64_t keep_above = o->first ? o->first->snap->seq : published;
     while (o->head < o->n && o->log[o->head].seq <= keep_above) {
         struct oracle_entry *e = &o->log[o->head++];
@@ -69,7 +71,7 @@ int oracle_register(tind_db *db, struct tind_tx *tx, int rc)
         atomic_fetch_sub(&o->active, 1);
         return rc;
     }
-    pthread_mutex_lock(&o->mu);
+    tmutex_lock(&o->mu);
     /* Taken under mu: the list stays in snapshot order. */
     rc = tind_snapshot_open(db, &tx->snap);
     if (rc == TIND_OK) {
@@ -81,14 +83,14 @@ int oracle_register(tind_db *db, struct tind_tx *tx, int rc)
     } else {
         atomic_fetch_sub(&o->active, 1);
     }
-    pthread_mutex_unlock(&o->mu);
+    tmutex_unlock(&o->mu);
     return rc;
 }
 
 void oracle_end(tind_db *db, struct tind_tx *tx, int committed, int read_only)
 {
     struct oracle *o = &db->oracle;
-    pthread_mutex_lock(&o->mu);
+    tmutex_lock(&o->mu);
     if (tx->prev) tx->prev->next = tx->next;
     else o->first = tx->next;
     if (tx->next) tx->next->prev = tx->prev;
@@ -98,12 +100,13 @@ void oracle_end(tind_db *db, struct tind_tx *tx, int committed, int read_only)
     if (read_only) o->read_only++;
     prune(o, db_last_seq(db));
     atomic_fetch_sub(&o->active, 1);
-    pthread_mutex_unlock(&o->mu);
+    tmutex_unlock(&o->mu);
 }
 
 /* The first live entry newer than seq. Caller holds mu. */
-static size_t first_after(const struct oracle *o, uint64_t seq)
+static size_t first_after(const struct oracle *o, uint64_t seq) REQUIRES(o->mu)
 {
+    tmutex_assert_held(&o->mu);
     size_t lo = o->head, hi = o->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -113,7 +116,8 @@ static size_t first_after(const struct oracle *o, uint64_t seq)
     return lo;
 }
 
-static int append(struct oracle *o, uint64_t seq, uint32_t ks, const uint8_t *key, size_t klen)
+/* Appends one entry to the log. Caller holds mu. */
+static int append(struct oracle *o, uint64_t seq, uint32_t ks, const uint8_t *key, size_t klen) REQUIRES(o->mu)
 {
     if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 256;
@@ -130,8 +134,9 @@ static int append(struct oracle *o, uint64_t seq, uint32_t ks, const uint8_t *ke
     return TIND_OK;
 }
 
-/* Records the keys of a batch payload given sequence numbers from first. */
-static int record(struct oracle *o, const struct journal_req *r, const struct tind_tx *tx)
+/* Records the keys of a batch payload given sequence numbers from first.
+ * Caller holds mu. */
+static int record(struct oracle *o, const struct journal_req *r, const struct tind_tx *tx) REQUIRES(o->mu)
 {
     uint64_t seq;
     uint32_t count;
@@ -159,7 +164,7 @@ int oracle_prepare(tind_db *db, struct journal_req *r, struct tind_tx *tx)
     uint64_t last = r->first_seq + r->seq_count - 1;
     atomic_store(&o->unregistered, last);
     if (atomic_load(&o->active) == 0) return TIND_OK;
-    pthread_mutex_lock(&o->mu);
+    tmutex_lock(&o->mu);
     int rc = TIND_OK;
     if (tx && !tx->single_writer) {
         for (size_t i = first_after(o, tx->snap->seq); i < o->n; i++) {
@@ -178,18 +183,18 @@ int oracle_prepare(tind_db *db, struct journal_req *r, struct tind_tx *tx)
     /* Refused, its numbers go to the next request: a beginning transaction
      * has nothing of it to wait for. The writes before it stay covered. */
     if (rc != TIND_OK) atomic_store(&o->unregistered, r->first_seq - 1);
-    pthread_mutex_unlock(&o->mu);
+    tmutex_unlock(&o->mu);
     return rc;
 }
 
 void oracle_stats(struct oracle *o, uint64_t *entries, uint64_t *bytes, uint64_t *open, uint64_t *commits,
                   uint64_t *conflicts)
 {
-    pthread_mutex_lock(&o->mu);
+    tmutex_lock(&o->mu);
     *entries = o->n - o->head;
     *bytes = o->log_bytes;
     *open = (uint64_t)atomic_load(&o->active);
     *commits = o->commits;
     *conflicts = o->conflicts;
-    pthread_mutex_unlock(&o->mu);
+    tmutex_unlock(&o->mu);
 }

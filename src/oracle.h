@@ -27,10 +27,11 @@
 #ifndef TIND_SRC_ORACLE_H
 #define TIND_SRC_ORACLE_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "src/util/mutex.h"
 
 struct tind_tx;
 struct tind_db;
@@ -48,14 +49,16 @@ struct oracle {
     /* mu guards the log, the list of open transactions and the counters; it
      * is taken by the journal leader in prepare and by transactions at begin
      * and end; it is never held across I/O. Taken before the db's snap_mu. */
-    pthread_mutex_t mu;
+    struct tmutex mu;
     _Atomic long active;             /* open optimistic and single-writer transactions */
     _Atomic uint64_t unregistered;   /* see above */
-    struct oracle_entry *log;        /* entries [head, n) are live, in sequence order */
-    size_t head, n, cap;
-    uint64_t log_bytes;              /* memory of the live entries */
-    struct tind_tx *first, *last;    /* open transactions, oldest snapshot first */
-    uint64_t commits, conflicts, read_only;
+    /* entries [head, n) are live, in sequence order */
+    struct oracle_entry *log PT_GUARDED_BY(mu) GUARDED_BY(mu);
+    size_t head GUARDED_BY(mu), n GUARDED_BY(mu), cap GUARDED_BY(mu);
+    uint64_t log_bytes GUARDED_BY(mu); /* memory of the live entries */
+    /* open transactions, oldest snapshot first */
+    struct tind_tx *first GUARDED_BY(mu), *last GUARDED_BY(mu);
+    uint64_t commits GUARDED_BY(mu), conflicts GUARDED_BY(mu), read_only GUARDED_BY(mu);
 };
 
 void oracle_init(struct oracle *o);

@@ -75,14 +75,14 @@ int tind_snapshot_open(tind_db *db, tind_snapshot **out)
     tind_snapshot *s = calloc(1, sizeof *s);
     if (!s) return err_nomem();
     s->db = db;
-    pthread_mutex_lock(&db->snap_mu);
+    tmutex_lock(&db->snap_mu);
     /* Read under snap_mu so that the list stays ordered by sequence number. */
     s->seq = db_last_seq(db);
     s->prev = db->snaps.prev;
     s->next = &db->snaps;
     db->snaps.prev->next = s;
     db->snaps.prev = s;
-    pthread_mutex_unlock(&db->snap_mu);
+    tmutex_unlock(&db->snap_mu);
     atomic_fetch_add(&db->nsnaps, 1);
     *out = s;
     return TIND_OK;
@@ -104,10 +104,10 @@ void tind_snapshot_close(tind_snapshot *s)
 {
     if (!s) return;
     tind_db *db = s->db;
-    pthread_mutex_lock(&db->snap_mu);
+    tmutex_lock(&db->snap_mu);
     s->prev->next = s->next;
     s->next->prev = s->prev;
-    pthread_mutex_unlock(&db->snap_mu);
+    tmutex_unlock(&db->snap_mu);
     atomic_fetch_sub(&db->nsnaps, 1);
     free(s);
 }
@@ -118,11 +118,11 @@ int read_snapshot_seqs(tind_db *db, uint64_t **out, size_t *n)
     *n = 0;
     size_t cap = 0;
     int rc = TIND_OK;
-    pthread_mutex_lock(&db->snap_mu);
+    tmutex_lock(&db->snap_mu);
     for (struct tind_snapshot *s = db->snaps.next; s != &db->snaps && rc == TIND_OK; s = s->next) {
         if ((rc = array_reserve((void **)out, *n, &cap, sizeof **out, 8)) == TIND_OK) (*out)[(*n)++] = s->seq;
     }
-    pthread_mutex_unlock(&db->snap_mu);
+    tmutex_unlock(&db->snap_mu);
     if (rc) {
         free(*out);
         *out = NULL;

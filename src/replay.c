@@ -40,12 +40,15 @@ int replay_record(tind_db *db, const char *path, uint64_t offset, const uint8_t 
         uint32_t id;
         if ((rc = payload_drop_decode(p, n, &id)) != TIND_OK)
             return err_set(rc, "journal %s offset %llu: %s", path, (unsigned long long)offset, err_msg());
+        /* Nothing else runs yet; ks_mu is taken because ks_retire asks for it. */
+        tmutex_lock(&db->ks_mu);
         tind_keyspace *ks = ks_find_id(db, id);
         if (ks) {
             ks_mark_dropped(ks);
-            return ks_retire(db, ks);
+            rc = ks_retire(db, ks);
         }
-        return TIND_OK;
+        tmutex_unlock(&db->ks_mu);
+        return rc;
     }
     return err_set(TIND_CORRUPTION, "journal %s offset %llu: unknown payload type %u", path,
                    (unsigned long long)offset, type);

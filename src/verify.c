@@ -135,8 +135,9 @@ static int verify_orphans(struct verify *v, const tind_keyspace *ks, const struc
 }
 
 /* One keyspace: OPTIONS, MANIFEST, every table. Caller holds db->ks_mu. */
-static int verify_keyspace(struct verify *v, tind_keyspace *ks)
+static int verify_keyspace(struct verify *v, tind_keyspace *ks) REQUIRES(v->db->ks_mu)
 {
+    tmutex_assert_held(&ks->db->ks_mu); /* the same mutex: ks->db is v->db */
     char path[PATH_MAX];
     uint64_t bytes = 0;
     int rc = file_join(path, sizeof path, ks->dir, KS_OPTIONS_FILE);
@@ -321,17 +322,17 @@ int tind_db_verify(tind_db *db, struct tind_verify_report *report)
 
     /* Keyspace handles stay valid memory until tind_close (dropped ones
      * included); ks_mu keeps each one from being dropped while it is checked. */
-    pthread_mutex_lock(&db->list_mu);
+    tmutex_lock(&db->list_mu);
     size_t n = db->nks;
     tind_keyspace **ks = malloc((n ? n : 1) * sizeof *ks);
     if (ks && n) memcpy(ks, db->ks, n * sizeof *ks);
-    pthread_mutex_unlock(&db->list_mu);
+    tmutex_unlock(&db->list_mu);
     if (!ks) return err_nomem();
     int rc = TIND_OK;
     for (size_t i = 0; rc == TIND_OK && i < n; i++) {
-        pthread_mutex_lock(&db->ks_mu);
+        tmutex_lock(&v.db->ks_mu); /* v.db: the name verify_keyspace's REQUIRES uses */
         if (!atomic_load(&ks[i]->dropped)) rc = verify_keyspace(&v, ks[i]);
-        pthread_mutex_unlock(&db->ks_mu);
+        tmutex_unlock(&v.db->ks_mu);
     }
     free(ks);
     if (rc == TIND_OK) rc = verify_journals(&v);

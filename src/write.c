@@ -188,7 +188,7 @@ static int write_seal_for_journal_size(tind_db *db, uint64_t last_seq)
     int rc = TIND_OK;
     /* Seal every keyspace whose active memtable holds writes of the oldest
      * journal and that has nothing sealed already on its way. */
-    pthread_mutex_lock(&db->list_mu);
+    tmutex_lock(&db->list_mu);
     for (size_t i = 0; i < db->nks && rc == TIND_OK; i++) {
         tind_keyspace *ks = db->ks[i];
         uint64_t seal_seq;
@@ -196,7 +196,7 @@ static int write_seal_for_journal_size(tind_db *db, uint64_t last_seq)
          * journal is poisoned), or the memtable could not be swapped. */
         if (tree_holds_log_up_to(ks->tree, oldest)) rc = tree_seal(ks->tree, last_seq, &seal_seq);
     }
-    pthread_mutex_unlock(&db->list_mu);
+    tmutex_unlock(&db->list_mu);
     return rc;
 }
 

@@ -1,11 +1,14 @@
 /* src/util/mutex.h: the wrapper behaves as the pthread calls it wraps, and
  * in TIND_DEBUG_LOCKS builds (the sanitizer builds) tmutex_assert_held
- * passes wherever the thread holds the mutex, through a condition wait. */
+ * passes wherever the thread holds the mutex, through a condition wait (timed
+ * or not). */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "src/util/mutex.h"
 
@@ -97,3 +100,24 @@ Test(mutex, assert_held_aborts_on_a_mutex_the_thread_does_not_hold, .signal = SI
     tmutex_assert_held(&m);
 }
 #endif
+
+/* A timed wait for a time already past, which nobody signals, gives up
+ * with ETIMEDOUT and returns holding the mutex. */
+Test(mutex, a_timed_wait_nobody_signals_times_out_holding_the_mutex)
+{
+    struct tmutex m;
+    struct tcond c;
+    cr_assert_eq(tmutex_init(&m), 0);
+    cr_assert_eq(tcond_init(&c), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    tmutex_lock(&m);
+    int rc;
+    while ((rc = tcond_timedwait(&c, &m, &until)) == 0) continue; /* a spurious wakeup */
+    tmutex_assert_held(&m);
+    cr_assert_eq(rc, ETIMEDOUT, "tcond_timedwait returned %d", rc);
+    cr_assert_eq(try_from_another_thread(&m), 0, "the mutex was free after the timed wait");
+    tmutex_unlock(&m);
+    tcond_destroy(&c);
+    tmutex_destroy(&m);
+}

@@ -14,15 +14,15 @@
 #include "src/util/array.h"
 
 /* The strategy's configuration under the tree's options now. */
-static void compact_config(struct tree *t, struct compaction_config *c)
+static void compact_config(struct tree *t, struct compaction_config *c) EXCLUDES(t->mu)
 {
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     config_compaction(&t->opts, c);
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
 }
 
 /* Removes one occurrence of num from the busy list. Caller holds t->mu. */
-static void busy_mark_one(struct tree *t, uint64_t num)
+static void busy_mark_one(struct tree *t, uint64_t num) REQUIRES(t->mu)
 {
     for (size_t i = 0; i < t->nbusy; i++) {
         if (t->busy[i] != num) continue;
@@ -32,8 +32,9 @@ static void busy_mark_one(struct tree *t, uint64_t num)
 }
 
 /* Marks (add) or unmarks the job's inputs as busy. Caller holds t->mu. */
-static int busy_mark(struct tree *t, const struct compaction_job *job, int add)
+static int busy_mark(struct tree *t, const struct compaction_job *job, int add) REQUIRES(t->mu)
 {
+    tmutex_assert_held(&t->mu);
     for (size_t i = 0; i < job->ninputs; i++) {
         uint64_t num = job->inputs[i].meta->number;
         if (add) {
@@ -52,6 +53,7 @@ static int busy_mark(struct tree *t, const struct compaction_job *job, int add)
 
 /* Does the job and installs its edit. Caller holds no lock. */
 static int compact_do(struct tree *t, const struct compaction_job *job, const struct compaction_config *cfg)
+    EXCLUDES(t->mu, t->edit_mu)
 {
     struct version_edit e;
     version_edit_init(&e);
@@ -91,11 +93,11 @@ static int compact_do(struct tree *t, const struct compaction_job *job, const st
         }
     }
     if (rc == TIND_OK) {
-        pthread_mutex_lock(&t->edit_mu);
+        tmutex_lock(&t->edit_mu);
         rc = manifest_apply(t->man, &e);
         if (rc) tree_manifest_failed(t, rc);
         if (rc == TIND_OK) {
-            pthread_mutex_lock(&t->mu);
+            tmutex_lock(&t->mu);
             sv_install(t);
             t->compactions++;
             t->compact_read += st.bytes_read;
@@ -104,9 +106,9 @@ static int compact_do(struct tree *t, const struct compaction_job *job, const st
             t->level_compactions[job->out_level]++;
             t->level_read[job->out_level] += st.bytes_read;
             t->level_written[job->out_level] += st.bytes_written;
-            pthread_mutex_unlock(&t->mu);
+            tmutex_unlock(&t->mu);
         }
-        pthread_mutex_unlock(&t->edit_mu);
+        tmutex_unlock(&t->edit_mu);
         if (rc == TIND_INVALID || rc == TIND_POISONED) {
             /* The edit never reached the manifest: its outputs go. */
             for (size_t i = 0; i < e.nadds; i++)
@@ -121,7 +123,7 @@ static int compact_do(struct tree *t, const struct compaction_job *job, const st
 }
 
 /* Caller holds t->mu. */
-static void compact_failed(struct tree *t, int rc)
+static void compact_failed(struct tree *t, int rc) REQUIRES(t->mu)
 {
     tree_job_failed(t, &t->compact_error, t->compact_errmsg, sizeof t->compact_errmsg, rc, "compaction");
 }
@@ -130,20 +132,20 @@ static void compact_job(void *arg)
 {
     struct tree *t = arg;
     struct compaction_config cfg;
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     while (!atomic_load(&t->stopped) && !t->major && !t->compact_error && !atomic_load(t->env.closing)) {
         uint64_t *busy = NULL;
         size_t nbusy = t->nbusy;
         uint64_t gen = t->ver_gen;
         if (nbusy && (busy = malloc(nbusy * sizeof *busy)) != NULL) memcpy(busy, t->busy, nbusy * sizeof *busy);
-        pthread_mutex_unlock(&t->mu);
+        tmutex_unlock(&t->mu);
         compact_config(t, &cfg);
         struct version *v = manifest_current(t->man);
         struct compaction_job *job = NULL;
         int rc = busy || !nbusy ? compaction_pick(&cfg, v, busy, nbusy, (uint64_t)time(NULL), &job) : err_nomem();
         version_unref(v);
         free(busy);
-        pthread_mutex_lock(&t->mu);
+        tmutex_lock(&t->mu);
         if (rc || !job) {
             if (rc) compact_failed(t, rc);
             /* A version installed meanwhile (a flush whose compact_schedule
@@ -159,12 +161,12 @@ static void compact_job(void *arg)
             compaction_job_free(job);
             break;
         }
-        pthread_mutex_unlock(&t->mu);
+        tmutex_unlock(&t->mu);
         rc = compact_do(t, job, &cfg);
-        pthread_mutex_lock(&t->mu);
+        tmutex_lock(&t->mu);
         busy_mark(t, job, 0);
         compaction_job_free(job);
-        pthread_cond_broadcast(&t->flush_cond);
+        tcond_broadcast(&t->flush_cond);
         /* TIND_BUSY: stopped by close. TIND_INVALID: the edit met a change
          * made meanwhile; the next pick sees it. Anything else stops the
          * tree's compactions. */
@@ -176,21 +178,22 @@ static void compact_job(void *arg)
         }
     }
     t->compacting--;
-    pthread_cond_broadcast(&t->flush_cond);
-    pthread_mutex_unlock(&t->mu);
+    tcond_broadcast(&t->flush_cond);
+    tmutex_unlock(&t->mu);
 }
 
 static void compact_cancel(void *arg)
 {
     struct tree *t = arg;
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     t->compacting--;
-    pthread_cond_broadcast(&t->flush_cond);
-    pthread_mutex_unlock(&t->mu);
+    tcond_broadcast(&t->flush_cond);
+    tmutex_unlock(&t->mu);
 }
 
 void compact_schedule(struct tree *t)
 {
+    tmutex_assert_held(&t->mu);
     unsigned n = workers_count(t->env.pool);
     unsigned max = n > 1 ? n - 1 : 1;
     if (atomic_load(&t->stopped) || t->major || t->compact_error || t->compacting >= max ||
@@ -204,7 +207,7 @@ void compact_schedule(struct tree *t)
          * would otherwise wait for a job that never comes. */
         if (!atomic_load(t->env.closing)) {
             compact_failed(t, rc);
-            pthread_cond_broadcast(&t->flush_cond);
+            tcond_broadcast(&t->flush_cond);
         }
     }
 }
@@ -216,19 +219,19 @@ int tree_compact_all(struct tree *t)
      * stop waits for the holder to give it back before it closes the
      * manifest, so a caller woken by the stop must not take the tree (and
      * then give back the one another caller still holds). */
-    pthread_mutex_lock(&t->mu);
-    while (t->major && !atomic_load(&t->stopped)) pthread_cond_wait(&t->flush_cond, &t->mu);
+    tmutex_lock(&t->mu);
+    while (t->major && !atomic_load(&t->stopped)) tcond_wait(&t->flush_cond, &t->mu);
     if (atomic_load(&t->stopped)) {
-        pthread_mutex_unlock(&t->mu);
+        tmutex_unlock(&t->mu);
         return tree_stopped_error(t);
     }
     t->major = 1;
-    while (t->compacting > 0 && !atomic_load(&t->stopped)) pthread_cond_wait(&t->flush_cond, &t->mu);
+    while (t->compacting > 0 && !atomic_load(&t->stopped)) tcond_wait(&t->flush_cond, &t->mu);
     int stopped = atomic_load(&t->stopped);
     /* A background compaction that failed stopped the others: say so
      * rather than compact over it. */
     if (!stopped && t->compact_error) rc = err_set(t->compact_error, "%s", t->compact_errmsg);
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     if (stopped) rc = tree_stopped_error(t);
 
     struct compaction_config cfg;
@@ -255,23 +258,23 @@ int tree_compact_all(struct tree *t)
         version_unref(v);
     }
     if (rc == TIND_OK && job) {
-        pthread_mutex_lock(&t->mu);
+        tmutex_lock(&t->mu);
         rc = busy_mark(t, job, 1);
-        pthread_mutex_unlock(&t->mu);
+        tmutex_unlock(&t->mu);
         if (rc == TIND_OK) {
             rc = compact_do(t, job, &cfg);
-            pthread_mutex_lock(&t->mu);
+            tmutex_lock(&t->mu);
             busy_mark(t, job, 0);
-            pthread_mutex_unlock(&t->mu);
+            tmutex_unlock(&t->mu);
         }
         compaction_job_free(job);
     }
     /* A merge stopped by tree_stop (TIND_BUSY from compact_do) is reported as the stop. */
     if (rc == TIND_BUSY && atomic_load(&t->stopped)) rc = tree_stopped_error(t);
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     t->major = 0;
     compact_schedule(t);
-    pthread_cond_broadcast(&t->flush_cond);
-    pthread_mutex_unlock(&t->mu);
+    tcond_broadcast(&t->flush_cond);
+    tmutex_unlock(&t->mu);
     return rc;
 }

@@ -11,16 +11,19 @@
 
 /* Writes mem as a level-0 table and records it, with flushed_seq = seal_seq,
  * in the manifest. Runs on a worker without t->mu; returns TIND_OK holding
- * t->edit_mu (the caller switches the super version, then releases it). */
+ * t->edit_mu (the caller switches the super version, then releases it).
+ * TRY_ACQUIRE: the analysis checks that callers release edit_mu after
+ * TIND_OK only; it does not check this body against the promise. */
 static int flush_write(struct tree *t, memtable *mem, uint64_t seal_seq, uint64_t *flushed_size)
+    TRY_ACQUIRE(TIND_OK, t->edit_mu)
 {
     uint64_t number = manifest_new_file_number(t->man);
     struct table_meta *meta = table_meta_new(t->dir, number);
     if (!meta) return err_nomem();
     struct table_options to;
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     config_table(&t->opts, 0, &to);
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     table_writer *w;
     int rc = table_writer_open(meta->path, &to, &w);
     if (rc) {
@@ -61,11 +64,11 @@ static int flush_write(struct tree *t, memtable *mem, uint64_t seal_seq, uint64_
     if (rc == TIND_OK) rc = version_edit_add(&e, 0, meta);
     if (rc == TIND_OK) {
         /* The super version switch follows under edit_mu too (flush_job). */
-        pthread_mutex_lock(&t->edit_mu);
+        tmutex_lock(&t->edit_mu);
         rc = manifest_apply(t->man, &e);
         if (rc) {
             tree_manifest_failed(t, rc);
-            pthread_mutex_unlock(&t->edit_mu);
+            tmutex_unlock(&t->edit_mu);
         }
     }
     version_edit_free(&e);
@@ -82,16 +85,16 @@ static int flush_write(struct tree *t, memtable *mem, uint64_t seal_seq, uint64_
 static void flush_job(void *arg)
 {
     struct tree *t = arg;
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     for (;;) {
         if (atomic_load(&t->stopped) || t->nsealed == 0 || t->flush_error) break;
         struct sealed_mem s = t->sealed[0];
-        pthread_mutex_unlock(&t->mu);
+        tmutex_unlock(&t->mu);
         /* On success flush_write returns holding edit_mu: the new version and
          * the super version switch to it together. */
         uint64_t flushed_size = 0;
         int rc = flush_write(t, s.mem, s.seal_seq, &flushed_size);
-        pthread_mutex_lock(&t->mu);
+        tmutex_lock(&t->mu);
         if (rc) {
             tree_job_failed(t, &t->flush_error, t->flush_errmsg, sizeof t->flush_errmsg, rc, "flush");
             break;
@@ -105,54 +108,55 @@ static void flush_job(void *arg)
          * memtable, so reads see the same data twice, never lose it. */
         sv_install(t);
         compact_schedule(t);
-        pthread_mutex_unlock(&t->mu);
-        pthread_mutex_unlock(&t->edit_mu);
+        tmutex_unlock(&t->mu);
+        tmutex_unlock(&t->edit_mu);
         memtable_unref(s.mem);
         /* Before waking the waiters: a finished tree_flush_wait finds what
          * the flush made unnecessary in the log already gone. */
         t->env.hooks.flushed(t->env.hooks.ctx);
-        pthread_mutex_lock(&t->mu);
+        tmutex_lock(&t->mu);
         t->settled_seq = s.seal_seq;
-        pthread_cond_broadcast(&t->flush_cond);
+        tcond_broadcast(&t->flush_cond);
     }
     t->flushing = 0;
-    pthread_cond_broadcast(&t->flush_cond);
-    pthread_mutex_unlock(&t->mu);
+    tcond_broadcast(&t->flush_cond);
+    tmutex_unlock(&t->mu);
 }
 
 static void flush_cancel(void *arg)
 {
     struct tree *t = arg;
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     t->flushing = 0;
-    pthread_cond_broadcast(&t->flush_cond);
-    pthread_mutex_unlock(&t->mu);
+    tcond_broadcast(&t->flush_cond);
+    tmutex_unlock(&t->mu);
 }
 
 void flush_schedule(struct tree *t)
 {
+    tmutex_assert_held(&t->mu);
     if (t->flushing || t->nsealed == 0 || t->flush_error || atomic_load(&t->stopped)) return;
     t->flushing = 1;
     int rc = workers_submit(t->env.pool, WORK_FLUSH, flush_job, flush_cancel, t);
     if (rc) {
         t->flushing = 0;
         tree_job_failed(t, &t->flush_error, t->flush_errmsg, sizeof t->flush_errmsg, rc, "flush");
-        pthread_cond_broadcast(&t->flush_cond);
+        tcond_broadcast(&t->flush_cond);
     }
 }
 
 int tree_flush_wait(struct tree *t, uint64_t seal_seq)
 {
     int rc = TIND_OK;
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     uint64_t target = seal_seq;
     if (!target && t->nsealed) target = t->sealed[t->nsealed - 1].seal_seq;
     /* settled_seq, not flushed_seq: the caller finds what the flush freed
      * in the log already gone. */
     while (target && t->settled_seq < target && !t->flush_error && !atomic_load(&t->stopped))
-        pthread_cond_wait(&t->flush_cond, &t->mu);
+        tcond_wait(&t->flush_cond, &t->mu);
     if (target && t->settled_seq < target)
         rc = t->flush_error ? err_set(t->flush_error, "%s", t->flush_errmsg) : tree_stopped_error(t);
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     return rc;
 }

@@ -15,7 +15,7 @@ static uint64_t now_ns(void)
 /* Why a write to t must wait now: 0 (it need not), STALL_MEMTABLES or
  * STALL_COMPACTION. A stall is only ever one that work already started (or
  * started here) will end, or whose failure will be reported: sealed
- * memtables always have their flush queued (flush_seal), and a level-0 or
+ * memtables always have their flush queued (tree_seal schedules it), and a level-0 or
  * pending-bytes threshold stalls only while a compaction is queued or
  * running, or a major compaction holds the tree. When the strategy found
  * nothing to do in the current version (idle_gen), no compaction could end
@@ -25,8 +25,9 @@ static uint64_t now_ns(void)
  * Caller holds t->mu. */
 #define STALL_MEMTABLES 1
 #define STALL_COMPACTION 2
-static int stall_cause(struct tree *t, int slow)
+static int stall_cause(struct tree *t, int slow) REQUIRES(t->mu)
 {
+    tmutex_assert_held(&t->mu);
     if (atomic_load(&t->stopped) || !t->sv || atomic_load(t->env.closing)) return 0;
     if (!slow && t->nsealed >= atomic_load(&t->max_sealed)) return STALL_MEMTABLES;
     /* Level-0 thresholds apply to leveled trees: tiered and FIFO ones
@@ -43,7 +44,7 @@ static int stall_cause(struct tree *t, int slow)
 
 /* The status of a stall that cannot end (a failed flush or compaction),
  * with *why its message, or TIND_OK. Caller holds t->mu. */
-static int stall_error(struct tree *t, int cause, const char **why)
+static int stall_error(struct tree *t, int cause, const char **why) REQUIRES(t->mu)
 {
     int err = cause == STALL_MEMTABLES ? t->flush_error : cause == STALL_COMPACTION ? t->compact_error : 0;
     if (err) *why = cause == STALL_MEMTABLES ? t->flush_errmsg : t->compact_errmsg;
@@ -53,11 +54,11 @@ static int stall_error(struct tree *t, int cause, const char **why)
 int tree_stall_check(struct tree *t, const char **why)
 {
     *why = NULL;
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     int cause = stall_cause(t, 0);
     int rc = stall_error(t, cause, why);
     if (rc == TIND_OK && cause) rc = TREE_STALLED;
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     return rc;
 }
 
@@ -66,7 +67,7 @@ int tree_stall(struct tree *t, const char **why)
     *why = NULL;
     int rc = TIND_OK, stalled = 0, cause;
     uint64_t t0 = 0;
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     while ((cause = stall_cause(t, 0)) != 0) {
         if ((rc = stall_error(t, cause, why)) != TIND_OK) break;
         if (!stalled) {
@@ -76,7 +77,7 @@ int tree_stall(struct tree *t, const char **why)
         }
         /* Woken when a flush or compaction ends or fails, when the
          * tree is stopped and when the database closes. */
-        pthread_cond_wait(&t->flush_cond, &t->mu);
+        tcond_wait(&t->flush_cond, &t->mu);
     }
     if (rc == TIND_OK && atomic_load(t->env.closing)) {
         *why = "the database is closing";
@@ -94,10 +95,10 @@ int tree_stall(struct tree *t, const char **why)
             until.tv_sec++;
             until.tv_nsec -= 1000000000;
         }
-        pthread_cond_timedwait(&t->flush_cond, &t->mu, &until);
+        (void)tcond_timedwait(&t->flush_cond, &t->mu, &until);
     }
     if (stalled) t->stall_ns += now_ns() - t0;
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     return rc;
 }
 

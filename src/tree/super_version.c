@@ -17,20 +17,21 @@ void sv_unref(struct super_version *sv)
 
 int sv_acquire(struct tree *t, struct super_version **out)
 {
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     struct super_version *sv = t->sv;
     if (atomic_load(&t->stopped) || !sv) {
-        pthread_mutex_unlock(&t->mu);
+        tmutex_unlock(&t->mu);
         return tree_stopped_error(t);
     }
     sv_ref(sv);
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     *out = sv;
     return TIND_OK;
 }
 
 int sv_build(struct tree *t, memtable *mem, struct super_version **out)
 {
+    tmutex_assert_held(&t->mu);
     struct super_version *sv = calloc(1, sizeof *sv);
     if (!sv) return err_nomem();
     if (t->nsealed && !(sv->imm = malloc(t->nsealed * sizeof *sv->imm))) {
@@ -51,7 +52,7 @@ int sv_build(struct tree *t, memtable *mem, struct super_version **out)
 }
 
 /* How far compaction is behind in sv's version. Caller holds t->mu. */
-static uint64_t sv_pending_bytes(const struct tree *t, const struct super_version *sv)
+static uint64_t sv_pending_bytes(const struct tree *t, const struct super_version *sv) REQUIRES(t->mu)
 {
     struct compaction_config c;
     config_compaction(&t->opts, &c);
@@ -60,6 +61,7 @@ static uint64_t sv_pending_bytes(const struct tree *t, const struct super_versio
 
 int sv_install(struct tree *t)
 {
+    tmutex_assert_held(&t->mu);
     struct super_version *sv, *old = t->sv;
     int rc = sv_build(t, t->active, &sv);
     if (rc) return rc;

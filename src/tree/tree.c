@@ -23,9 +23,10 @@ static struct tree *tree_alloc(const struct tree_env *env)
     }
     t->env.dir = t->dir;
     t->env.label = t->label;
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_mutex_init(&t->edit_mu, NULL);
-    pthread_cond_init(&t->flush_cond, NULL);
+    /* Cannot fail with default attributes on the platforms tind builds on. */
+    (void)tmutex_init(&t->mu);
+    (void)tmutex_init(&t->edit_mu);
+    (void)tcond_init(&t->flush_cond);
     return t;
 }
 
@@ -37,9 +38,9 @@ void tree_free(struct tree *t)
     free(t->sealed);
     manifest_close(t->man);
     free(t->busy);
-    pthread_cond_destroy(&t->flush_cond);
-    pthread_mutex_destroy(&t->edit_mu);
-    pthread_mutex_destroy(&t->mu);
+    tcond_destroy(&t->flush_cond);
+    tmutex_destroy(&t->edit_mu);
+    tmutex_destroy(&t->mu);
     free(t->dir);
     free(t->label);
     free(t);
@@ -80,7 +81,7 @@ int tree_open(const struct tree_env *env, const tind_keyspace_options *o, int cr
         if (!(mem = memtable_new())) rc = err_nomem();
     }
     if (rc == TIND_OK) {
-        pthread_mutex_lock(&t->mu);
+        tmutex_lock(&t->mu);
         rc = sv_build(t, mem, &t->sv);
         if (rc == TIND_OK) {
             t->active = mem;
@@ -88,7 +89,7 @@ int tree_open(const struct tree_env *env, const tind_keyspace_options *o, int cr
             config_compaction(&t->opts, &c);
             t->pending_bytes = compaction_pending_bytes(&c, t->sv->ver);
         }
-        pthread_mutex_unlock(&t->mu);
+        tmutex_unlock(&t->mu);
     }
     memtable_unref(mem); /* the super version holds it */
     if (rc) {
@@ -101,28 +102,28 @@ int tree_open(const struct tree_env *env, const tind_keyspace_options *o, int cr
 
 void tree_stop(struct tree *t)
 {
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     atomic_store(&t->stopped, 1);
-    pthread_cond_broadcast(&t->flush_cond);
-    pthread_mutex_unlock(&t->mu);
+    tcond_broadcast(&t->flush_cond);
+    tmutex_unlock(&t->mu);
 }
 
 void tree_wake(struct tree *t)
 {
-    pthread_mutex_lock(&t->mu);
-    pthread_cond_broadcast(&t->flush_cond);
-    pthread_mutex_unlock(&t->mu);
+    tmutex_lock(&t->mu);
+    tcond_broadcast(&t->flush_cond);
+    tmutex_unlock(&t->mu);
 }
 
 void tree_quiesce(struct tree *t)
 {
     /* A flush in progress finishes (or sees the stop) before the caller
      * removes anything. */
-    pthread_mutex_lock(&t->mu);
-    while (t->flushing || t->compacting || t->major) pthread_cond_wait(&t->flush_cond, &t->mu);
+    tmutex_lock(&t->mu);
+    while (t->flushing || t->compacting || t->major) tcond_wait(&t->flush_cond, &t->mu);
     struct super_version *sv = t->sv;
     t->sv = NULL;
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     sv_unref(sv);
 }
 
@@ -139,17 +140,17 @@ void tree_close(struct tree *t, int obsolete)
 
 void tree_options(struct tree *t, tind_keyspace_options *o)
 {
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     *o = t->opts;
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
 }
 
 void tree_set_options(struct tree *t, const tind_keyspace_options *o)
 {
     /* Flush and compaction jobs read the options under mu. */
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     t->opts = *o;
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     atomic_store(&t->memtable_bytes, o->memtable_bytes);
     atomic_store(&t->max_sealed, o->max_sealed_memtables);
 }
@@ -188,7 +189,7 @@ int tree_seal(struct tree *t, uint64_t last_seq, uint64_t *seal_seq)
     if (rc) return rc;
     memtable *fresh = memtable_new();
     if (!fresh) return err_nomem();
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     rc = array_reserve((void **)&t->sealed, t->nsealed, &t->capsealed, sizeof *t->sealed, 4);
     if (rc == TIND_OK) {
         memtable_ref(old);
@@ -204,26 +205,26 @@ int tree_seal(struct tree *t, uint64_t last_seq, uint64_t *seal_seq)
             flush_schedule(t);
         }
     }
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     memtable_unref(fresh); /* the super version holds it */
     return rc;
 }
 
 int tree_holds_log_up_to(struct tree *t, uint64_t seq)
 {
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     int holds = t->nsealed == 0 && memtable_count(t->active) > 0 && memtable_first_seq(t->active) <= seq;
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     return holds;
 }
 
 uint64_t tree_oldest_unflushed(struct tree *t)
 {
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     uint64_t s = UINT64_MAX;
     if (t->nsealed > 0) s = memtable_first_seq(t->sealed[0].mem);
     else if (t->active && memtable_count(t->active) > 0) s = memtable_first_seq(t->active);
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
     return s;
 }
 
@@ -242,7 +243,7 @@ void tree_stats(struct tree *t, struct super_version *sv, struct tind_keyspace_s
         st->tables[l] = sv->ver->nfiles[l];
         st->table_bytes[l] = sv->ver->level_bytes[l];
     }
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     st->flushes = t->flushes;
     st->flushed_sequence = t->flushed_seq;
     st->compactions = t->compactions;
@@ -261,22 +262,22 @@ void tree_stats(struct tree *t, struct super_version *sv, struct tind_keyspace_s
     st->slowdowns = t->slowdowns;
     st->stall_micros = t->stall_ns / 1000;
     st->pending_compaction_bytes = t->pending_bytes;
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
 }
 
 void tree_compaction_counts(struct tree *t, uint64_t *active, uint64_t *completed)
 {
-    pthread_mutex_lock(&t->mu);
+    tmutex_lock(&t->mu);
     *active = t->compacting + (t->major ? 1u : 0u);
     *completed = t->compactions;
-    pthread_mutex_unlock(&t->mu);
+    tmutex_unlock(&t->mu);
 }
 
 int tree_verify_manifest(struct tree *t, struct manifest_verify_stats *ms, struct version **ver)
 {
-    pthread_mutex_lock(&t->edit_mu);
+    tmutex_lock(&t->edit_mu);
     int rc = manifest_verify(t->man, ms);
     *ver = manifest_current(t->man);
-    pthread_mutex_unlock(&t->edit_mu);
+    tmutex_unlock(&t->edit_mu);
     return rc;
 }

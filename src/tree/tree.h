@@ -11,7 +11,6 @@
 #ifndef TIND_SRC_TREE_TREE_H
 #define TIND_SRC_TREE_TREE_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,7 +20,8 @@
 #include "lsm/table_cache.h"
 #include "lsm/version.h"
 #include "src/util/buf.h"
-#include "src/workers.h"
+#include "src/util/mutex.h"
+#include "src/util/workers.h"
 #include "tind.h"
 
 /* What a read needs of a tree, taken together: the active memtable, the
@@ -96,44 +96,46 @@ struct tree {
      * swaps it under mu from the leader. flush_cond is broadcast when a flush
      * or compaction ends (or fails), when the tree is stopped and when the
      * database closes: stalled writers and flush waiters wait on it. */
-    pthread_mutex_t mu;
-    pthread_cond_t flush_cond;
-    tind_keyspace_options opts; /* the tree's configuration; the write path reads the atomics below */
+    struct tmutex mu;
+    struct tcond flush_cond;
+    tind_keyspace_options opts GUARDED_BY(mu); /* the tree's configuration; the write path reads the atomics below */
     _Atomic uint64_t memtable_bytes;
     _Atomic uint32_t max_sealed;
-    struct super_version *sv;
+    struct super_version *sv GUARDED_BY(mu);
     memtable *active;          /* == sv->mem: the leader's alone; changed by tree_seal under mu */
-    struct sealed_mem *sealed; /* oldest first */
-    size_t nsealed, capsealed;
-    int flushing;              /* a flush job is queued or running */
-    int flush_error;           /* the status of a failed flush; stops further flushes */
-    char flush_errmsg[768];    /* its message; written once, before flush_error is set */
-    uint64_t flushes;
-    uint64_t flushed_seq;      /* the manifest's */
-    uint64_t settled_seq;      /* flushed_seq once the flushed hook ran for it */
+    struct sealed_mem *sealed PT_GUARDED_BY(mu) GUARDED_BY(mu); /* oldest first */
+    size_t nsealed GUARDED_BY(mu), capsealed GUARDED_BY(mu);
+    int flushing GUARDED_BY(mu);    /* a flush job is queued or running */
+    int flush_error GUARDED_BY(mu); /* the status of a failed flush; stops further flushes */
+    char flush_errmsg[768];         /* its message; written once, before flush_error is set */
+    uint64_t flushes GUARDED_BY(mu);
+    uint64_t flushed_seq GUARDED_BY(mu); /* the manifest's */
+    uint64_t settled_seq GUARDED_BY(mu); /* flushed_seq once the flushed hook ran for it */
     _Atomic int stopped;       /* tree_stop: no more seals, flushes or compactions */
 
     /* edit_mu serializes the tree's manifest edits (flushes and
      * compactions) together with the super version switch that follows each;
      * it is held across the manifest's I/O, and taken before mu. */
-    pthread_mutex_t edit_mu;
+    struct tmutex edit_mu ACQUIRED_BEFORE(mu);
     /* Compaction state, guarded by mu. */
-    uint64_t *busy;            /* numbers of the tables being compacted */
-    size_t nbusy, capbusy;
-    unsigned compacting;       /* compaction jobs queued or running */
-    int major;                 /* tree_compact_all holds the tree: no new picks */
-    int compact_error;         /* a failed compaction stops further ones */
-    char compact_errmsg[768];  /* its message; written once, before compact_error is set */
-    uint64_t compactions, compact_read, compact_written, compact_ns;
-    uint64_t level_compactions[LSM_LEVELS], level_read[LSM_LEVELS], level_written[LSM_LEVELS];
-    uint64_t flushed_bytes;
-    uint64_t stalls, slowdowns, stall_ns;
-    uint64_t pending_bytes;    /* the strategy's pending bytes in sv's version */
+    uint64_t *busy PT_GUARDED_BY(mu) GUARDED_BY(mu); /* numbers of the tables being compacted */
+    size_t nbusy GUARDED_BY(mu), capbusy GUARDED_BY(mu);
+    unsigned compacting GUARDED_BY(mu); /* compaction jobs queued or running */
+    int major GUARDED_BY(mu);           /* tree_compact_all holds the tree: no new picks */
+    int compact_error GUARDED_BY(mu);   /* a failed compaction stops further ones */
+    char compact_errmsg[768];           /* its message; written once, before compact_error is set */
+    uint64_t compactions GUARDED_BY(mu), compact_read GUARDED_BY(mu), compact_written GUARDED_BY(mu),
+        compact_ns GUARDED_BY(mu);
+    uint64_t level_compactions[LSM_LEVELS] GUARDED_BY(mu), level_read[LSM_LEVELS] GUARDED_BY(mu),
+        level_written[LSM_LEVELS] GUARDED_BY(mu);
+    uint64_t flushed_bytes GUARDED_BY(mu);
+    uint64_t stalls GUARDED_BY(mu), slowdowns GUARDED_BY(mu), stall_ns GUARDED_BY(mu);
+    uint64_t pending_bytes GUARDED_BY(mu); /* the strategy's pending bytes in sv's version */
     /* ver_gen counts the table versions sv has had (bumped by
      * sv_install when the version changes); idle_gen is ver_gen + 1 once a
      * background compaction found nothing to pick in that version (0: not
      * known), so that a stall never waits for work the strategy will not do. */
-    uint64_t ver_gen, idle_gen;
+    uint64_t ver_gen GUARDED_BY(mu), idle_gen GUARDED_BY(mu);
 };
 
 /* ---- life (src/tree/tree.c) ------------------------------------------------------------ */
@@ -146,7 +148,11 @@ int tree_open(const struct tree_env *env, const tind_keyspace_options *o, int cr
 void tree_free(struct tree *t);
 /* Stops the tree: no seal, flush or compaction starts any more, running
  * merges stop at their next entry, and stalled writers and flush waiters
- * wake (and get TIND_INVALID). Thread-safe. */
+ * wake. A stopped tree stalls nothing: tree_stall returns TIND_OK (or
+ * TIND_INVALID when the database is closing) and the layer above refuses
+ * the write (src/write.c's write_prepare, for a dropped keyspace); a
+ * tree_flush_wait whose memtables were not flushed returns TIND_INVALID (or
+ * the flush's failure), and tree_compact_all TIND_INVALID. Thread-safe. */
 void tree_stop(struct tree *t);
 /* Wakes the writers stalled on the tree (the database is closing). */
 void tree_wake(struct tree *t);

@@ -33,6 +33,7 @@
 #define TIND_SRC_UTIL_MUTEX_H
 
 #include <pthread.h>
+#include <time.h>
 
 #ifdef TIND_DEBUG_LOCKS
 #include <assert.h>
@@ -149,6 +150,17 @@ static inline void tcond_wait(struct tcond *c, struct tmutex *m) REQUIRES(m) NO_
     TMUTEX_SET_OWNER(m, NULL);
     pthread_cond_wait(&c->cv, &m->mu);
     TMUTEX_SET_OWNER(m, tmutex_self());
+}
+
+/* tcond_wait that gives up at the CLOCK_REALTIME time *until: 0, or
+ * ETIMEDOUT (m is held again either way). */
+static inline int tcond_timedwait(struct tcond *c, struct tmutex *m, const struct timespec *until) REQUIRES(m)
+    NO_THREAD_SAFETY_ANALYSIS
+{
+    TMUTEX_SET_OWNER(m, NULL);
+    int rc = pthread_cond_timedwait(&c->cv, &m->mu, until);
+    TMUTEX_SET_OWNER(m, tmutex_self());
+    return rc;
 }
 
 #endif

@@ -3,7 +3,7 @@
 # reads a global of which other (nm: a symbol one object leaves undefined
 # and another defines).
 #   - A file uses only files of its own layer or of layers below:
-#       src/util/, src/workers  (0)  utilities
+#       src/util/               (0)  utilities, the worker pool
 #       journal/, lsm/          (1)  the journal and the LSM machinery; neither uses the other
 #       compaction/             (2)  the strategies and the compactor
 #       src/tree/               (3)  one keyspace's tree
@@ -21,7 +21,7 @@ for o in $objs; do
     nm "$o" | awk -v f="$f" '$2 ~ /^[TDBR]$/ { print "D", f, $3 } $1 == "U" { print "U", f, $2 }'
 done | awk '
 function rank(f) {
-    if (f ~ /^src\/util\// || f == "src/workers") return 0
+    if (f ~ /^src\/util\//) return 0
     if (f ~ /^journal\// || f ~ /^lsm\//) return 1
     if (f ~ /^compaction\//) return 2
     if (f ~ /^src\/tree\//) return 3

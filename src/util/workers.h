@@ -1,11 +1,11 @@
-/* The worker pool: background threads that run flushes (and, later,
- * compactions). Jobs of a lower priority number run first: flushes are
+/* The worker pool: background threads that run the trees' flushes and
+ * compactions. Jobs of a lower priority number run first: flushes are
  * priority 0, so they always go before compactions.
  *
  * Thread-safe. workers_stop waits for running jobs to return and discards
  * queued ones, calling their cancel function instead. */
-#ifndef TIND_SRC_WORKERS_H
-#define TIND_SRC_WORKERS_H
+#ifndef TIND_SRC_UTIL_WORKERS_H
+#define TIND_SRC_UTIL_WORKERS_H
 
 #include <stddef.h>
 

@@ -1,4 +1,4 @@
-#include "src/workers.h"
+#include "src/util/workers.h"
 
 #include <pthread.h>
 #include <stdlib.h>
