@@ -158,7 +158,11 @@ static void make_base(const char *dir, uint64_t seed)
         for (unsigned i = 0; i < bt->n; i++) {
             struct op *op = &bt->ops[i];
             unsigned pick = (unsigned)tu_below(&rng, 6);
-            op->ks = bi < 8 ? 0 : pick < 3 ? 0 : pick < 5 ? 1 : 2;
+            /* The first write of batch 8 goes to "ks3", so that the first
+             * session always leaves unflushed data in it and its journal
+             * stays: without one, about 1 seed in 40 wrote nothing there,
+             * and the flushes of the others retired that journal. */
+            op->ks = bi < 8 ? 0 : bi == 8 && i == 0 ? 2 : pick < 3 ? 0 : pick < 5 ? 1 : 2;
             /* The first batches fill every key of "ks"; later ones overwrite and delete. */
             op->key = bi < 8 ? (bi * MAX_OPS + i) * NKEYS / (8 * MAX_OPS) + (unsigned)tu_below(&rng, 2)
                              : (unsigned)tu_below(&rng, NKEYS);
