@@ -31,6 +31,8 @@ struct journal_req {
     size_t len;
     int durability;     /* TIND_DURABILITY_* */
     uint32_t seq_count; /* sequence numbers the payload consumes (ops in a batch) */
+    int rotate;         /* 1: the group goes into a new journal when the current one holds
+                         * any record (retirement, once every write in it is flushed) */
     void *user;         /* for the callbacks */
     int status;         /* out */
     const char *why;    /* out: a static message when prepare refused it */
@@ -71,7 +73,10 @@ int journal_open(const struct journal_config *cfg, uint64_t number, uint64_t las
  * `bytes` are valid, as its current file; journal_write must not be called
  * on it (the database layer refuses every write first). */
 int journal_open_read_only(uint64_t number, uint64_t bytes, uint64_t last_seq, journal **j);
-/* Writes one request and waits for its group; returns r->status. */
+/* Writes one request and waits for its group; returns r->status. A request
+ * with rotate set closes the current journal first (synced, as at a rotation
+ * past max_bytes) unless it holds no record: the closed one then retires
+ * like any other. */
 int journal_write(journal *j, struct journal_req *r);
 /* fdatasyncs the current file. Only the group-commit leader may call it:
  * from the prepare or apply callbacks. A failure poisons the journal (every

@@ -282,10 +282,11 @@ static int journal_write_group(journal *j, struct journal_req **grp, size_t n, u
 {
     int need_sync = TIND_DURABILITY_BUFFERED;
     size_t bytes = 0;
-    int iovcnt = 0;
+    int iovcnt = 0, rotate = 0;
     for (size_t i = 0; i < n; i++) {
         struct journal_req *r = grp[i];
         if (r->durability > need_sync) need_sync = r->durability;
+        if (r->rotate) rotate = 1;
         if (r->len == 0) continue;
         journal_record_header_encode(j->headers[i], r->payload, r->len);
         j->iov[iovcnt++] = (struct iovec){j->headers[i], JOURNAL_RECORD_HEADER};
@@ -294,8 +295,7 @@ static int journal_write_group(journal *j, struct journal_req **grp, size_t n, u
     }
     int rc;
     if (!j->file) return err_set(TIND_IO_ERROR, "journal in %s has no open file", j->dir);
-    if (bytes > 0 && file_size(j->file) > JOURNAL_HEADER_SIZE &&
-        file_size(j->file) + bytes > j->max_bytes) {
+    if (file_size(j->file) > JOURNAL_HEADER_SIZE && (rotate || (bytes > 0 && file_size(j->file) + bytes > j->max_bytes))) {
         if ((rc = journal_rotate(j, base_seq)) != TIND_OK) return rc;
     }
     if (iovcnt > 0 && (rc = file_appendv(j->file, j->iov, iovcnt)) != TIND_OK) return rc;

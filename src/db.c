@@ -414,6 +414,8 @@ int tind_close(tind_db *db)
     tmutex_unlock(&db->list_mu);
     workers_stop(db->pool);
     db->pool = NULL;
+    /* Not fatal: a journal left here is retired at the next open. */
+    retire_journals_at_close(db);
     int rc = journal_close(db->jnl);
     db->jnl = NULL;
     db_free(db);

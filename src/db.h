@@ -196,8 +196,16 @@ int write_apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *,
                       uint64_t *seq_out, uint32_t *count_out);
 
 /* ---- src/retire.c ---- */
-/* Deletes the journals every keyspace has flushed past and no drop pins. */
+/* Deletes the journals every keyspace has flushed past and no drop pins;
+ * rotates the current journal out first when nothing needs it and it holds
+ * a quarter of journal_max_bytes (at most 1 MiB). Any thread holding no
+ * journal or tree lock: the rotation queues on the journal. */
 void retire_journals(tind_db *db);
+/* At close, the workers stopped and no write running: like retire_journals,
+ * rotating out a current journal that holds any record nothing needs, so
+ * that a database whose writes are all flushed keeps only a header-only
+ * journal (the next open removes it). */
+void retire_journals_at_close(tind_db *db);
 
 /* ---- src/replay.c ---- */
 /* Replays one journal record at open (single-threaded). */

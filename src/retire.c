@@ -1,8 +1,26 @@
 /* Journal retirement: a closed journal goes once every keyspace has flushed
- * past it and no drop pins it. */
+ * past it and no drop pins it; a current journal whose writes are all
+ * flushed is closed so that it goes too, rather than staying at full size
+ * until it fills. */
 #include "src/db.h"
 
-void retire_journals(tind_db *db)
+/* The current journal is rotated out once everything in it is flushed and
+ * it holds this much (a quarter of journal_max_bytes, at most 1 MiB): the
+ * price is a rotation (two syncs of the journal, one of its directory) per
+ * flush at most, and only when the writes have stopped long enough for
+ * every keyspace to flush. */
+#define RETIRE_ROTATE_MAX_BYTES (1u << 20)
+
+static uint64_t retire_rotate_bytes(const tind_db *db)
+{
+    uint64_t quarter = db->opts.journal_max_bytes / 4;
+    return quarter < RETIRE_ROTATE_MAX_BYTES ? quarter : RETIRE_ROTATE_MAX_BYTES;
+}
+
+/* Deletes the closed journals that nothing needs. Returns 1 when nothing
+ * needs the current journal either (every write published at the scan is
+ * flushed and no drop pins anything), with *current_bytes its size. */
+static int retire_closed(tind_db *db, uint64_t *current_bytes)
 {
     /* Under retire_mu from the scan to the deletion: a drop that pins after
      * the scan would not be seen by it, and its record could be written,
@@ -11,7 +29,8 @@ void retire_journals(tind_db *db)
     /* A write published after this is above it, and a write not yet applied
      * to its memtable (a keyspace that looks empty) is above it too: no
      * journal holding either is deleted. */
-    uint64_t needed = db_last_seq(db) + 1;
+    uint64_t all = db_last_seq(db) + 1;
+    uint64_t needed = all;
     if (db->drop_pin < needed) needed = db->drop_pin;
     tmutex_lock(&db->list_mu);
     for (size_t i = 0; i < db->nks; i++) {
@@ -22,5 +41,43 @@ void retire_journals(tind_db *db)
     /* Journal deletion failing is not fatal: the files are retried next time
      * and, at worst, replayed (and skipped) at the next open. */
     journal_retire(db->jnl, needed, NULL);
+    struct journal_stats js;
+    journal_get_stats(db->jnl, &js);
+    *current_bytes = js.current_bytes;
     tmutex_unlock(&db->retire_mu);
+    return needed == all;
+}
+
+/* Closes the current journal and starts the next, through the group-commit
+ * queue (only a leader may touch the file). The closed journal's highest
+ * sequence number is the last one given out when the rotation's group
+ * formed: writes that came after the scan keep it until they are flushed, as
+ * they keep any closed journal. A failure poisons the journal, like a
+ * rotation past max_bytes: its file may be closed with no successor. */
+static int retire_rotate(tind_db *db)
+{
+    struct write_target t = {.ks = NULL, .n = 0};
+    struct journal_req r = {.payload = NULL, .len = 0, .durability = TIND_DURABILITY_BUFFERED, .rotate = 1,
+                            .user = &t};
+    return journal_write(db->jnl, &r);
+}
+
+/* Retires what nothing needs; rotates the current journal out first when
+ * nothing needs it and it holds at least min_bytes. */
+static void retire_with_rotation(tind_db *db, uint64_t min_bytes)
+{
+    uint64_t cur;
+    if (!retire_closed(db, &cur) || cur < min_bytes) return;
+    if (retire_rotate(db) == TIND_OK) (void)retire_closed(db, &cur);
+}
+
+void retire_journals(tind_db *db)
+{
+    retire_with_rotation(db, retire_rotate_bytes(db));
+}
+
+void retire_journals_at_close(tind_db *db)
+{
+    if (db->opts.read_only || journal_poisoned(db->jnl)) return;
+    retire_with_rotation(db, JOURNAL_HEADER_SIZE + 1);
 }
