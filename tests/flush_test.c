@@ -210,6 +210,113 @@ Test(flush, journals_are_retired_once_flushed)
     cr_assert_eq(tind_close(db), TIND_OK);
 }
 
+/* The journals folder after close: the count of journals and the size of
+ * the largest. */
+static uint64_t largest_journal_on_disk(size_t *count)
+{
+    char jd[600], p[1200];
+    snprintf(jd, sizeof jd, "%s/journals", dbp);
+    char **names;
+    size_t n;
+    cr_assert_eq(file_list_dir(jd, &names, &n), TIND_OK);
+    uint64_t largest = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", jd, names[i]);
+        cr_assert_eq(stat(p, &st), 0, "stat %s", p);
+        if ((uint64_t)st.st_size > largest) largest = (uint64_t)st.st_size;
+    }
+    free(names);
+    *count = n;
+    return largest;
+}
+
+/* A journal of 40 bytes is a header alone (journal/README.md). */
+#define JOURNAL_HEADER_BYTES 40
+
+/* A current journal whose writes every keyspace flushed stayed at full size
+ * until it filled, and after close until the next open. */
+Test(flush, a_flushed_current_journal_is_rotated_out_and_retired)
+{
+    tind_db *db = open_with(NULL); /* journal_max_bytes 64 MiB: rotated past 1 MiB */
+    tind_keyspace *ks = ks_small(db, "ks", 64u << 20);
+    put_range(ks, 0, 30000, 1); /* about 2.4 MB of records */
+    cr_assert_gt(dstats(db).journal_bytes, 1u << 20, "journals %llu bytes",
+                 (unsigned long long)dstats(db).journal_bytes);
+    cr_assert_eq(tind_keyspace_flush(ks), TIND_OK, "%s", tind_last_error());
+    struct tind_db_stats st = dstats(db);
+    cr_assert_eq(st.journal_files, 1, "journal files after the flush: %llu", (unsigned long long)st.journal_files);
+    cr_assert_eq(st.journal_bytes, JOURNAL_HEADER_BYTES, "journal bytes after the flush: %llu",
+                 (unsigned long long)st.journal_bytes);
+    /* Writes after the rotation go to the new journal, and survive a reopen. */
+    put_range(ks, 30000, 30100, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    cr_assert_eq(kstats(ks).memtable_entries, 100, "replayed %llu entries",
+                 (unsigned long long)kstats(ks).memtable_entries);
+    check_range(ks, NULL, 0, 30100, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, close_leaves_no_flushed_journal_at_full_size)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *a = ks_small(db, "a", 64u << 20), *b = ks_small(db, "b", 64u << 20);
+    put_range(a, 0, 1000, 1);
+    put_range(b, 0, 1000, 2);
+    cr_assert_eq(tind_keyspace_flush(a), TIND_OK, "%s", tind_last_error());
+    cr_assert_eq(tind_keyspace_flush(b), TIND_OK, "%s", tind_last_error());
+    /* Below the rotation size: the flushed journal is current until close. */
+    cr_assert_gt(dstats(db).journal_bytes, JOURNAL_HEADER_BYTES);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    size_t n;
+    uint64_t largest = largest_journal_on_disk(&n);
+    cr_assert_leq(largest, JOURNAL_HEADER_BYTES, "a journal of %llu bytes is left after close (%zu journals)",
+                  (unsigned long long)largest, n);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "a", NULL, &a), TIND_OK);
+    cr_assert_eq(tind_keyspace_open(db, "b", NULL, &b), TIND_OK);
+    check_range(a, NULL, 0, 1000, 1);
+    check_range(b, NULL, 0, 1000, 2);
+    /* Sequence numbers go on past the flushed ones. */
+    put_range(a, 0, 10, 3);
+    check_range(a, NULL, 0, 10, 3);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "a", NULL, &a), TIND_OK);
+    check_range(a, NULL, 0, 10, 3);
+    check_range(a, NULL, 10, 1000, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
+Test(flush, an_unflushed_keyspace_keeps_its_journal_through_close)
+{
+    tind_db *db = open_with(NULL);
+    tind_keyspace *a = ks_small(db, "a", 64u << 20), *b = ks_small(db, "b", 64u << 20);
+    put_range(a, 0, 30000, 1); /* past the rotation size */
+    put_range(b, 0, 10, 2);
+    cr_assert_eq(tind_keyspace_flush(a), TIND_OK, "%s", tind_last_error());
+    cr_assert_gt(dstats(db).journal_bytes, 1u << 20, "b's writes keep the journal");
+    cr_assert_eq(tind_close(db), TIND_OK);
+    size_t n;
+    cr_assert_gt(largest_journal_on_disk(&n), 1u << 20, "b's journal is gone");
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "a", NULL, &a), TIND_OK);
+    cr_assert_eq(tind_keyspace_open(db, "b", NULL, &b), TIND_OK);
+    cr_assert_eq(kstats(b).memtable_entries, 10, "replayed %llu entries into b",
+                 (unsigned long long)kstats(b).memtable_entries);
+    cr_assert_eq(kstats(a).memtable_entries, 0, "replayed %llu entries into a",
+                 (unsigned long long)kstats(a).memtable_entries);
+    check_range(a, NULL, 0, 30000, 1);
+    check_range(b, NULL, 0, 10, 2);
+    /* Once b is flushed too, the replayed journal goes at once. */
+    cr_assert_eq(tind_keyspace_flush(b), TIND_OK, "%s", tind_last_error());
+    cr_assert_eq(dstats(db).journal_bytes, JOURNAL_HEADER_BYTES, "journal bytes %llu",
+                 (unsigned long long)dstats(db).journal_bytes);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
 Test(flush, an_idle_keyspace_does_not_pin_old_journals)
 {
     tind_options o;
