@@ -20,6 +20,8 @@
  * database is opened with a crash armed at one of its first boundaries (a
  * torn tail cut, a new journal started, empty journals removed), then the
  * checks run on what that leaves.
+ * Halfway, the workload flushes both keyspaces and closes and reopens the
+ * database: the flushed journals are rotated out and retired on the way.
  * The workload also makes a third keyspace, c, a sixth of the way in, writes
  * it in the batches up to a third, and drops it at five twelfths: c must be
  * gone after an acknowledged drop and otherwise hold exactly its part of the
@@ -234,8 +236,12 @@ static void child_run(const char *root, const char *db_path, uint64_t crash_at)
         }
         if (i == nbatches / 2) {
             /* A close and reopen in the middle: what close leaves must be
-             * recoverable too. */
+             * recoverable too. Every keyspace is flushed first, so that the
+             * journals whose writes are all flushed are rotated out and
+             * retired, by the flushes and by the close (src/retire.c). */
             tind_batch_free(bt);
+            if ((rc = tind_keyspace_flush(a))) child_fail("flush a", rc);
+            if ((rc = tind_keyspace_flush(b))) child_fail("flush b", rc);
             if ((rc = tind_close(db))) child_fail("close", rc);
             open_all(db_path, &db, &a, &b);
             if ((rc = tind_batch_new(&bt))) child_fail("batch", rc);
