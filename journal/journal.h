@@ -83,6 +83,12 @@ int journal_write(journal *j, struct journal_req *r);
  * later request gets TIND_POISONED naming the failed sync) and is returned:
  * the caller fails its step with it. */
 int journal_sync_current(journal *j);
+/* Closes the current file (synced) and starts the next, as a rotation past
+ * max_bytes does, unless the current file holds no record. Only the
+ * group-commit leader may call it, from the apply callback (after the
+ * group's records are written). A failure poisons the journal and is
+ * returned. */
+int journal_rotate_current(journal *j);
 /* The last published sequence number (acquire). */
 uint64_t journal_last_seq(const journal *j);
 /* Closes the current file (no sync: callers persist first if they want). */

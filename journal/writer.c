@@ -260,6 +260,18 @@ static int journal_rotate(journal *j, uint64_t base_seq) EXCLUDES(j->mu)
     return journal_start_file(j, j->number + 1, base_seq);
 }
 
+int journal_rotate_current(journal *j)
+{
+    if (!j->file) return err_set(TIND_IO_ERROR, "journal in %s has no open file", j->dir);
+    if (file_size(j->file) <= JOURNAL_HEADER_SIZE) return TIND_OK;
+    /* Every sequence number given out so far is in a record of this file or
+     * an earlier one (the group's records are written before its apply). */
+    int rc = journal_rotate(j, j->assigned_seq);
+    /* Its file may be closed with no successor: nothing may follow. */
+    if (rc != TIND_OK) journal_poison(j, rc, err_msg());
+    return rc;
+}
+
 int journal_sync_current(journal *j)
 {
     if (!j->file) return err_set(TIND_IO_ERROR, "journal in %s has no open file", j->dir);

@@ -206,6 +206,10 @@ void retire_journals(tind_db *db);
  * that a database whose writes are all flushed keeps only a header-only
  * journal (the next open removes it). */
 void retire_journals_at_close(tind_db *db);
+/* The size past which a current journal is rotated out when nothing needs
+ * it (retire_journals), or when a memtable is sealed for its size (the
+ * leader, src/write.c): a quarter of journal_max_bytes, at most 1 MiB. */
+uint64_t retire_rotate_bytes(const tind_db *db);
 
 /* ---- src/replay.c ---- */
 /* Replays one journal record at open (single-threaded). */

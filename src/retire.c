@@ -11,7 +11,7 @@
  * every keyspace to flush. */
 #define RETIRE_ROTATE_MAX_BYTES (1u << 20)
 
-static uint64_t retire_rotate_bytes(const tind_db *db)
+uint64_t retire_rotate_bytes(const tind_db *db)
 {
     uint64_t quarter = db->opts.journal_max_bytes / 4;
     return quarter < RETIRE_ROTATE_MAX_BYTES ? quarter : RETIRE_ROTATE_MAX_BYTES;
