@@ -317,6 +317,30 @@ Test(flush, an_unflushed_keyspace_keeps_its_journal_through_close)
     cr_assert_eq(tind_close(db), TIND_OK);
 }
 
+/* A sealed memtable's writes shared the journal with the writes after them,
+ * so the journal stayed until it filled (64 MiB) though only the newest
+ * memtable was unflushed. */
+Test(flush, a_memtable_sealed_for_its_size_ends_its_journal, .timeout = 60)
+{
+    tind_db *db = open_with(NULL); /* journal_max_bytes 64 MiB: rotated past 1 MiB */
+    tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
+    put_range(ks, 0, 100000, 1); /* about 10 MB of records: 1 MiB memtables sealed by size */
+    cr_assert_geq(kstats(ks).flushes + kstats(ks).sealed_memtables, 4, "flushes %llu",
+                  (unsigned long long)kstats(ks).flushes);
+    for (int i = 0; i < 30000 && kstats(ks).sealed_memtables > 0; i++) usleep(1000);
+    cr_assert_eq(kstats(ks).sealed_memtables, 0, "the flushes did not finish");
+    /* The writes since the last seal (one memtable) and what they share a
+     * journal with: no journal of flushed writes is left. */
+    struct tind_db_stats st = dstats(db);
+    cr_assert_leq(st.journal_bytes, 3u << 20, "journals hold %llu bytes in %llu files",
+                  (unsigned long long)st.journal_bytes, (unsigned long long)st.journal_files);
+    cr_assert_eq(tind_close(db), TIND_OK);
+    db = open_with(NULL);
+    cr_assert_eq(tind_keyspace_open(db, "ks", NULL, &ks), TIND_OK);
+    check_range(ks, NULL, 0, 100000, 1);
+    cr_assert_eq(tind_close(db), TIND_OK);
+}
+
 Test(flush, an_idle_keyspace_does_not_pin_old_journals)
 {
     tind_options o;
