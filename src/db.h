@@ -126,7 +126,8 @@ static inline void ks_mark_dropped(tind_keyspace *ks)
  *   db.c (open, recovery, close, stats) and verify.c
  *   tx.c (transactions)        iter.c (public iterators)     maintenance.c
  *   oracle.c                   replay.c                      keyspace.c
- *   batch.c (the write API)    write.c (the one write entry) retire.c
+ *   retire.c (journal retirement)
+ *   batch.c (the write API)    write.c (the one write entry)
  *   read.c (gets, snapshots)   tx_reads.c   tx_iter.c   check.c   ks_options.c
  * and below them all, src/tree/ (one keyspace's tree), then lsm/, journal/,
  * compaction/ and src/util/. Each section below names its file. */
@@ -168,6 +169,10 @@ struct write_target {
  * persist, the barrier) changes no data: it neither waits nor takes the
  * gate. */
 int write_submit(tind_db *db, struct journal_req *r, int gate_held);
+/* The size past which a current journal is rotated out when nothing needs
+ * it (retire_journals), or when a memtable is sealed for its size (the
+ * leader, write_apply): a quarter of journal_max_bytes, at most 1 MiB. */
+uint64_t write_rotate_bytes(const tind_db *db);
 /* The write gate, which plain writes, optimistic commits and drops hold
  * shared and a single-writer transaction exclusive (writer-preferring).
  * write_gate_enter takes it shared unless this thread holds it exclusively
@@ -195,7 +200,7 @@ int write_apply(void *ctx, struct journal_req **reqs, size_t n);
 int write_apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *, uint32_t), void *fctx, int replay,
                       uint64_t *seq_out, uint32_t *count_out);
 
-/* ---- src/retire.c ---- */
+/* ---- src/retire.c (above write.c: its rotation is a write) ---- */
 /* Deletes the journals every keyspace has flushed past and no drop pins;
  * rotates the current journal out first when nothing needs it and it holds
  * a quarter of journal_max_bytes (at most 1 MiB). Any thread holding no
@@ -206,11 +211,6 @@ void retire_journals(tind_db *db);
  * that a database whose writes are all flushed keeps only a header-only
  * journal (the next open removes it). */
 void retire_journals_at_close(tind_db *db);
-/* The size past which a current journal is rotated out when nothing needs
- * it (retire_journals), or when a memtable is sealed for its size (the
- * leader, src/write.c): a quarter of journal_max_bytes, at most 1 MiB. */
-uint64_t retire_rotate_bytes(const tind_db *db);
-
 /* ---- src/replay.c ---- */
 /* Replays one journal record at open (single-threaded). */
 int replay_record(tind_db *db, const char *path, uint64_t offset, const uint8_t *p, size_t n, uint64_t *last_seq);

@@ -4,19 +4,6 @@
  * until it fills. */
 #include "src/db.h"
 
-/* The current journal is rotated out once everything in it is flushed and
- * it holds this much (a quarter of journal_max_bytes, at most 1 MiB): the
- * price is a rotation (two syncs of the journal, one of its directory) per
- * flush at most, and only when the writes have stopped long enough for
- * every keyspace to flush. */
-#define RETIRE_ROTATE_MAX_BYTES (1u << 20)
-
-uint64_t retire_rotate_bytes(const tind_db *db)
-{
-    uint64_t quarter = db->opts.journal_max_bytes / 4;
-    return quarter < RETIRE_ROTATE_MAX_BYTES ? quarter : RETIRE_ROTATE_MAX_BYTES;
-}
-
 /* Deletes the closed journals that nothing needs. Returns 1 when nothing
  * needs the current journal either (every write published at the scan is
  * flushed and no drop pins anything), with *current_bytes its size. */
@@ -48,8 +35,9 @@ static int retire_closed(tind_db *db, uint64_t *current_bytes)
     return needed == all;
 }
 
-/* Closes the current journal and starts the next, through the group-commit
- * queue (only a leader may touch the file). The closed journal's highest
+/* Closes the current journal and starts the next, through the one write
+ * entry (a request without payload: no backpressure, no write gate) and the
+ * group-commit queue (only a leader may touch the file). The closed journal's highest
  * sequence number is the last one given out when the rotation's group
  * formed: writes that came after the scan keep it until they are flushed, as
  * they keep any closed journal. A failure poisons the journal, like a
@@ -59,7 +47,7 @@ static int retire_rotate(tind_db *db)
     struct write_target t = {.ks = NULL, .n = 0};
     struct journal_req r = {.payload = NULL, .len = 0, .durability = TIND_DURABILITY_BUFFERED, .rotate = 1,
                             .user = &t};
-    return journal_write(db->jnl, &r);
+    return write_submit(db, &r, 0);
 }
 
 /* Retires what nothing needs; rotates the current journal out first when
@@ -73,7 +61,7 @@ static void retire_with_rotation(tind_db *db, uint64_t min_bytes)
 
 void retire_journals(tind_db *db)
 {
-    retire_with_rotation(db, retire_rotate_bytes(db));
+    retire_with_rotation(db, write_rotate_bytes(db));
 }
 
 void retire_journals_at_close(tind_db *db)

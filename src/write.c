@@ -200,9 +200,22 @@ static int write_seal_for_journal_size(tind_db *db, uint64_t last_seq)
     return rc;
 }
 
+/* The current journal is rotated out once everything in it is flushed and
+ * it holds this much (a quarter of journal_max_bytes, at most 1 MiB): the
+ * price is a rotation (two syncs of the journal, one of its directory) per
+ * flush at most, and only when the writes have stopped long enough for
+ * every keyspace to flush. */
+#define WRITE_ROTATE_MAX_BYTES (1u << 20)
+
+uint64_t write_rotate_bytes(const tind_db *db)
+{
+    uint64_t quarter = db->opts.journal_max_bytes / 4;
+    return quarter < WRITE_ROTATE_MAX_BYTES ? quarter : WRITE_ROTATE_MAX_BYTES;
+}
+
 /* Leader, after the group is applied: when a memtable of the group is about
  * to be sealed for its size and the current journal holds at least the
- * rotation size (retire_rotate_bytes), the journal is rotated first. The
+ * rotation size (write_rotate_bytes), the journal is rotated first. The
  * writes of the memtable being sealed then end a closed journal, which goes
  * once they are flushed (with what other keyspaces hold in it), instead of
  * sharing a journal with the writes after them until it fills. The rotation
@@ -212,7 +225,7 @@ static int write_rotate_before_seal(tind_db *db, struct journal_req **reqs, size
 {
     struct journal_stats js;
     journal_get_stats(db->jnl, &js);
-    if (js.current_bytes < retire_rotate_bytes(db)) return TIND_OK;
+    if (js.current_bytes < write_rotate_bytes(db)) return TIND_OK;
     for (size_t i = 0; i < n; i++) {
         const struct write_target *t = reqs[i]->user;
         if (reqs[i]->len == 0 || reqs[i]->payload[0] != JPAYLOAD_BATCH) continue;
