@@ -8,15 +8,26 @@
 #include "src/util/arena.h"
 #include "src/util/err.h"
 
-/* A skiplist node, one arena allocation:
- *   node := tag:u64 vlen:u32 klen:u16 height:u8 pad next[height]:ptr key[klen] val[vlen]
+/* A skiplist node, one allocation in the node arena; its value is a second
+ * allocation in the value arena:
+ *   node := prefix:u64 tag:u64 val:ptr vlen:u32 klen:u16 height:u8 pad
+ *           next[height]:atomic ptr key[klen]
+ *   value := val[vlen]                                  (value arena)
+ * prefix is the user key's first 8 bytes read big-endian, zero-padded when the
+ * key is shorter, so comparing prefixes as integers agrees with memcmp order
+ * and most comparisons of a search are one integer compare on the node's first
+ * bytes. Keeping values out of the node arena packs nodes (header, links and
+ * key) densely, so a search misses the cache on fewer lines and pages. An
+ * empty value's val points just past the key (no allocation).
  * Every field and the key/value bytes are written before the node is linked at
  * level 0 (a release store), and never change afterwards; only next[] is
  * stored to once linked. A node is linked bottom-up, so a node reachable at
  * level i is reachable at every level below i. The head node is height
  * MEMTABLE_MAX_HEIGHT, holds no key and sorts before every entry. */
 typedef struct mt_node {
+    uint64_t prefix;
     uint64_t tag;
+    const uint8_t *val;
     uint32_t vlen;
     uint16_t klen;
     uint8_t height;
@@ -26,13 +37,16 @@ typedef struct mt_node {
 #define MEMTABLE_MAX_HEIGHT 12
 
 struct memtable {
-    arena arena;           /* the writer's; arena.bytes is read by any thread */
+    arena nodes;           /* the writer's; arena.used is read by any thread */
+    arena vals;            /* likewise */
     mt_node *head;
     atomic_int height;     /* levels in use; only grows; relaxed: see memtable_add */
     atomic_uint refs;
     atomic_uint_fast64_t count;
     _Atomic uint64_t first_seq; /* sequence number of the first entry added; 0 while empty */
-    uint64_t rng;          /* the writer's alone */
+    /* The writer's alone: */
+    uint64_t rng;
+    mt_node *tail[MEMTABLE_MAX_HEIGHT]; /* last node of each level in use (head: none) */
 };
 
 typedef struct memtable_iter_s {
@@ -40,6 +54,14 @@ typedef struct memtable_iter_s {
     memtable *m;
     const mt_node *node;   /* NULL: not positioned */
 } memtable_iter_s;
+
+/* A search target: an internal key with its prefix computed once. */
+typedef struct mt_target {
+    const uint8_t *key;
+    size_t klen;
+    uint64_t prefix;
+    uint64_t tag;
+} mt_target;
 
 static inline const uint8_t *node_key(const mt_node *n)
 {
@@ -51,17 +73,60 @@ static inline mt_node *node_next(const mt_node *n, int level)
     return atomic_load_explicit(&n->next[level], memory_order_acquire);
 }
 
-/* ikey_cmp of node n against the target (key, klen, tag). */
-static inline int node_cmp(const mt_node *n, const uint8_t *key, size_t klen, uint64_t tag)
+/* 8 bytes big-endian (compilers turn this into one load and a byte swap). */
+static inline uint64_t load_be64(const uint8_t *p)
 {
-    return ikey_cmp(node_key(n), n->klen, n->tag, key, klen, tag);
+    return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
+           (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
+           (uint64_t)p[6] << 8 | (uint64_t)p[7];
 }
 
-static mt_node *node_alloc(memtable *m, int height, size_t klen, size_t vlen)
+/* The first min(8, klen) bytes big-endian, zero-padded: for keys a and b,
+ * prefix(a) < prefix(b) implies a < b in memcmp order (shorter first on a
+ * tie), and a < b implies prefix(a) <= prefix(b). */
+static inline uint64_t key_prefix(const uint8_t *k, size_t klen)
 {
-    size_t fixed = sizeof(mt_node) + (size_t)height * sizeof(mt_node *) + klen;
-    if (vlen > SIZE_MAX - fixed) return NULL;
-    mt_node *n = arena_alloc(&m->arena, fixed + vlen, _Alignof(mt_node));
+    if (klen >= 8) return load_be64(k);
+    uint64_t p = 0;
+    for (size_t i = 0; i < klen; i++) p |= (uint64_t)k[i] << (56 - 8 * i);
+    return p;
+}
+
+/* ukey_cmp of keys whose prefixes are equal: their first min(8, al, bl)
+ * bytes are then equal, so the comparison starts after them, 8 bytes at a
+ * time while both keys have that many left. */
+static inline int key_rest_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    size_t i = al < bl ? al : bl;
+    if (i > 8) i = 8;
+    for (; i + 8 <= al && i + 8 <= bl; i += 8) {
+        uint64_t x = load_be64(a + i), y = load_be64(b + i);
+        if (x != y) return x < y ? -1 : 1;
+    }
+    for (; i < al && i < bl; i++)
+        if (a[i] != b[i]) return a[i] < b[i] ? -1 : 1;
+    return al < bl ? -1 : al > bl;
+}
+
+/* ikey_cmp of node n against the target. */
+static inline int node_cmp(const mt_node *n, const mt_target *t)
+{
+    if (n->prefix != t->prefix) return n->prefix < t->prefix ? -1 : 1;
+    int c = key_rest_cmp(node_key(n), n->klen, t->key, t->klen);
+    if (c) return c;
+    return n->tag > t->tag ? -1 : n->tag < t->tag;
+}
+
+static inline mt_target target_of(const void *key, size_t klen, uint64_t tag)
+{
+    mt_target t = {key, klen, key_prefix(key, klen), tag};
+    return t;
+}
+
+static mt_node *node_alloc(memtable *m, int height, size_t klen)
+{
+    size_t size = sizeof(mt_node) + (size_t)height * sizeof(mt_node *) + klen;
+    mt_node *n = arena_alloc(&m->nodes, size, _Alignof(mt_node));
     if (!n) return NULL;
     n->height = (uint8_t)height;
     for (int i = 0; i < height; i++) atomic_init(&n->next[i], NULL);
@@ -72,16 +137,20 @@ memtable *memtable_new(void)
 {
     memtable *m = malloc(sizeof *m);
     if (!m) return NULL;
-    arena_init(&m->arena);
-    m->head = node_alloc(m, MEMTABLE_MAX_HEIGHT, 0, 0);
+    arena_init(&m->nodes);
+    arena_init(&m->vals);
+    m->head = node_alloc(m, MEMTABLE_MAX_HEIGHT, 0);
     if (!m->head) {
-        arena_destroy(&m->arena);
+        arena_destroy(&m->nodes);
         free(m);
         return NULL;
     }
+    m->head->prefix = 0;
     m->head->tag = 0;
+    m->head->val = node_key(m->head);
     m->head->vlen = 0;
     m->head->klen = 0;
+    for (int i = 0; i < MEMTABLE_MAX_HEIGHT; i++) m->tail[i] = m->head;
     atomic_init(&m->height, 1);
     atomic_init(&m->refs, 1);
     atomic_init(&m->count, 0);
@@ -98,11 +167,12 @@ void memtable_unref(memtable *m)
     if (!m) return;
     /* acq_rel: every use by other holders happens before the free. */
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
-    arena_destroy(&m->arena);
+    arena_destroy(&m->nodes);
+    arena_destroy(&m->vals);
     free(m);
 }
 
-size_t memtable_bytes(const memtable *m) { return arena_used(&m->arena); }
+size_t memtable_bytes(const memtable *m) { return arena_used(&m->nodes) + arena_used(&m->vals); }
 
 uint64_t memtable_first_seq(const memtable *m)
 {
@@ -132,17 +202,22 @@ static int memtable_random_height(memtable *m)
 }
 
 /* The first node >= target, or NULL. When prev is given, prev[i] is the last
- * node < target at level i, for every level in use. */
-static mt_node *memtable_find_ge(const memtable *m, const uint8_t *key, size_t klen, uint64_t tag,
-                                 mt_node **prev)
+ * node < target at level i, for every level in use.
+ * A node found >= the target at one level is not compared again when it
+ * comes up as the next node on a lower one. While comparing at level L the
+ * link one level down is prefetched: it is where the search goes when it
+ * descends. */
+static mt_node *memtable_find_ge(const memtable *m, const mt_target *t, mt_node **prev)
 {
-    mt_node *x = m->head;
+    mt_node *x = m->head, *bound = NULL;
     int level = atomic_load_explicit(&m->height, memory_order_relaxed) - 1;
     for (;;) {
         mt_node *next = node_next(x, level);
-        if (next && node_cmp(next, key, klen, tag) < 0) {
+        if (level > 0) __builtin_prefetch(atomic_load_explicit(&x->next[level - 1], memory_order_relaxed));
+        if (next && next != bound && node_cmp(next, t) < 0) {
             x = next;
         } else {
+            bound = next;
             if (prev) prev[level] = x;
             if (level == 0) return next;
             level--;
@@ -151,14 +226,13 @@ static mt_node *memtable_find_ge(const memtable *m, const uint8_t *key, size_t k
 }
 
 /* The last node < target (strict) or <= target (!strict); the head when none. */
-static const mt_node *memtable_find_before(const memtable *m, const uint8_t *key, size_t klen,
-                                           uint64_t tag, int strict)
+static const mt_node *memtable_find_before(const memtable *m, const mt_target *t, int strict)
 {
     const mt_node *x = m->head;
     int level = atomic_load_explicit(&m->height, memory_order_relaxed) - 1;
     for (;;) {
         const mt_node *next = node_next(x, level);
-        int c = next ? node_cmp(next, key, klen, tag) : 1;
+        int c = next ? node_cmp(next, t) : 1;
         if (c < 0 || (c == 0 && !strict)) {
             x = next;
         } else {
@@ -184,25 +258,43 @@ static const mt_node *memtable_find_last(const memtable *m)
     }
 }
 
+/* Fills prev[] for an insert of t. An entry after the last one (ascending
+ * inserts) takes the tails as its predecessors without a search: the last
+ * node of each level is then the last one below it. */
+static void memtable_find_prev(memtable *m, const mt_target *t, mt_node **prev)
+{
+    int height = atomic_load_explicit(&m->height, memory_order_relaxed);
+    mt_node *last = m->tail[0];
+    if (last != m->head && node_cmp(last, t) < 0) {
+        for (int i = 0; i < height; i++) prev[i] = m->tail[i];
+        return;
+    }
+    memtable_find_ge(m, t, prev);
+}
+
 int memtable_add(memtable *m, uint64_t seq, unsigned kind, const void *key, size_t klen,
                  const void *val, size_t vlen)
 {
     if (klen > TIND_MAX_KEY_BYTES || vlen > TIND_MAX_VALUE_BYTES || seq > SEQ_MAX || kind > 0xff)
         return TIND_INVALID;
-    uint64_t tag = tag_pack(seq, kind);
+    mt_target t = target_of(key, klen, tag_pack(seq, kind));
 
     mt_node *prev[MEMTABLE_MAX_HEIGHT];
-    memtable_find_ge(m, key, klen, tag, prev);
+    memtable_find_prev(m, &t, prev);
 
+    uint8_t *vp = NULL;
+    if (vlen && !(vp = arena_alloc(&m->vals, vlen, 1))) return err_nomem();
     int h = memtable_random_height(m);
-    mt_node *n = node_alloc(m, h, klen, vlen);
+    mt_node *n = node_alloc(m, h, klen);
     if (!n) return err_nomem();
-    n->tag = tag;
+    n->prefix = t.prefix;
+    n->tag = t.tag;
     n->vlen = (uint32_t)vlen;
     n->klen = (uint16_t)klen;
     uint8_t *kp = (uint8_t *)&n->next[h];
     if (klen) memcpy(kp, key, klen);
-    if (vlen) memcpy(kp + klen, val, vlen);
+    if (vlen) memcpy(vp, val, vlen);
+    n->val = vlen ? vp : kp + klen;
 
     int cur = atomic_load_explicit(&m->height, memory_order_relaxed);
     if (h > cur) {
@@ -213,11 +305,11 @@ int memtable_add(memtable *m, uint64_t seq, unsigned kind, const void *key, size
     }
     for (int i = 0; i < h; i++) {
         /* The writer is alone, so reading prev's link relaxed is exact. */
-        atomic_store_explicit(&n->next[i],
-                              atomic_load_explicit(&prev[i]->next[i], memory_order_relaxed),
-                              memory_order_relaxed);
+        mt_node *succ = atomic_load_explicit(&prev[i]->next[i], memory_order_relaxed);
+        atomic_store_explicit(&n->next[i], succ, memory_order_relaxed);
         /* Release: the node's contents are visible to whoever follows this link. */
         atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
+        if (!succ) m->tail[i] = n;
     }
     if (atomic_load_explicit(&m->count, memory_order_relaxed) == 0)
         atomic_store_explicit(&m->first_seq, seq, memory_order_relaxed);
@@ -231,10 +323,12 @@ int memtable_get(memtable *m, const void *key, size_t klen, uint64_t seq, unsign
     if (seq > SEQ_MAX) seq = SEQ_MAX;
     /* KIND_MAX sorts first among tags of seq, so this lands on the newest
      * version with a sequence number <= seq. */
-    const mt_node *n = memtable_find_ge(m, key, klen, tag_pack(seq, KIND_MAX), NULL);
-    if (!n || ukey_cmp(node_key(n), n->klen, key, klen) != 0) return 0;
+    mt_target t = target_of(key, klen, tag_pack(seq, KIND_MAX));
+    const mt_node *n = memtable_find_ge(m, &t, NULL);
+    if (!n || n->prefix != t.prefix || key_rest_cmp(node_key(n), n->klen, t.key, t.klen) != 0)
+        return 0;
     *kind = tag_kind(n->tag);
-    *val = node_key(n) + n->klen;
+    *val = n->val;
     *vlen = n->vlen;
     return 1;
 }
@@ -258,7 +352,7 @@ static void memtable_iter_set(memtable_iter_s *it, const mt_node *n)
     it->base.key = node_key(n);
     it->base.klen = n->klen;
     it->base.tag = n->tag;
-    it->base.val = it->base.key + n->klen;
+    it->base.val = n->val;
     it->base.vlen = n->vlen;
 }
 
@@ -277,13 +371,15 @@ static void memtable_iter_seek_last(iiter *b)
 static void memtable_iter_seek(iiter *b, const uint8_t *key, size_t klen, uint64_t tag)
 {
     memtable_iter_s *it = (memtable_iter_s *)b;
-    memtable_iter_set(it, memtable_find_ge(it->m, key, klen, tag, NULL));
+    mt_target t = target_of(key, klen, tag);
+    memtable_iter_set(it, memtable_find_ge(it->m, &t, NULL));
 }
 
 static void memtable_iter_seek_for_prev(iiter *b, const uint8_t *key, size_t klen, uint64_t tag)
 {
     memtable_iter_s *it = (memtable_iter_s *)b;
-    memtable_iter_set(it, memtable_find_before(it->m, key, klen, tag, 0));
+    mt_target t = target_of(key, klen, tag);
+    memtable_iter_set(it, memtable_find_before(it->m, &t, 0));
 }
 
 static void memtable_iter_next(iiter *b)
@@ -299,7 +395,8 @@ static void memtable_iter_prev(iiter *b)
     memtable_iter_s *it = (memtable_iter_s *)b;
     const mt_node *n = it->node;
     if (!n) return;
-    memtable_iter_set(it, memtable_find_before(it->m, node_key(n), n->klen, n->tag, 1));
+    mt_target t = {node_key(n), n->klen, n->prefix, n->tag};
+    memtable_iter_set(it, memtable_find_before(it->m, &t, 1));
 }
 
 static int memtable_iter_status(const iiter *b)
