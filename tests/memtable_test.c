@@ -358,10 +358,108 @@ Test(memtable, large_value_and_longest_key)
     memtable_unref(m);
 }
 
+/* ---- key prefixes: short keys, ties in the first 8 bytes ---- */
+
+/* Keys in internal order, each inserted once: the memtable compares them by
+ * an 8-byte big-endian prefix first, so these sit at the prefix's edges. */
+Test(memtable, prefix_ties_and_short_keys)
+{
+    static const struct {
+        const char *k;
+        size_t kl;
+    } keys[] = {
+        {"", 0},
+        {"\0", 1},
+        {"\0\0\0\0\0\0\0", 7},
+        {"\0\0\0\0\0\0\0\0", 8},
+        {"\0\0\0\0\0\0\0\0\0", 9},
+        {"a", 1},
+        {"a\0", 2},
+        {"a\0\0\0\0\0\0\0", 8},
+        {"a\0\0\0\0\0\0\0\0", 9},
+        {"a\0\0\0\0\0\0\1", 8},
+        {"a\1", 2},
+        {"abcdefg", 7},
+        {"abcdefg\0", 8},
+        {"abcdefgh", 8},
+        {"abcdefgh\0", 9},
+        {"abcdefgh\0\0\0\0\0\0\0\0", 16},
+        {"abcdefgh\0\0\0\0\0\0\0\1", 16},
+        {"abcdefgh\0\0\0\0\0\0\0\1\0", 17},
+        {"abcdefgh\x7f", 9},
+        {"abcdefgh\x80", 9},
+        {"abcdefgh\xff\xff\xff\xff\xff\xff\xff\xfe", 16},
+        {"abcdefgh\xff\xff\xff\xff\xff\xff\xff\xff", 16},
+        {"abcdefgh\xff\xff\xff\xff\xff\xff\xff\xff\0", 17},
+        {"abcdefgi", 8},
+        {"\x7f\xff\xff\xff\xff\xff\xff\xff", 8},
+        {"\x80", 1},
+        {"\xff\xff\xff\xff\xff\xff\xff", 7},
+        {"\xff\xff\xff\xff\xff\xff\xff\xff", 8},
+        {"\xff\xff\xff\xff\xff\xff\xff\xff\0", 9},
+        {"\xff\xff\xff\xff\xff\xff\xff\xff\xff", 9},
+    };
+    enum { NK = sizeof keys / sizeof keys[0] };
+    /* The list is sorted: check it against ukey_cmp before trusting it. */
+    for (size_t i = 1; i < NK; i++)
+        cr_assert_lt(ukey_cmp(keys[i - 1].k, keys[i - 1].kl, keys[i].k, keys[i].kl), 0, "list order at %zu", i);
+
+    memtable *m = memtable_new();
+    /* Insert in a scrambled order, two versions each (seq i+1 and i+1+NK),
+     * with the value naming the key's index and version. */
+    for (size_t v = 0; v < 2; v++)
+        for (size_t j = 0; j < NK; j++) {
+            size_t i = (j * 7 + 3) % NK;
+            char val[8];
+            snprintf(val, sizeof val, "%zu.%zu", i, v);
+            size_t before = memtable_bytes(m);
+            put(m, 1 + i + v * NK, KIND_PUT, keys[i].k, keys[i].kl, val);
+            cr_assert_geq(memtable_bytes(m), before + keys[i].kl + strlen(val), "bytes count key and value");
+        }
+
+    iiter *it = memtable_iter(m);
+    iiter_seek_first(it);
+    for (size_t i = 0; i < NK; i++)
+        for (size_t v = 2; v-- > 0;) {
+            char val[8];
+            snprintf(val, sizeof val, "%zu.%zu", i, v);
+            at(it, keys[i].k, keys[i].kl, 1 + i + v * NK, KIND_PUT, val);
+            iiter_next(it);
+        }
+    invalid(it);
+    for (size_t i = 0; i < NK; i++) {
+        unsigned kind;
+        const uint8_t *v;
+        size_t vl;
+        char want[8];
+        snprintf(want, sizeof want, "%zu.1", i);
+        cr_assert_eq(memtable_get(m, keys[i].k, keys[i].kl, SEQ_MAX, &kind, &v, &vl), 1, "get key %zu", i);
+        cr_assert(vl == strlen(want) && memcmp(v, want, vl) == 0, "get key %zu: newest version", i);
+        snprintf(want, sizeof want, "%zu.0", i);
+        cr_assert_eq(memtable_get(m, keys[i].k, keys[i].kl, i + NK, &kind, &v, &vl), 1, "get key %zu old", i);
+        cr_assert(vl == strlen(want) && memcmp(v, want, vl) == 0, "get key %zu: older version", i);
+        cr_assert_eq(memtable_get(m, keys[i].k, keys[i].kl, i, &kind, &v, &vl), 0, "key %zu before it", i);
+        /* seek_for_prev lands on the older version; prev steps to the key before. */
+        iiter_seek_for_prev(it, (const uint8_t *)keys[i].k, keys[i].kl, 0);
+        at(it, keys[i].k, keys[i].kl, 1 + i, KIND_PUT, NULL);
+        iiter_prev(it);
+        at(it, keys[i].k, keys[i].kl, 1 + i + NK, KIND_PUT, NULL);
+        iiter_prev(it);
+        if (i == 0)
+            invalid(it);
+        else
+            at(it, keys[i - 1].k, keys[i - 1].kl, i, KIND_PUT, NULL);
+    }
+    iiter_destroy(it);
+    memtable_unref(m);
+}
+
 /* ---- randomized, against a sorted array ---- */
 
+#define MT_KEY_MAX 24
+
 typedef struct mt_ent {
-    uint8_t key[6];
+    uint8_t key[MT_KEY_MAX];
     size_t klen;
     uint64_t tag;
 } mt_ent;
@@ -399,17 +497,49 @@ static void mt_check(const iiter *it, const mt_ent *e, size_t n, size_t i, const
     cr_assert(it->vlen == 8 && memcmp(it->val, &e[i].tag, 8) == 0, "%s: value of entry %zu differs", what, i);
 }
 
-Test(memtable, random_against_sorted_array)
+/* How the randomized runs draw keys: lengths in [min_len, max_len]; each of
+ * the first `common` bytes is '0' seven times in eight (so many keys tie in
+ * their first 8 bytes), the others come from a small alphabet with 0x00 and
+ * 0xff (prefixes of one another and ties are common). `ascending`: entries
+ * are mostly inserted in key order (the memtable's append path), with one in
+ * eight out of order. */
+typedef struct mt_shape {
+    size_t min_len, max_len, common;
+    int ascending;
+} mt_shape;
+
+static void mt_draw_key(uint64_t *s, const mt_shape *sh, uint8_t *k, size_t *kl)
 {
-    uint64_t s = tu_seed("memtable::random_against_sorted_array");
+    static const uint8_t alpha[] = {0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff};
+    *kl = sh->min_len + tu_rand(s) % (sh->max_len - sh->min_len + 1);
+    for (size_t j = 0; j < *kl; j++)
+        k[j] = j < sh->common && tu_rand(s) % 8 ? '0' : alpha[tu_rand(s) % sizeof alpha];
+}
+
+static int mt_ukey_cmp(const void *a, const void *b)
+{
+    const mt_ent *x = a, *y = b;
+    return ukey_cmp(x->key, x->klen, y->key, y->klen);
+}
+
+static void mt_random_run(const char *name, const mt_shape *sh)
+{
+    uint64_t s = tu_seed(name);
     enum { N = 6000 };
     mt_ent *e = calloc(N, sizeof *e);
     memtable *m = memtable_new();
+    for (size_t i = 0; i < N; i++) mt_draw_key(&s, sh, e[i].key, &e[i].klen);
+    if (sh->ascending) {
+        qsort(e, N, sizeof *e, mt_ukey_cmp);
+        for (size_t i = 0; i + 1 < N; i++)
+            if (tu_rand(&s) % 8 == 0) {
+                size_t j = i + tu_rand(&s) % (N - i);
+                mt_ent t = e[i];
+                e[i] = e[j];
+                e[j] = t;
+            }
+    }
     for (size_t i = 0; i < N; i++) {
-        /* A small alphabet with 0x00 and 0xff makes prefixes and ties common. */
-        static const uint8_t alpha[] = {0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff};
-        e[i].klen = 1 + tu_rand(&s) % 4;
-        for (size_t j = 0; j < e[i].klen; j++) e[i].key[j] = alpha[tu_rand(&s) % sizeof alpha];
         e[i].tag = tag_pack(i + 1, (unsigned)(tu_rand(&s) % 2));
         cr_assert_eq(memtable_add(m, i + 1, tag_kind(e[i].tag), e[i].key, e[i].klen, &e[i].tag, 8), TIND_OK);
     }
@@ -429,9 +559,20 @@ Test(memtable, random_against_sorted_array)
     cr_assert(!it->valid);
 
     for (int round = 0; round < 2000; round++) {
-        uint8_t k[6];
-        size_t kl = tu_rand(&s) % 5;
-        for (size_t j = 0; j < kl; j++) k[j] = (uint8_t)(tu_rand(&s) % 3 ? e[tu_rand(&s) % N].key[0] : tu_rand(&s));
+        /* A target near the entries: an entry's key, cut, changed in one
+         * byte, or lengthened, or a fresh key. */
+        uint8_t k[MT_KEY_MAX + 1];
+        size_t kl;
+        const mt_ent *near = &e[tu_rand(&s) % N];
+        memcpy(k, near->key, near->klen);
+        kl = near->klen;
+        switch (tu_rand(&s) % 5) {
+        case 0: kl = kl ? tu_rand(&s) % kl : 0; break;
+        case 1: if (kl) k[tu_rand(&s) % kl] = (uint8_t)tu_rand(&s); break;
+        case 2: k[kl++] = (uint8_t)(tu_rand(&s) % 2 ? 0 : tu_rand(&s)); break;
+        case 3: mt_draw_key(&s, sh, k, &kl); break;
+        default: break;
+        }
         uint64_t tag = tag_pack(tu_rand(&s) % (N + 2), (unsigned)(tu_rand(&s) % 3 == 0 ? KIND_MAX : tu_rand(&s) % 2));
         size_t pos; /* N: invalid */
         if (tu_rand(&s) % 2) {
@@ -462,7 +603,7 @@ Test(memtable, random_against_sorted_array)
         size_t g = mt_lower(e, N, k, kl, tag_pack(seq, KIND_MAX));
         int want = g < N && ukey_cmp(e[g].key, e[g].klen, k, kl) == 0;
         int found = memtable_get(m, k, kl, seq, &kind, &v, &vl);
-        cr_assert_eq(found, want, "get at %llu", (unsigned long long)seq);
+        cr_assert_eq(found, want, "get %s at %llu", tu_hex(k, kl), (unsigned long long)seq);
         if (found) cr_assert(vl == 8 && memcmp(v, &e[g].tag, 8) == 0 && kind == tag_kind(e[g].tag));
     }
     iiter_destroy(it);
@@ -470,9 +611,60 @@ Test(memtable, random_against_sorted_array)
     free(e);
 }
 
+Test(memtable, random_against_sorted_array)
+{
+    mt_shape sh = {1, 4, 0, 0};
+    mt_random_run("memtable::random_against_sorted_array", &sh);
+}
+
+/* Empty keys, keys shorter and longer than the 8-byte prefix, many equal in
+ * their first 8 bytes (the comparison then goes on past the prefix). */
+Test(memtable, random_keys_tied_in_their_prefix)
+{
+    mt_shape sh = {0, 20, 10, 0};
+    mt_random_run("memtable::random_keys_tied_in_their_prefix", &sh);
+}
+
+/* Mostly ascending inserts take the tails as predecessors; the ones out of
+ * order and new versions of the last key take the search. */
+Test(memtable, random_mostly_ascending_inserts)
+{
+    mt_shape sh = {0, 20, 10, 1};
+    mt_random_run("memtable::random_mostly_ascending_inserts", &sh);
+}
+
+/* Strictly ascending keys, then a second version of each in the same order:
+ * the first pass appends, the second searches. */
+Test(memtable, ascending_appends_then_new_versions)
+{
+    memtable *m = memtable_new();
+    enum { N = 3000 };
+    char k[24];
+    for (size_t pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < N; i++) {
+            int kl = snprintf(k, sizeof k, "key%012zu", i);
+            put(m, 1 + i + pass * N, KIND_PUT, k, (size_t)kl, pass ? "new" : "old");
+        }
+    iiter *it = memtable_iter(m);
+    iiter_seek_first(it);
+    for (size_t i = 0; i < N; i++) {
+        int kl = snprintf(k, sizeof k, "key%012zu", i);
+        at(it, k, (size_t)kl, 1 + i + N, KIND_PUT, "new");
+        iiter_next(it);
+        at(it, k, (size_t)kl, 1 + i, KIND_PUT, "old");
+        iiter_next(it);
+    }
+    invalid(it);
+    iiter_seek_last(it);
+    at(it, k, strlen(k), N, KIND_PUT, "old");
+    iiter_destroy(it);
+    memtable_unref(m);
+}
+
 /* ---- one writer, concurrent readers ---- */
 
-/* Entry i: key = be32(perm(i)) followed by (i % 5) bytes of 0xa5; seq = i + 1;
+/* Entry i: key = "memtable" be32(perm(i)) followed by (i % 5) bytes of 0xa5 (the
+ * common first 8 bytes make every comparison go past the prefix); seq = i + 1;
  * value = (perm(i) % 40) bytes, each the low byte of seq. A reader can so
  * tell from a key and tag whether the entry it sees is whole. */
 /* ThreadSanitizer slows the spinning readers and the writer some 20-fold:
@@ -493,25 +685,28 @@ typedef struct mt_conc {
 
 static uint32_t mt_perm(size_t i) { return (uint32_t)(i * 2654435761u); }
 
+enum { MT_CONC_KEY = 16 };
+
 static size_t mt_conc_key(size_t i, uint8_t *k)
 {
     uint32_t p = mt_perm(i);
-    k[0] = (uint8_t)(p >> 24);
-    k[1] = (uint8_t)(p >> 16);
-    k[2] = (uint8_t)(p >> 8);
-    k[3] = (uint8_t)p;
+    memcpy(k, "memtable", 8);
+    k[8] = (uint8_t)(p >> 24);
+    k[9] = (uint8_t)(p >> 16);
+    k[10] = (uint8_t)(p >> 8);
+    k[11] = (uint8_t)p;
     size_t extra = i % 5;
-    memset(k + 4, 0xa5, extra);
-    return 4 + extra;
+    memset(k + 12, 0xa5, extra);
+    return 12 + extra;
 }
 
 /* Returns 0 when the entry under the iterator is not whole. */
 static int mt_conc_whole(const iiter *it)
 {
-    if (it->klen < 4 || it->klen > 8) return 0;
+    if (it->klen < 12 || it->klen > MT_CONC_KEY) return 0;
     uint64_t seq = tag_seq(it->tag);
     if (seq == 0 || seq > MT_CONC_N || tag_kind(it->tag) != KIND_PUT) return 0;
-    uint8_t k[8];
+    uint8_t k[MT_CONC_KEY];
     size_t kl = mt_conc_key((size_t)(seq - 1), k);
     if (kl != it->klen || memcmp(k, it->key, kl) != 0) return 0;
     if (it->vlen != mt_perm((size_t)(seq - 1)) % 40) return 0;
@@ -532,7 +727,7 @@ static void *mt_conc_reader(void *arg)
         if (pub == 0) continue;
         /* An entry published before this read must be found. */
         size_t i = tu_rand(&s) % pub;
-        uint8_t k[8];
+        uint8_t k[MT_CONC_KEY];
         size_t kl = mt_conc_key(i, k);
         unsigned kind;
         const uint8_t *v;
@@ -547,7 +742,7 @@ static void *mt_conc_reader(void *arg)
             iiter_seek_for_prev(it, k, kl, tag_pack(SEQ_MAX, KIND_MAX) - 1);
         else
             iiter_seek(it, k, kl, tag_pack(SEQ_MAX, KIND_MAX));
-        uint8_t last[8];
+        uint8_t last[MT_CONC_KEY];
         size_t lastl = 0;
         uint64_t lastt = 0;
         for (int step = 0; step < 16 && it->valid; step++) {
@@ -590,7 +785,7 @@ Test(memtable, concurrent_readers_one_writer, .timeout = 60)
 
     uint8_t val[40];
     for (size_t i = 0; i < MT_CONC_N; i++) {
-        uint8_t k[8];
+        uint8_t k[MT_CONC_KEY];
         size_t kl = mt_conc_key(i, k);
         memset(val, (uint8_t)(i + 1), sizeof val);
         cr_assert_eq(memtable_add(c.m, i + 1, KIND_PUT, k, kl, val, mt_perm(i) % 40), TIND_OK);
