@@ -410,7 +410,7 @@ Test(memtable, prefix_ties_and_short_keys)
     for (size_t v = 0; v < 2; v++)
         for (size_t j = 0; j < NK; j++) {
             size_t i = (j * 7 + 3) % NK;
-            char val[8];
+            char val[48];
             snprintf(val, sizeof val, "%zu.%zu", i, v);
             size_t before = memtable_bytes(m);
             put(m, 1 + i + v * NK, KIND_PUT, keys[i].k, keys[i].kl, val);
@@ -421,7 +421,7 @@ Test(memtable, prefix_ties_and_short_keys)
     iiter_seek_first(it);
     for (size_t i = 0; i < NK; i++)
         for (size_t v = 2; v-- > 0;) {
-            char val[8];
+            char val[48];
             snprintf(val, sizeof val, "%zu.%zu", i, v);
             at(it, keys[i].k, keys[i].kl, 1 + i + v * NK, KIND_PUT, val);
             iiter_next(it);
@@ -431,7 +431,7 @@ Test(memtable, prefix_ties_and_short_keys)
         unsigned kind;
         const uint8_t *v;
         size_t vl;
-        char want[8];
+        char want[48];
         snprintf(want, sizeof want, "%zu.1", i);
         cr_assert_eq(memtable_get(m, keys[i].k, keys[i].kl, SEQ_MAX, &kind, &v, &vl), 1, "get key %zu", i);
         cr_assert(vl == strlen(want) && memcmp(v, want, vl) == 0, "get key %zu: newest version", i);
