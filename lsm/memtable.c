@@ -8,7 +8,7 @@
 #include "src/util/arena.h"
 #include "src/util/err.h"
 
-/* A skiplist node, one allocation in the node arena; its value is a second
+/* A skiplist node, one allocation in a node arena; its value is a second
  * allocation in the value arena:
  *   node := prefix:u64 tag:u64 val:ptr vlen:u32 klen:u16 height:u8 pad
  *           next[height]:atomic ptr key[klen]
@@ -16,9 +16,11 @@
  * prefix is the user key's first 8 bytes read big-endian, zero-padded when the
  * key is shorter, so comparing prefixes as integers agrees with memcmp order
  * and most comparisons of a search are one integer compare on the node's first
- * bytes. Keeping values out of the node arena packs nodes (header, links and
- * key) densely, so a search misses the cache on fewer lines and pages. An
- * empty value's val points just past the key (no allocation).
+ * bytes. Nodes of height 1 go to one arena and taller ones to another: with
+ * the values kept apart too, the nodes a search walks on the upper levels lie
+ * densely together and the ones of level 0 nearly so, so a search misses the
+ * cache on fewer lines and pages. An empty value's val points just past the
+ * key (no allocation).
  * Every field and the key/value bytes are written before the node is linked at
  * level 0 (a release store), and never change afterwards; only next[] is
  * stored to once linked. A node is linked bottom-up, so a node reachable at
@@ -37,8 +39,10 @@ typedef struct mt_node {
 #define MEMTABLE_MAX_HEIGHT 12
 
 struct memtable {
-    arena nodes;           /* the writer's; arena.used is read by any thread */
-    arena vals;            /* likewise */
+    /* The writer's; each arena's used count is read by any thread. */
+    arena nodes;           /* nodes of height 1 */
+    arena towers;          /* nodes of height 2 and more (the head too) */
+    arena vals;            /* values */
     mt_node *head;
     atomic_int height;     /* levels in use; only grows; relaxed: see memtable_add */
     atomic_uint refs;
@@ -126,7 +130,7 @@ static inline mt_target target_of(const void *key, size_t klen, uint64_t tag)
 static mt_node *node_alloc(memtable *m, int height, size_t klen)
 {
     size_t size = sizeof(mt_node) + (size_t)height * sizeof(mt_node *) + klen;
-    mt_node *n = arena_alloc(&m->nodes, size, _Alignof(mt_node));
+    mt_node *n = arena_alloc(height > 1 ? &m->towers : &m->nodes, size, _Alignof(mt_node));
     if (!n) return NULL;
     n->height = (uint8_t)height;
     for (int i = 0; i < height; i++) atomic_init(&n->next[i], NULL);
@@ -138,10 +142,11 @@ memtable *memtable_new(void)
     memtable *m = malloc(sizeof *m);
     if (!m) return NULL;
     arena_init(&m->nodes);
+    arena_init(&m->towers);
     arena_init(&m->vals);
     m->head = node_alloc(m, MEMTABLE_MAX_HEIGHT, 0);
     if (!m->head) {
-        arena_destroy(&m->nodes);
+        arena_destroy(&m->towers);
         free(m);
         return NULL;
     }
@@ -168,11 +173,15 @@ void memtable_unref(memtable *m)
     /* acq_rel: every use by other holders happens before the free. */
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
     arena_destroy(&m->nodes);
+    arena_destroy(&m->towers);
     arena_destroy(&m->vals);
     free(m);
 }
 
-size_t memtable_bytes(const memtable *m) { return arena_used(&m->nodes) + arena_used(&m->vals); }
+size_t memtable_bytes(const memtable *m)
+{
+    return arena_used(&m->nodes) + arena_used(&m->towers) + arena_used(&m->vals);
+}
 
 uint64_t memtable_first_seq(const memtable *m)
 {

@@ -431,7 +431,7 @@ Test(memtable, prefix_ties_and_short_keys)
         unsigned kind;
         const uint8_t *v;
         size_t vl;
-        char want[8];
+        char want[48];
         snprintf(want, sizeof want, "%zu.1", i);
         cr_assert_eq(memtable_get(m, keys[i].k, keys[i].kl, SEQ_MAX, &kind, &v, &vl), 1, "get key %zu", i);
         cr_assert(vl == strlen(want) && memcmp(v, want, vl) == 0, "get key %zu: newest version", i);
