@@ -216,6 +216,7 @@ struct run {
     int all_present;               /* every key 0..num-1 is in the default store */
     uint64_t user_bytes;           /* key + value bytes of every put, key bytes of every delete */
     unsigned ordinal;              /* workloads run so far: salts repeated workloads apart */
+    uint64_t t_base;               /* the running workload's start: its threads' first tick is one interval later */
     FILE *results;
     /* The last `space` step (or the end of the run). */
     int have_space;
@@ -719,7 +720,7 @@ static void *worker_main(void *p)
     struct worker *w = p;
     pthread_barrier_wait(w->go);
     /* Samples only go to a results file; without one (or --sample-ms=0) no tick comes. */
-    w->next_tick = w->r->results && F.sample_ms ? now_ns() + F.sample_ms * 1000000u : UINT64_MAX;
+    w->next_tick = w->r->results && F.sample_ms ? w->r->t_base + F.sample_ms * 1000000u : UINT64_MAX;
     w->wl->fn(w);
     if (w->r->ops->thread_end) w->r->ops->thread_end(w->r->e);
     return NULL;
@@ -728,7 +729,8 @@ static void *worker_main(void *p)
 /* Writes a row's ops/s over time to the results file, "T <label> <seconds>
  * <ops/s>" per interval: the operations the threads completed between two
  * ticks (a thread that has finished counts all of its own), then the last
- * partial interval up to span_ns when it is at least a tenth of one. */
+ * partial interval up to span_ns (from r->t_base, where the ticks start) when
+ * it is at least a tenth of one. */
 static void write_samples(FILE *results, const char *label, const struct worker *ws, unsigned n, uint64_t span_ns)
 {
     if (!results || !F.sample_ms) return;
@@ -789,6 +791,7 @@ static void run_threads(struct run *r, const struct workload *wl, unsigned nthre
             exit(1);
         }
     }
+    r->t_base = now_ns(); /* before the barrier, which orders it before the threads' reads */
     pthread_barrier_wait(&go);
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < nthreads; i++) pthread_join(ws[i].th, NULL);
@@ -812,14 +815,14 @@ static void run_threads(struct run *r, const struct workload *wl, unsigned nthre
     }
     r->user_bytes += total->user_bytes;
     print_row(label, total->ops, (double)(t1 - t0) / 1e9, total->bytes, &total->hist, r->results);
-    write_samples(r->results, label, ws, nthreads, t1 - t0);
+    write_samples(r->results, label, ws, nthreads, t1 - r->t_base);
     if (rww) {
         struct worker *w = &ws[nthreads];
         r->user_bytes += w->user_bytes;
         char wlabel[64];
         snprintf(wlabel, sizeof wlabel, "%s (writer)", label);
         print_row(wlabel, w->ops, (double)(w->t_end - w->t_start) / 1e9, w->bytes, &w->hist, r->results);
-        write_samples(r->results, wlabel, w, 1, w->t_end - w->t_start);
+        write_samples(r->results, wlabel, w, 1, w->t_end - r->t_base);
     }
     for (unsigned i = 0; i < n; i++) {
         free(ws[i].buf);
@@ -1073,7 +1076,10 @@ static int run_engine(const struct engine_ops *ops, int argc, char **argv)
            F.threads > 1 ? "s" : "", (unsigned long long)F.cache_mb, wb, (unsigned long long)F.bloom_bits,
            F.compression ? "on" : "off", F.db);
     fflush(stdout);
-    if (r->results) fprintf(r->results, "V\t%s\t%s\n", ops->version(), ops->lsm ? "lsm" : "other");
+    if (r->results) {
+        fprintf(r->results, "V\t%s\t%s\n", ops->version(), ops->lsm ? "lsm" : "other");
+        fprintf(r->results, "N\t%llu\n", (unsigned long long)F.num);
+    }
 
     struct proc_io io0 = {0}, io1 = {0};
     int have_io = proc_io_read(&io0) == 0;
