@@ -239,7 +239,8 @@ struct worker {
     uint64_t commits, conflicts; /* ycsbtx's transactions */
     uint64_t t_start, t_end; /* the writer's own span */
     /* ops/s over time: done counts completed operations; at each tick (every
-     * --sample-ms from the thread's start) the count is appended to samples. */
+     * --sample-ms from the workload's start, r->t_base) the count is appended
+     * to samples. */
     uint64_t done, next_tick;
     uint64_t *samples;
     size_t nsamples, capsamples;
