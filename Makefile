@@ -15,8 +15,13 @@
 #   make bench                the quick benchmark on a fresh database
 #   make bench-compare BASE=REV [ROUNDS=5]
 #                             this tree's tind-bench against REV's, alternating runs, medians
-#   make bench-peers NUM=N    tind beside RocksDB, LevelDB and LMDB (installs them; N keys,
-#                             default 2,000,000; PEER_ARGS=... adds flags)
+#   make bench-peers NUM=N    tind beside RocksDB, LevelDB and LMDB (installs them and gnuplot;
+#                             N keys, default 2,000,000; PEER_ARGS=... adds flags): each engine
+#                             equalized, then at its own defaults, a table for each, and PNG
+#                             charts in build/bench-peers/ (bench/charts.sh)
+#   make bench-peers-large NUM=N  the same at 20,000,000 keys with a short workload list
+#                             (fillrandom, overwrite, 1M reads, 200k seeks); charts in
+#                             build/bench-peers-large/
 #   make crash-test KILLS=N   the SIGKILL crash test with N kills
 #   make powerloss-test STATES=N  the power-loss test: N crash states over every drop mode
 #                             (default 0: every sync boundary of the workload in every mode)
@@ -58,6 +63,9 @@ POINTS  ?= 0
 BENCH_ARGS ?=
 NUM     ?=
 PEER_ARGS ?=
+PEER_PRESET ?= peers
+PEER_DB ?= build/bench-peers-db
+PEER_CHARTS ?= build/bench-peers
 comma := ,
 
 # One source for the version: the macros in include/tind.h.
@@ -130,6 +138,8 @@ BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 # with -DTIND_BENCH_PEERS) make build/tind-bench-peers; only `make bench-peers`
 # builds them, so nothing else needs RocksDB, LevelDB or LMDB.
 PEER_DEB_PKGS := librocksdb-dev libleveldb-dev liblmdb-dev
+# What draws the charts; without it the run still prints its tables.
+PEER_PLOT_PKGS := gnuplot-nox
 PEER_LIBS  := -lrocksdb -lleveldb -llmdb
 PEER_SRCS  := $(wildcard bench/peers/*.c)
 PEER_OBJS  := $(PEER_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/bench/peers/engines.o
@@ -154,7 +164,7 @@ CLIBIN   := $(BUILD)/tind
 .PHONY: all check-pkgs deps ensure-deps test run-tests bench run-bench crash-test run-crash-test compaction-test \
         model-test stress-test corruption-test run-corruption-test powerloss-test run-powerloss-test \
         fault-test run-fault-test \
-        bench-peers bench-compare peer-deps run-bench-peers install uninstall clean check-private-names check-layers \
+        bench-peers bench-peers-large bench-compare peer-deps run-bench-peers install uninstall clean check-private-names check-layers \
         check-no-test-layers \
         thread-safety run-thread-safety
 
@@ -216,19 +226,31 @@ bench-compare: ensure-deps
 bench-peers: ensure-deps peer-deps
 	@$(MAKE) --no-print-directory run-bench-peers
 
-# Installs whatever of RocksDB, LevelDB and LMDB's Debian packages is missing.
+bench-peers-large: ensure-deps peer-deps
+	@$(MAKE) --no-print-directory run-bench-peers PEER_PRESET=peers-large PEER_DB=build/bench-peers-large-db \
+	    PEER_CHARTS=build/bench-peers-large
+
+# Installs whatever of RocksDB, LevelDB and LMDB's Debian packages is missing,
+# and gnuplot; a gnuplot that fails to install only costs the charts.
 peer-deps:
 	@missing=""; \
-	for p in $(PEER_DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(PEER_DEB_PKGS) $(PEER_PLOT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 	echo "peer-deps: installing$$missing"; \
-	$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $$missing
+	$$sudo apt-get update || exit 1; \
+	libs=""; for p in $$missing; do case " $(PEER_PLOT_PKGS) " in *" $$p "*) ;; *) libs="$$libs $$p";; esac; done; \
+	if [ -n "$$libs" ]; then DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $$libs || exit 1; fi; \
+	for p in $(PEER_PLOT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $$p || \
+	    echo "peer-deps: $$p did not install: the run will print its tables without charts"; done
 
+# --db comes from PEER_DB (not PEER_ARGS), so that the charts find the results.
 run-bench-peers: check-pkgs $(PEERBIN)
 	@dpkg-query -W $(PEER_DEB_PKGS)
 	@echo "tind source: commit $$(git rev-parse --short HEAD 2>/dev/null)$$(git --no-optional-locks diff --quiet HEAD -- src lsm journal compaction include 2>/dev/null || echo ' with uncommitted library changes')"
-	$(PEERBIN) --preset=peers $(if $(NUM),--num=$(NUM)) $(PEER_ARGS)
+	$(PEERBIN) --preset=$(PEER_PRESET) --db=$(PEER_DB) $(if $(NUM),--num=$(NUM)) $(PEER_ARGS)
+	@bench/charts.sh $(PEER_DB) $(PEER_CHARTS)
 
 crash-test: ensure-deps
 	@$(MAKE) --no-print-directory run-crash-test

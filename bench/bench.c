@@ -34,7 +34,8 @@
 /* ---- flags ------------------------------------------------------------------ */
 
 static struct {
-    const char *engine, *benchmarks, *db, *results;
+    const char *engine, *benchmarks, *db, *results, *peer_config;
+    uint64_t sample_ms;
     uint64_t num, reads, seeks, ycsb_ops, sync_ops, tx_ops;
     uint64_t key_size, value_size, threads, sync_threads, batch_size, batch_stores, scan_length;
     uint64_t cache_mb, write_buffer_mb, map_mb, block_size, bloom_bits, compression, workers, fresh, seed;
@@ -44,6 +45,8 @@ static struct {
     .engine = "tind",
     .benchmarks = NULL,
     .db = "build/bench-db",
+    .peer_config = "equalized",
+    .sample_ms = 100,
     .num = 1000000,
     .sync_ops = 2000,
     .tx_ops = 4,
@@ -75,7 +78,7 @@ struct flagdef {
 };
 
 static const struct flagdef flagdefs[] = {
-    {"preset", FT_PRESET, NULL, "quick (the default without --benchmarks) or peers; later flags override it"},
+    {"preset", FT_PRESET, NULL, "quick (the default without --benchmarks), peers or peers-large; later flags override it"},
     {"engine", FT_STR, &F.engine, "tind, or a comma-separated list run one process each, then compared"},
     {"benchmarks", FT_STR, &F.benchmarks, "comma-separated workloads, run in order on one database"},
     {"num", FT_U64, &F.num, "keys in the data set (1000000)"},
@@ -106,7 +109,11 @@ static const struct flagdef flagdefs[] = {
     {"use-existing", FT_U64, &F.use_existing,
      "1: open the database left by an earlier run instead of starting empty (implies --fresh=0) (0)"},
     {"zipf-theta", FT_DBL, &F.zipf_theta, "skew of readhot and YCSB key choice (0.99)"},
-    {"db", FT_STR, &F.db, "database directory; several engines use DIR/<engine> (build/bench-db)"},
+    {"peer-config", FT_STR, &F.peer_config,
+     "equalized (the flags below for every engine), defaults (each engine's own but cache, filter, compression "
+     "on), or both comma-separated, each run and tabled in turn (equalized)"},
+    {"sample-ms", FT_U64, &F.sample_ms, "interval of the ops/s-over-time samples in the results file, ms (100)"},
+    {"db", FT_STR, &F.db, "database directory; several engines or configs use DIR/<config>/<engine> (build/bench-db)"},
     {"seed", FT_U64, &F.seed, "seed of every key and value stream (42)"},
     {"results", FT_STR, &F.results, NULL /* internal: where a child of a multi-engine run writes results */},
 };
@@ -118,12 +125,18 @@ static const char *const preset_quick[] = {
     "--write-buffer-mb=16", "--batch-stores=2", "--fresh=0", NULL};
 static const char *const preset_peers[] = {
     "--engine=tind,rocksdb,leveldb,lmdb", "--num=2000000", "--db=build/bench-peers-db",
+    "--peer-config=equalized,defaults",
     /* readwhilewriting's writer is not rate-limited, so a faster writer leaves
      * more data behind; it runs after the other reads so that their numbers do
      * not depend on it. */
     "--benchmarks=fillseq,fillbatch,fillrandom,overwrite,readrandom,readmissing,readhot,seekrandom,readseq,"
     "readreverse,ycsba,ycsbb,ycsbc,ycsbd,ycsbe,ycsbf,ycsbtx,readwhilewriting,fillsync,stats,space,deleterandom",
     NULL};
+/* How cost grows with size: the writes and the reads that miss the cache. */
+static const char *const preset_peers_large[] = {
+    "--engine=tind,rocksdb,leveldb,lmdb", "--num=20000000", "--db=build/bench-peers-large-db",
+    "--peer-config=equalized,defaults", "--benchmarks=fillrandom,overwrite,readrandom,seekrandom,stats,space",
+    "--reads=1000000", "--seeks=200000", NULL};
 
 static void usage(FILE *out);
 
@@ -131,9 +144,12 @@ static int parse_flag(const char *arg);
 
 static int apply_preset(const char *name)
 {
-    const char *const *list = !strcmp(name, "quick") ? preset_quick : !strcmp(name, "peers") ? preset_peers : NULL;
+    const char *const *list = !strcmp(name, "quick")         ? preset_quick
+                              : !strcmp(name, "peers")       ? preset_peers
+                              : !strcmp(name, "peers-large") ? preset_peers_large
+                                                             : NULL;
     if (!list) {
-        fprintf(stderr, "tind-bench: unknown preset %s (quick, peers)\n", name);
+        fprintf(stderr, "tind-bench: unknown preset %s (quick, peers, peers-large)\n", name);
         return -1;
     }
     for (; *list; list++)
@@ -181,6 +197,7 @@ bad:
 /* ---- the run ---------------------------------------------------------------- */
 
 #define MAX_STORES 16
+#define MAX_CONFIGS 2 /* --peer-config: equalized, defaults */
 
 struct run {
     const struct engine_ops *ops;
@@ -199,6 +216,7 @@ struct run {
     int all_present;               /* every key 0..num-1 is in the default store */
     uint64_t user_bytes;           /* key + value bytes of every put, key bytes of every delete */
     unsigned ordinal;              /* workloads run so far: salts repeated workloads apart */
+    uint64_t t_base;               /* the running workload's start: its threads' first tick is one interval later */
     FILE *results;
     /* The last `space` step (or the end of the run). */
     int have_space;
@@ -220,6 +238,12 @@ struct worker {
     uint64_t ops, bytes, found, user_bytes;
     uint64_t commits, conflicts; /* ycsbtx's transactions */
     uint64_t t_start, t_end; /* the writer's own span */
+    /* ops/s over time: done counts completed operations; at each tick (every
+     * --sample-ms from the workload's start, r->t_base) the count is appended
+     * to samples. */
+    uint64_t done, next_tick;
+    uint64_t *samples;
+    size_t nsamples, capsamples;
     char *buf;           /* values read */
     size_t cap;
     struct histogram hist;
@@ -262,6 +286,39 @@ static void slice(const struct worker *w, uint64_t total, uint64_t *b, uint64_t 
     *e = (uint64_t)((unsigned __int128)total * (w->id + 1) / w->n);
 }
 
+/* Records the operations completed by every tick up to t (a stall longer than
+ * an interval records the same count again). Out of memory loses samples, not
+ * the run. */
+static void sample_ticks(struct worker *w, uint64_t t)
+{
+    uint64_t interval = F.sample_ms * 1000000u;
+    for (; t >= w->next_tick; w->next_tick += interval) {
+        if (w->nsamples == w->capsamples) {
+            size_t cap = w->capsamples ? 2 * w->capsamples : 256;
+            uint64_t *p = realloc(w->samples, cap * sizeof *p);
+            if (!p) {
+                w->next_tick = UINT64_MAX;
+                return;
+            }
+            w->samples = p;
+            w->capsamples = cap;
+        }
+        w->samples[w->nsamples++] = w->done;
+    }
+}
+
+/* The end of n operations (1, or a batch's puts) that began at *t0: one
+ * latency sample, and the count for ops/s over time. The clock read is the
+ * one the latency needs; the sampling adds a compare per operation. */
+static inline void op_done(struct worker *w, uint64_t *t0, uint64_t n)
+{
+    uint64_t t1 = now_ns();
+    hist_add(&w->hist, t1 - *t0);
+    *t0 = t1;
+    if (t1 >= w->next_tick) sample_ticks(w, t1);
+    w->done += n;
+}
+
 /* ---- workloads: one function per thread ------------------------------------- */
 
 /* A put of key index idx with the thread's next value. */
@@ -297,9 +354,7 @@ static void write_share(struct worker *w, const struct perm *order, uint64_t cou
     uint64_t t0 = now_ns();
     for (uint64_t i = b; i < e; i++) {
         put_index(w, w->r->store, order ? perm_at(order, i) : i, sync);
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, 1);
     }
     w->ops = e - b;
     w->bytes = w->user_bytes;
@@ -347,9 +402,7 @@ static void wl_fillbatch(struct worker *w)
             w->user_bytes += F.key_size + F.value_size;
         }
         check(r->ops->batch_commit(batch, 0), "batch_commit");
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0); /* one sample per batch */
-        t0 = t1;
+        op_done(w, &t0, (e - i < F.batch_size ? e - i : F.batch_size)); /* one latency sample per batch */
     }
     r->ops->batch_free(batch);
     w->ops = e - b;
@@ -369,9 +422,7 @@ static void wl_deleterandom(struct worker *w)
         key_format(key, F.key_size, perm_at(&p, i));
         check(r->ops->del(r->store, key, F.key_size, 0), "delete");
         w->user_bytes += F.key_size;
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, 1);
     }
     w->ops = e - b;
     w->bytes = w->user_bytes;
@@ -385,9 +436,7 @@ static void read_share(struct worker *w, int hot)
     uint64_t t0 = now_ns();
     for (uint64_t i = b; i < e; i++) {
         get_index(w, hot ? zipf_scrambled(&w->r->zipf, &w->rng) : rng_below(&w->rng, F.num));
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, 1);
     }
     w->ops = e - b;
 }
@@ -409,9 +458,7 @@ static void wl_readmissing(struct worker *w)
         check(rc, "get of a missing key");
         if (rc == ENGINE_OK) w->found++; /* a wrong answer: checked after the run */
         w->bytes += F.key_size + 1;
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, 1);
     }
     w->ops = e - b;
 }
@@ -447,9 +494,7 @@ static void wl_seekrandom(struct worker *w)
     uint64_t t0 = now_ns();
     for (uint64_t i = b; i < e; i++) {
         if (seek_and_read(w, rng_below(&w->rng, F.num), F.scan_length + 1) > 0) w->found++;
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, 1);
     }
     w->ops = e - b;
 }
@@ -471,9 +516,7 @@ static void scan(struct worker *w, int reverse)
         w->ops++;
         if (reverse) r->ops->iter_prev(it);
         else r->ops->iter_next(it);
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, 1);
     }
     check(r->ops->iter_status(it), "iterator");
     r->ops->iter_free(it);
@@ -497,9 +540,7 @@ static void wl_readwhilewriting(struct worker *w)
     while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
         put_index(w, r->store, rng_below(&w->rng, F.num), 0);
         w->ops++;
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, 1);
     }
     w->t_end = t0;
     w->bytes = w->user_bytes;
@@ -544,9 +585,7 @@ static void ycsb(struct worker *w, char kind)
             if (u >= 0.5) put_index(w, r->store, idx, 0);
             break;
         }
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, 1);
     }
     w->ops = e - b;
     w->bytes += w->user_bytes;
@@ -598,9 +637,7 @@ static void wl_ycsbtx(struct worker *w)
             w->commits++;
             break;
         }
-        uint64_t t1 = now_ns();
-        hist_add(&w->hist, t1 - t0);
-        t0 = t1;
+        op_done(w, &t0, n);
     }
     w->ops = e - b;
     w->bytes += w->user_bytes;
@@ -683,9 +720,38 @@ static void *worker_main(void *p)
 {
     struct worker *w = p;
     pthread_barrier_wait(w->go);
+    /* Samples only go to a results file; without one (or --sample-ms=0) no tick comes. */
+    w->next_tick = w->r->results && F.sample_ms ? w->r->t_base + F.sample_ms * 1000000u : UINT64_MAX;
     w->wl->fn(w);
     if (w->r->ops->thread_end) w->r->ops->thread_end(w->r->e);
     return NULL;
+}
+
+/* Writes a row's ops/s over time to the results file, "T <label> <seconds>
+ * <ops/s>" per interval: the operations the threads completed between two
+ * ticks (a thread that has finished counts all of its own), then the last
+ * partial interval up to span_ns (from r->t_base, where the ticks start) when
+ * it is at least a tenth of one. */
+static void write_samples(FILE *results, const char *label, const struct worker *ws, unsigned n, uint64_t span_ns)
+{
+    if (!results || !F.sample_ms) return;
+    size_t ticks = 0;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (ws[i].nsamples > ticks) ticks = ws[i].nsamples;
+        total += ws[i].done;
+    }
+    double interval = (double)F.sample_ms / 1e3;
+    uint64_t prev = 0;
+    for (size_t k = 0; k < ticks; k++) {
+        uint64_t cum = 0;
+        for (unsigned i = 0; i < n; i++) cum += k < ws[i].nsamples ? ws[i].samples[k] : ws[i].done;
+        fprintf(results, "T\t%s\t%.3f\t%.1f\n", label, (double)(k + 1) * interval, (double)(cum - prev) / interval);
+        prev = cum;
+    }
+    double rest = (double)span_ns / 1e9 - (double)ticks * interval;
+    if (rest >= interval / 10 && total > prev)
+        fprintf(results, "T\t%s\t%.3f\t%.1f\n", label, (double)span_ns / 1e9, (double)(total - prev) / rest);
 }
 
 /* Runs a workload on `readers` threads (+ one writer for readwhilewriting),
@@ -726,6 +792,7 @@ static void run_threads(struct run *r, const struct workload *wl, unsigned nthre
             exit(1);
         }
     }
+    r->t_base = now_ns(); /* before the barrier, which orders it before the threads' reads */
     pthread_barrier_wait(&go);
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < nthreads; i++) pthread_join(ws[i].th, NULL);
@@ -749,14 +816,19 @@ static void run_threads(struct run *r, const struct workload *wl, unsigned nthre
     }
     r->user_bytes += total->user_bytes;
     print_row(label, total->ops, (double)(t1 - t0) / 1e9, total->bytes, &total->hist, r->results);
+    write_samples(r->results, label, ws, nthreads, t1 - r->t_base);
     if (rww) {
         struct worker *w = &ws[nthreads];
         r->user_bytes += w->user_bytes;
         char wlabel[64];
         snprintf(wlabel, sizeof wlabel, "%s (writer)", label);
         print_row(wlabel, w->ops, (double)(w->t_end - w->t_start) / 1e9, w->bytes, &w->hist, r->results);
+        write_samples(r->results, wlabel, w, 1, w->t_end - r->t_base);
     }
-    for (unsigned i = 0; i < n; i++) free(ws[i].buf);
+    for (unsigned i = 0; i < n; i++) {
+        free(ws[i].buf);
+        free(ws[i].samples);
+    }
     free(ws);
 }
 
@@ -964,6 +1036,7 @@ static int run_engine(const struct engine_ops *ops, int argc, char **argv)
     for (size_t i = 0; i < r->nbstores; i++) snprintf(r->bnames[i], sizeof r->bnames[i], "batch%zu", i);
     if (values_init(&r->values, F.value_size, F.compression_ratio, F.seed)) return 1;
     r->cfg = (struct engine_config){
+        .own_defaults = !strcmp(F.peer_config, "defaults"),
         .dir = F.db,
         .cache_bytes = F.cache_mb << 20,
         .write_buffer_bytes = F.write_buffer_mb << 20,
@@ -994,14 +1067,20 @@ static int run_engine(const struct engine_ops *ops, int argc, char **argv)
         printf("command: ");
         for (int i = 0; i < argc; i++) printf("%s%s", argv[i], i + 1 < argc ? " " : "\n");
     }
-    printf("%s %s: %llu keys of %llu bytes, values of %llu bytes (compressible to %.2f), %llu thread%s; "
-           "cache %llu MiB, write buffer %llu MiB, bloom %llu bits/key, compression %s; database %s\n",
-           ops->name, ops->version(), (unsigned long long)F.num, (unsigned long long)F.key_size,
+    char wb[64];
+    if (r->cfg.own_defaults) snprintf(wb, sizeof wb, "the engine's own write buffer and block size");
+    else snprintf(wb, sizeof wb, "write buffer %llu MiB", (unsigned long long)F.write_buffer_mb);
+    printf("%s %s (%s): %llu keys of %llu bytes, values of %llu bytes (compressible to %.2f), %llu thread%s; "
+           "cache %llu MiB, %s, bloom %llu bits/key, compression %s; database %s\n",
+           ops->name, ops->version(), F.peer_config, (unsigned long long)F.num, (unsigned long long)F.key_size,
            (unsigned long long)F.value_size, F.compression_ratio, (unsigned long long)F.threads,
-           F.threads > 1 ? "s" : "", (unsigned long long)F.cache_mb, (unsigned long long)F.write_buffer_mb,
-           (unsigned long long)F.bloom_bits, F.compression ? "on" : "off", F.db);
+           F.threads > 1 ? "s" : "", (unsigned long long)F.cache_mb, wb, (unsigned long long)F.bloom_bits,
+           F.compression ? "on" : "off", F.db);
     fflush(stdout);
-    if (r->results) fprintf(r->results, "V\t%s\t%s\n", ops->version(), ops->lsm ? "lsm" : "other");
+    if (r->results) {
+        fprintf(r->results, "V\t%s\t%s\n", ops->version(), ops->lsm ? "lsm" : "other");
+        fprintf(r->results, "N\t%llu\n", (unsigned long long)F.num);
+    }
 
     struct proc_io io0 = {0}, io1 = {0};
     int have_io = proc_io_read(&io0) == 0;
@@ -1048,9 +1127,21 @@ static int run_engine(const struct engine_ops *ops, int argc, char **argv)
     return 0;
 }
 
-/* Runs this program once per engine, each with --engine=E --db=DIR/E and a
- * results file, then prints the comparison. */
-static int run_several(char **engines, size_t n, int argc, char **argv)
+/* What each configuration means, above its tables. */
+static const char *config_meaning(const char *mode)
+{
+    if (!strcmp(mode, "defaults"))
+        return "each engine at its own defaults (write buffer, table and block size, background threads, "
+               "compressor), with the same block cache and bloom filter";
+    return "every LSM engine with the same memtable, block size, background threads and LZ4 (Snappy for LevelDB)";
+}
+
+/* Runs this program once per configuration and engine, each with
+ * --peer-config=C --engine=E --db=DIR/C/E and a results file DIR/C/E.results,
+ * lists the results files in DIR/results.index ("<config> <engine> <path>",
+ * tab-separated, in run order, for bench/charts.sh), then prints one
+ * comparison per configuration. */
+static int run_several(char **engines, size_t n, char **modes, size_t nmodes, int argc, char **argv)
 {
     if (n > TABLE_ENGINES) {
         fprintf(stderr, "tind-bench: at most %d engines\n", TABLE_ENGINES);
@@ -1063,46 +1154,65 @@ static int run_several(char **engines, size_t n, int argc, char **argv)
     for (int i = 0; i < argc; i++) printf("%s%s", argv[i], i + 1 < argc ? " " : "\n");
     fflush(stdout);
 
-    static struct table t;
-    char results[TABLE_ENGINES][4096];
-    for (size_t k = 0; k < n; k++) {
-        t.engines[t.nengines++] = engines[k];
-        char dbflag[4096], resflag[4200], engflag[128];
-        snprintf(dbflag, sizeof dbflag, "--db=%s/%s", F.db, engines[k]);
-        snprintf(results[k], sizeof results[k], "%s/%s.results", F.db, engines[k]);
-        snprintf(resflag, sizeof resflag, "--results=%s", results[k]);
-        snprintf(engflag, sizeof engflag, "--engine=%s", engines[k]);
-        remove(results[k]);
-        char **av = calloc((size_t)argc + 4, sizeof *av);
-        if (!av) return 1;
-        for (int i = 0; i < argc; i++) av[i] = argv[i];
-        av[argc] = engflag;
-        av[argc + 1] = dbflag;
-        av[argc + 2] = resflag;
-        printf("\n== %s\n", engines[k]);
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid == 0) {
-            execv("/proc/self/exe", av);
-            fprintf(stderr, "tind-bench: exec: %s\n", strerror(errno));
-            _exit(127);
-        }
-        free(av);
-        int status = 0;
-        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            t.failed[k] = 1;
-            if (pid > 0 && WIFSIGNALED(status))
-                printf("== %s FAILED: killed by signal %d\n", engines[k], WTERMSIG(status));
-            else
-                printf("== %s FAILED: exit status %d\n", engines[k], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        }
-        table_load(&t, k, results[k]);
+    char index_path[4200];
+    snprintf(index_path, sizeof index_path, "%s/results.index", F.db);
+    FILE *index = fopen(index_path, "w");
+    if (!index) {
+        fprintf(stderr, "tind-bench: cannot write %s: %s\n", index_path, strerror(errno));
+        return 1;
     }
-    printf("\n");
-    table_print(&t, stdout);
-    for (size_t k = 0; k < n; k++)
-        if (t.failed[k]) return 1;
-    return 0;
+    static struct table t[MAX_CONFIGS];
+    int failed = 0;
+    for (size_t m = 0; m < nmodes; m++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/%s", F.db, modes[m]);
+        mkdir(dir, 0755);
+        for (size_t k = 0; k < n; k++) {
+            t[m].engines[t[m].nengines++] = engines[k];
+            char dbflag[4300], results[4300], resflag[4400], engflag[128], cfgflag[64];
+            snprintf(dbflag, sizeof dbflag, "--db=%s/%s", dir, engines[k]);
+            snprintf(results, sizeof results, "%s/%s.results", dir, engines[k]);
+            snprintf(resflag, sizeof resflag, "--results=%s", results);
+            snprintf(engflag, sizeof engflag, "--engine=%s", engines[k]);
+            snprintf(cfgflag, sizeof cfgflag, "--peer-config=%s", modes[m]);
+            remove(results);
+            fprintf(index, "%s\t%s\t%s\n", modes[m], engines[k], results);
+            fflush(index);
+            char **av = calloc((size_t)argc + 5, sizeof *av);
+            if (!av) return 1;
+            for (int i = 0; i < argc; i++) av[i] = argv[i];
+            av[argc] = engflag;
+            av[argc + 1] = dbflag;
+            av[argc + 2] = resflag;
+            av[argc + 3] = cfgflag;
+            printf("\n== %s (%s)\n", engines[k], modes[m]);
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                execv("/proc/self/exe", av);
+                fprintf(stderr, "tind-bench: exec: %s\n", strerror(errno));
+                _exit(127);
+            }
+            free(av);
+            int status = 0;
+            if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                t[m].failed[k] = 1;
+                failed = 1;
+                if (pid > 0 && WIFSIGNALED(status))
+                    printf("== %s (%s) FAILED: killed by signal %d\n", engines[k], modes[m], WTERMSIG(status));
+                else
+                    printf("== %s (%s) FAILED: exit status %d\n", engines[k], modes[m],
+                           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            }
+            table_load(&t[m], k, results);
+        }
+    }
+    fclose(index);
+    for (size_t m = 0; m < nmodes; m++) {
+        printf("\n## %s: %s\n\n", modes[m], config_meaning(modes[m]));
+        table_print(&t[m], stdout);
+    }
+    return failed;
 }
 
 static void usage(FILE *out)
@@ -1173,7 +1283,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "tind-bench: no engine\n");
         return 2;
     }
-    int rc = nengines > 1 ? run_several(engines, nengines, argc, argv) : run_engine(engine_find(engines[0]), argc, argv);
+    char *mlist = strdup(F.peer_config);
+    char *modes[MAX_CONFIGS + 1];
+    size_t nmodes;
+    split_list(mlist, modes, MAX_CONFIGS + 1, &nmodes);
+    for (size_t i = 0; i < nmodes; i++)
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(modes[i], modes[j])) nmodes = 0;
+    if (nmodes == 0 || nmodes > MAX_CONFIGS) goto bad_config;
+    for (size_t i = 0; i < nmodes; i++)
+        if (strcmp(modes[i], "equalized") && strcmp(modes[i], "defaults")) goto bad_config;
+    int rc = nengines > 1 || nmodes > 1 ? run_several(engines, nengines, modes, nmodes, argc, argv)
+                                        : run_engine(engine_find(engines[0]), argc, argv);
+    free(mlist);
     free(elist);
     return rc;
+bad_config:
+    fprintf(stderr, "tind-bench: --peer-config=%s: equalized, defaults, or both comma-separated\n", F.peer_config);
+    return 2;
 }

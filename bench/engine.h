@@ -32,6 +32,11 @@ struct engine_tx;
 
 /* What every engine is configured with, alike. */
 struct engine_config {
+    int own_defaults;            /* 0 ("equalized"): every field below applies to every engine;
+                                    1 ("defaults"): each engine keeps its own defaults except
+                                    cache_bytes, bloom_bits, map_bytes and whether compression is
+                                    on (with the engine's default compressor): write_buffer_bytes,
+                                    block_size and workers are ignored */
     const char *dir;             /* the database directory (the engine creates it) */
     uint64_t cache_bytes;        /* block cache (LSM engines); LMDB has none: the OS caches its map */
     uint64_t write_buffer_bytes; /* memtable size (LSM engines) */

@@ -1,7 +1,10 @@
 /* The tind driver of the benchmark, through the public API alone.
  *
- * A store is a keyspace ("default" for the default store), with LZ4 on every
- * level (or no compression). Unsynced writes use
+ * A store is a keyspace ("default" for the default store). Equalized: LZ4 on
+ * every level (or no compression), the memtable, block size and workers of the
+ * flags. At its own defaults: tind_options_init and tind_keyspace_options_init
+ * as they are, but for the cache, the bloom filter and compression off when
+ * asked. Unsynced writes use
  * TIND_DURABILITY_BUFFERED (the database default: written to the OS, like the
  * peers' unsynced writes); a synced put is a one-op batch committed with
  * TIND_DURABILITY_SYNC_DATA, so that one keyspace serves both kinds. */
@@ -49,15 +52,19 @@ static int t_open(const struct engine_config *cfg, struct engine **out)
     tind_options o;
     tind_options_init(&o);
     o.cache_bytes = cfg->cache_bytes;
-    if (cfg->workers > 0) o.workers = (uint32_t)cfg->workers;
     tind_keyspace_options_init(&e->ko);
-    e->ko.memtable_bytes = cfg->write_buffer_bytes;
     e->ko.bloom_bits_per_key = (uint32_t)cfg->bloom_bits;
-    e->ko.block_size = cfg->block_size;
-    /* LZ4 on every level, as RocksDB is configured: tind's default puts ZSTD on
-     * the last level, which would trade read speed for space unlike the peers. */
-    for (int l = 0; l < TIND_LEVELS; l++)
-        e->ko.compression[l] = cfg->compression ? TIND_COMPRESSION_LZ4 : TIND_COMPRESSION_NONE;
+    if (!cfg->own_defaults) {
+        if (cfg->workers > 0) o.workers = (uint32_t)cfg->workers;
+        e->ko.memtable_bytes = cfg->write_buffer_bytes;
+        e->ko.block_size = cfg->block_size;
+        /* LZ4 on every level, as RocksDB is configured: tind's default puts ZSTD on
+         * the last level, which would trade read speed for space unlike the peers. */
+        for (int l = 0; l < TIND_LEVELS; l++)
+            e->ko.compression[l] = cfg->compression ? TIND_COMPRESSION_LZ4 : TIND_COMPRESSION_NONE;
+    } else if (!cfg->compression) {
+        for (int l = 0; l < TIND_LEVELS; l++) e->ko.compression[l] = TIND_COMPRESSION_NONE;
+    }
     int rc = tind_open(cfg->dir, &o, &e->db);
     if (rc) {
         free(e);

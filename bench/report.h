@@ -44,6 +44,8 @@ void fmt_latency(char *buf, size_t n, double ns);
  *   W <label> <ops/s> <MB/s> <p50 ns> <p99 ns> <p99.9 ns> <ops>
  *   S <metric> <value>            (write_amp, space_amp, peak_rss_mb)
  *   V <version> <lsm|other>
+ *   N <keys>                      (--num)
+ *   T <label> <seconds> <ops/s>   (ops/s over time, one line per --sample-ms interval)
  * and table_print() compares the first engine with the best of the others,
  * and with the best of the other LSM trees when some peer is not one. */
 #define TABLE_ENGINES 8

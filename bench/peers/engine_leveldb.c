@@ -1,9 +1,12 @@
 /* The LevelDB driver of the benchmark, through leveldb/c.h.
  *
- * Configured like tind: Snappy compression (LevelDB's only compressor), a
- * bloom filter of --bloom-bits bits per key, an LRU block cache of --cache-mb,
- * 4 KiB blocks, a --write-buffer-mb memtable, the log synced only when a
- * workload asks. LevelDB has one background thread and no explicit flush
+ * Equalized, configured like tind: Snappy compression (LevelDB's only
+ * compressor, and its default), a bloom filter of --bloom-bits bits per key,
+ * an LRU block cache of --cache-mb, 4 KiB blocks, a --write-buffer-mb
+ * memtable, the log synced only when a workload asks. At its own defaults
+ * (--peer-config=defaults) the write buffer (4 MiB) and block size (4 KiB) are
+ * LevelDB's; the cache and the filter are set as above. Table files are
+ * LevelDB's 2 MiB in both. LevelDB has one background thread and no explicit flush
  * (the flush step is skipped); its C API returns every value as a malloc'd
  * copy. */
 #include <stdio.h>
@@ -69,8 +72,10 @@ static int l_open(const struct engine_config *cfg, struct engine **out)
     e->opts = leveldb_options_create();
     leveldb_options_set_create_if_missing(e->opts, 1);
     leveldb_options_set_compression(e->opts, cfg->compression ? leveldb_snappy_compression : leveldb_no_compression);
-    leveldb_options_set_write_buffer_size(e->opts, (size_t)cfg->write_buffer_bytes);
-    leveldb_options_set_block_size(e->opts, cfg->block_size);
+    if (!cfg->own_defaults) {
+        leveldb_options_set_write_buffer_size(e->opts, (size_t)cfg->write_buffer_bytes);
+        leveldb_options_set_block_size(e->opts, cfg->block_size);
+    }
     if (cfg->bloom_bits > 0) {
         e->filter = leveldb_filterpolicy_create_bloom(cfg->bloom_bits);
         leveldb_options_set_filter_policy(e->opts, e->filter);

@@ -1,11 +1,13 @@
 /* The RocksDB driver of the benchmark, through rocksdb/c.h.
  *
- * Configured like tind: LZ4 on every level, a full bloom filter of
+ * Equalized, configured like tind: LZ4 on every level, a full bloom filter of
  * --bloom-bits bits per key, an LRU block cache of --cache-mb, 4 KiB blocks, a
  * --write-buffer-mb memtable, the same number of background jobs as tind has
  * workers (min(cores, 4) unless --workers), the write-ahead log on and synced
  * only when a workload asks. Everything else is RocksDB's default (leveled
- * compaction, which tind does not have yet). Reads pin the value and copy it
+ * compaction). At its own defaults (--peer-config=defaults) only the cache and
+ * the filter are set: RocksDB's own compressor (Snappy), write buffer (64 MiB),
+ * background jobs (2) and block size (4 KiB) stay. Reads pin the value and copy it
  * out (rocksdb_get_pinned), RocksDB's cheapest C read. Only the default column
  * family is used. */
 #include <stdlib.h>
@@ -72,18 +74,22 @@ static int r_open(const struct engine_config *cfg, struct engine **out)
     e->store.e = e;
     e->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(e->opts, 1);
-    rocksdb_options_set_compression(e->opts, cfg->compression ? rocksdb_lz4_compression : rocksdb_no_compression);
-    rocksdb_options_set_write_buffer_size(e->opts, (size_t)cfg->write_buffer_bytes);
-    int jobs = cfg->workers;
-    if (jobs <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        jobs = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores; /* tind's default worker count */
+    if (!cfg->own_defaults) {
+        rocksdb_options_set_compression(e->opts, cfg->compression ? rocksdb_lz4_compression : rocksdb_no_compression);
+        rocksdb_options_set_write_buffer_size(e->opts, (size_t)cfg->write_buffer_bytes);
+        int jobs = cfg->workers;
+        if (jobs <= 0) {
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            jobs = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores; /* tind's default worker count */
+        }
+        rocksdb_options_increase_parallelism(e->opts, jobs);
+        rocksdb_options_set_max_background_jobs(e->opts, jobs);
+    } else if (!cfg->compression) {
+        rocksdb_options_set_compression(e->opts, rocksdb_no_compression);
     }
-    rocksdb_options_increase_parallelism(e->opts, jobs);
-    rocksdb_options_set_max_background_jobs(e->opts, jobs);
 
     e->topts = rocksdb_block_based_options_create();
-    rocksdb_block_based_options_set_block_size(e->topts, cfg->block_size);
+    if (!cfg->own_defaults) rocksdb_block_based_options_set_block_size(e->topts, cfg->block_size);
     if (cfg->bloom_bits > 0) /* the table options take ownership of the policy */
         rocksdb_block_based_options_set_filter_policy(e->topts, rocksdb_filterpolicy_create_bloom_full(cfg->bloom_bits));
     if (cfg->cache_bytes) {
