@@ -414,9 +414,11 @@ int tind_close(tind_db *db)
     tmutex_unlock(&db->list_mu);
     workers_stop(db->pool);
     db->pool = NULL;
-    /* Not fatal: a journal left here is retired at the next open. */
-    retire_journals_at_close(db);
+    /* A failure is reported; the journal it leaves is retired at the next
+     * open. */
+    int rrc = retire_journals_at_close(db);
     int rc = journal_close(db->jnl);
+    if (rc == TIND_OK) rc = rrc;
     db->jnl = NULL;
     db_free(db);
     return rc;

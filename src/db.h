@@ -201,16 +201,20 @@ int write_apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *,
                       uint64_t *seq_out, uint32_t *count_out);
 
 /* ---- src/retire.c (above write.c: its rotation is a write) ---- */
-/* Deletes the journals every keyspace has flushed past and no drop pins;
- * rotates the current journal out first when nothing needs it and it holds
- * a quarter of journal_max_bytes (at most 1 MiB). Any thread holding no
- * journal or tree lock: the rotation queues on the journal. */
+/* Deletes the journals every keyspace has flushed past and no drop pins.
+ * Any thread holding no journal or tree lock (a flush's worker, a drop). */
 void retire_journals(tind_db *db);
-/* At close, the workers stopped and no write running: like retire_journals,
- * rotating out a current journal that holds any record nothing needs, so
- * that a database whose writes are all flushed keeps only a header-only
- * journal (the next open removes it). */
-void retire_journals_at_close(tind_db *db);
+/* The same, rotating the current journal out first when nothing needs it
+ * and it holds a quarter of journal_max_bytes (at most 1 MiB), so that it
+ * goes too. For a caller that reports the rotation's failure (it poisons
+ * the database): tind_keyspace_flush, after its flush. */
+int retire_journals_rotating(tind_db *db);
+/* At close, the workers stopped and no write running: like
+ * retire_journals_rotating for a current journal that holds any record
+ * nothing needs, so that a database whose writes are all flushed keeps only
+ * a header-only journal (the next open removes it). tind_close reports a
+ * failure. */
+int retire_journals_at_close(tind_db *db);
 /* ---- src/replay.c ---- */
 /* Replays one journal record at open (single-threaded). */
 int replay_record(tind_db *db, const char *path, uint64_t offset, const uint8_t *p, size_t n, uint64_t *last_seq);

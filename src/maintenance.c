@@ -13,7 +13,10 @@ int tind_keyspace_flush(tind_keyspace *ks)
     struct write_target t = {.ks = &one, .n = 1, .seal = 1};
     struct journal_req r = {.payload = NULL, .len = 0, .durability = TIND_DURABILITY_BUFFERED, .user = &t};
     if ((rc = write_submit(ks->db, &r, 0)) != TIND_OK) return rc;
-    return tree_flush_wait(ks->tree, t.seal_seq);
+    if ((rc = tree_flush_wait(ks->tree, t.seal_seq)) != TIND_OK) return rc;
+    /* A journal whose writes are all flushed now goes, the current one
+     * included (rotated out); a failed rotation is this call's. */
+    return retire_journals_rotating(ks->db);
 }
 
 int tind_keyspace_compact(tind_keyspace *ks)

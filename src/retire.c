@@ -51,21 +51,30 @@ static int retire_rotate(tind_db *db)
 }
 
 /* Retires what nothing needs; rotates the current journal out first when
- * nothing needs it and it holds at least min_bytes. */
-static void retire_with_rotation(tind_db *db, uint64_t min_bytes)
+ * nothing needs it and it holds at least min_bytes. Returns the rotation's
+ * failure (it poisons the database), else TIND_OK. */
+static int retire_with_rotation(tind_db *db, uint64_t min_bytes)
 {
     uint64_t cur;
-    if (!retire_closed(db, &cur) || cur < min_bytes) return;
-    if (retire_rotate(db) == TIND_OK) (void)retire_closed(db, &cur);
+    if (!retire_closed(db, &cur) || cur < min_bytes) return TIND_OK;
+    int rc = retire_rotate(db);
+    if (rc == TIND_OK) (void)retire_closed(db, &cur);
+    return rc;
 }
 
 void retire_journals(tind_db *db)
 {
-    retire_with_rotation(db, write_rotate_bytes(db));
+    uint64_t cur;
+    (void)retire_closed(db, &cur);
 }
 
-void retire_journals_at_close(tind_db *db)
+int retire_journals_rotating(tind_db *db)
 {
-    if (db->opts.read_only || journal_poisoned(db->jnl)) return;
-    retire_with_rotation(db, JOURNAL_HEADER_SIZE + 1);
+    return retire_with_rotation(db, write_rotate_bytes(db));
+}
+
+int retire_journals_at_close(tind_db *db)
+{
+    if (db->opts.read_only || journal_poisoned(db->jnl)) return TIND_OK;
+    return retire_with_rotation(db, JOURNAL_HEADER_SIZE + 1);
 }
