@@ -1,7 +1,7 @@
 /* Journal retirement: a closed journal goes once every keyspace has flushed
- * past it and no drop pins it; a current journal whose writes are all
- * flushed is closed so that it goes too, rather than staying at full size
- * until it fills. */
+ * past it and no drop pins it; on request (tind_keyspace_flush, tind_close)
+ * a current journal whose writes are all flushed is closed so that it goes
+ * too, rather than staying at full size until it fills. */
 #include "src/db.h"
 
 /* Deletes the closed journals that nothing needs. Returns 1 when nothing
