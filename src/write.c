@@ -213,26 +213,19 @@ uint64_t write_rotate_bytes(const tind_db *db)
     return quarter < WRITE_ROTATE_MAX_BYTES ? quarter : WRITE_ROTATE_MAX_BYTES;
 }
 
-/* Leader, after the group is applied: when a memtable of the group is about
- * to be sealed for its size and the current journal holds at least the
- * rotation size (write_rotate_bytes), the journal is rotated first. The
- * writes of the memtable being sealed then end a closed journal, which goes
- * once they are flushed (with what other keyspaces hold in it), instead of
- * sharing a journal with the writes after them until it fills. The rotation
- * syncs the journal through every write of the group, which the seal's own
- * sync then finds done. */
-static int write_rotate_before_seal(tind_db *db, struct journal_req **reqs, size_t n)
+/* Leader, before the group's first seal for size: when the current journal
+ * holds at least the rotation size (write_rotate_bytes), it is rotated
+ * first. The writes of the memtable being sealed then end a closed journal,
+ * which goes once they are flushed (with what other keyspaces hold in it),
+ * instead of sharing a journal with the writes after them until it fills.
+ * The rotation syncs the journal through every write of the group, which
+ * the seal's own sync then finds done. */
+static int write_rotate_before_seal(tind_db *db)
 {
     struct journal_stats js;
     journal_get_stats(db->jnl, &js);
     if (js.current_bytes < write_rotate_bytes(db)) return TIND_OK;
-    for (size_t i = 0; i < n; i++) {
-        const struct write_target *t = reqs[i]->user;
-        if (reqs[i]->len == 0 || reqs[i]->payload[0] != JPAYLOAD_BATCH) continue;
-        for (size_t k = 0; k < t->n; k++)
-            if (tree_full(t->ks[k]->tree)) return journal_rotate_current(db->jnl);
-    }
-    return TIND_OK;
+    return journal_rotate_current(db->jnl);
 }
 
 int write_apply(void *ctx, struct journal_req **reqs, size_t n)
@@ -259,15 +252,17 @@ int write_apply(void *ctx, struct journal_req **reqs, size_t n)
         }
     }
     if (rc) return rc;
-    if ((rc = write_rotate_before_seal(db, reqs, n)) != TIND_OK) return rc;
     /* Seal the memtables that have outgrown their keyspace's limit. */
+    int rotated = 0;
     for (size_t i = 0; i < n && rc == TIND_OK; i++) {
         const struct write_target *t = reqs[i]->user;
         if (reqs[i]->len == 0 || reqs[i]->payload[0] != JPAYLOAD_BATCH) continue;
         for (size_t k = 0; k < t->n && rc == TIND_OK; k++) {
             tind_keyspace *ks = t->ks[k];
             uint64_t seal_seq;
-            if (tree_full(ks->tree)) rc = tree_seal(ks->tree, applied, &seal_seq);
+            if (!tree_full(ks->tree)) continue;
+            if (!rotated++ && (rc = write_rotate_before_seal(db)) != TIND_OK) break;
+            rc = tree_seal(ks->tree, applied, &seal_seq);
         }
     }
     if (rc == TIND_OK) rc = write_seal_for_journal_size(db, applied);
