@@ -7,6 +7,7 @@
 #include "lsm/ikey.h"
 #include "src/util/arena.h"
 #include "src/util/err.h"
+#include "src/util/mutex.h"
 
 /* A skiplist node, one allocation in a node arena; its value is a second
  * allocation in the value arena:
@@ -39,18 +40,25 @@ typedef struct mt_node {
 #define MEMTABLE_MAX_HEIGHT 12
 
 struct memtable {
-    /* The writer's; each arena's used count is read by any thread. */
+    /* The writer's (concurrent inserters': under alloc_mu); each arena's
+     * used count is read by any thread. */
     arena nodes;           /* nodes of height 1 */
     arena towers;          /* nodes of height 2 and more (the head too) */
     arena vals;            /* values */
+    struct tmutex alloc_mu; /* the arenas, while inserts run concurrently */
     mt_node *head;
     atomic_int height;     /* levels in use; only grows; relaxed: see memtable_add */
     atomic_uint refs;
     atomic_uint_fast64_t count;
-    _Atomic uint64_t first_seq; /* sequence number of the first entry added; 0 while empty */
-    /* The writer's alone: */
+    _Atomic uint64_t first_seq; /* smallest sequence number added; 0 while empty */
+    /* The single writer's alone (concurrent inserts leave them be): */
     uint64_t rng;
-    mt_node *tail[MEMTABLE_MAX_HEIGHT]; /* last node of each level in use (head: none) */
+    /* The last node of each level in use (head: none). Concurrent inserts
+     * do not keep them but set tails_stale, and the next single-writer
+     * insert moves each to its level's end (the concurrent inserts happened
+     * before it: the caller orders them). */
+    mt_node *tail[MEMTABLE_MAX_HEIGHT];
+    atomic_int tails_stale;
 };
 
 typedef struct memtable_iter_s {
@@ -127,7 +135,7 @@ static inline mt_target target_of(const void *key, size_t klen, uint64_t tag)
     return t;
 }
 
-static mt_node *node_alloc(memtable *m, int height, size_t klen)
+static inline mt_node *node_alloc(memtable *m, int height, size_t klen)
 {
     size_t size = sizeof(mt_node) + (size_t)height * sizeof(mt_node *) + klen;
     mt_node *n = arena_alloc(height > 1 ? &m->towers : &m->nodes, size, _Alignof(mt_node));
@@ -144,9 +152,11 @@ memtable *memtable_new(void)
     arena_init(&m->nodes);
     arena_init(&m->towers);
     arena_init(&m->vals);
+    (void)tmutex_init(&m->alloc_mu); /* cannot fail with default attributes */
     m->head = node_alloc(m, MEMTABLE_MAX_HEIGHT, 0);
     if (!m->head) {
         arena_destroy(&m->towers);
+        tmutex_destroy(&m->alloc_mu);
         free(m);
         return NULL;
     }
@@ -160,6 +170,7 @@ memtable *memtable_new(void)
     atomic_init(&m->refs, 1);
     atomic_init(&m->count, 0);
     atomic_init(&m->first_seq, 0);
+    atomic_init(&m->tails_stale, 0);
     m->rng = (uint64_t)(uintptr_t)m ^ UINT64_C(0x9e3779b97f4a7c15);
     if (!m->rng) m->rng = 1; /* xorshift stays at zero forever */
     return m;
@@ -175,6 +186,7 @@ void memtable_unref(memtable *m)
     arena_destroy(&m->nodes);
     arena_destroy(&m->towers);
     arena_destroy(&m->vals);
+    tmutex_destroy(&m->alloc_mu);
     free(m);
 }
 
@@ -193,14 +205,15 @@ uint64_t memtable_count(const memtable *m)
     return atomic_load_explicit(&m->count, memory_order_relaxed);
 }
 
-/* Height with P(h > k) = 4^-k, capped. xorshift64*: the writer's own state. */
-static int memtable_random_height(memtable *m)
+/* Height with P(h > k) = 4^-k, capped. xorshift64* on *state: the single
+ * writer's, or a concurrent inserter's own thread's. */
+static int memtable_random_height(uint64_t *state)
 {
-    uint64_t x = m->rng;
+    uint64_t x = *state;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    m->rng = x;
+    *state = x;
     uint64_t r = x * UINT64_C(0x2545f4914f6cdd1d);
     int h = 1;
     while (h < MEMTABLE_MAX_HEIGHT && (r & 3) == 0) {
@@ -267,11 +280,25 @@ static const mt_node *memtable_find_last(const memtable *m)
     }
 }
 
+/* The single writer: every tail moved to its level's end after concurrent
+ * inserts. Relaxed loads: the links it follows were stored by inserts that
+ * happened before this one. */
+static void memtable_fix_tails(memtable *m)
+{
+    for (int i = 0; i < MEMTABLE_MAX_HEIGHT; i++) {
+        mt_node *x = m->tail[i], *next;
+        while ((next = atomic_load_explicit(&x->next[i], memory_order_relaxed)) != NULL) x = next;
+        m->tail[i] = x;
+    }
+    atomic_store_explicit(&m->tails_stale, 0, memory_order_relaxed);
+}
+
 /* Fills prev[] for an insert of t. An entry after the last one (ascending
  * inserts) takes the tails as its predecessors without a search: the last
  * node of each level is then the last one below it. */
 static void memtable_find_prev(memtable *m, const mt_target *t, mt_node **prev)
 {
+    if (atomic_load_explicit(&m->tails_stale, memory_order_relaxed)) memtable_fix_tails(m);
     int height = atomic_load_explicit(&m->height, memory_order_relaxed);
     mt_node *last = m->tail[0];
     if (last != m->head && node_cmp(last, t) < 0) {
@@ -281,30 +308,10 @@ static void memtable_find_prev(memtable *m, const mt_target *t, mt_node **prev)
     memtable_find_ge(m, t, prev);
 }
 
-int memtable_add(memtable *m, uint64_t seq, unsigned kind, const void *key, size_t klen,
-                 const void *val, size_t vlen)
+/* Node n (height h, fields written) linked at every level by the single
+ * writer: prev[] is exact, as nothing else links meanwhile. */
+static void memtable_link(memtable *m, mt_node *n, int h, mt_node **prev)
 {
-    if (klen > TIND_MAX_KEY_BYTES || vlen > TIND_MAX_VALUE_BYTES || seq > SEQ_MAX || kind > 0xff)
-        return TIND_INVALID;
-    mt_target t = target_of(key, klen, tag_pack(seq, kind));
-
-    mt_node *prev[MEMTABLE_MAX_HEIGHT];
-    memtable_find_prev(m, &t, prev);
-
-    uint8_t *vp = NULL;
-    if (vlen && !(vp = arena_alloc(&m->vals, vlen, 1))) return err_nomem();
-    int h = memtable_random_height(m);
-    mt_node *n = node_alloc(m, h, klen);
-    if (!n) return err_nomem();
-    n->prefix = t.prefix;
-    n->tag = t.tag;
-    n->vlen = (uint32_t)vlen;
-    n->klen = (uint16_t)klen;
-    uint8_t *kp = (uint8_t *)&n->next[h];
-    if (klen) memcpy(kp, key, klen);
-    if (vlen) memcpy(vp, val, vlen);
-    n->val = vlen ? vp : kp + klen;
-
     int cur = atomic_load_explicit(&m->height, memory_order_relaxed);
     if (h > cur) {
         for (int i = cur; i < h; i++) prev[i] = m->head;
@@ -320,10 +327,122 @@ int memtable_add(memtable *m, uint64_t seq, unsigned kind, const void *key, size
         atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
         if (!succ) m->tail[i] = n;
     }
-    if (atomic_load_explicit(&m->count, memory_order_relaxed) == 0)
-        atomic_store_explicit(&m->first_seq, seq, memory_order_relaxed);
+}
+
+/* Node n (height h, fields written, key t) linked at every level while other
+ * inserts may link theirs: at each level, bottom-up, the predecessor found
+ * by the search moves right past nodes linked since that sort before n, and
+ * the link is a compare-and-swap that retries from there when another node
+ * came in between. Nodes are never unlinked, so a predecessor stays one. */
+static void memtable_link_concurrent(memtable *m, mt_node *n, int h, const mt_target *t, mt_node **prev)
+{
+    /* Relaxed, as in memtable_link: a reader that sees the new height
+     * before the node is linked finds NULL or an older node and goes on. */
+    int cur = atomic_load_explicit(&m->height, memory_order_relaxed);
+    while (h > cur && !atomic_compare_exchange_weak_explicit(&m->height, &cur, h, memory_order_relaxed,
+                                                             memory_order_relaxed))
+        ;
+    for (int i = 0; i < h; i++) {
+        mt_node *p = prev[i];
+        mt_node *succ = atomic_load_explicit(&p->next[i], memory_order_acquire);
+        for (;;) {
+            while (succ && node_cmp(succ, t) < 0) {
+                p = succ;
+                succ = atomic_load_explicit(&p->next[i], memory_order_acquire);
+            }
+            atomic_store_explicit(&n->next[i], succ, memory_order_relaxed);
+            /* Release: the node's contents (and its link below, at level 0
+             * its fields) are visible to whoever follows this link. On a
+             * failure succ is what came in meanwhile. */
+            if (atomic_compare_exchange_strong_explicit(&p->next[i], &succ, n, memory_order_release,
+                                                        memory_order_acquire))
+                break;
+        }
+    }
+}
+
+/* A node of height h for a klen-byte key, and *vp room for a vlen-byte
+ * value (NULL when vlen is 0); NULL when out of memory. */
+static inline mt_node *entry_alloc(memtable *m, int h, size_t klen, size_t vlen, uint8_t **vp)
+{
+    *vp = vlen ? arena_alloc(&m->vals, vlen, 1) : NULL;
+    return !vlen || *vp ? node_alloc(m, h, klen) : NULL;
+}
+
+/* The per-thread height generator of concurrent inserts. */
+static _Thread_local uint64_t memtable_thread_rng;
+
+/* Inlined into both entries, so that each is compiled for its constant
+ * `concurrent`. */
+static inline __attribute__((always_inline)) int memtable_insert(memtable *m, int concurrent, uint64_t seq,
+                                                                 unsigned kind, const void *key, size_t klen,
+                                                                 const void *val, size_t vlen)
+{
+    if (klen > TIND_MAX_KEY_BYTES || vlen > TIND_MAX_VALUE_BYTES || seq > SEQ_MAX || kind > 0xff)
+        return TIND_INVALID;
+    mt_target t = target_of(key, klen, tag_pack(seq, kind));
+
+    mt_node *prev[MEMTABLE_MAX_HEIGHT];
+    if (concurrent) {
+        /* The levels above the height the search sees (another insert may
+         * raise it before this one links) start from the head. */
+        for (int i = 0; i < MEMTABLE_MAX_HEIGHT; i++) prev[i] = m->head;
+        memtable_find_ge(m, &t, prev);
+    } else {
+        memtable_find_prev(m, &t, prev);
+    }
+
+    int h;
+    uint8_t *vp;
+    mt_node *n;
+    if (concurrent) {
+        if (!memtable_thread_rng)
+            memtable_thread_rng = ((uint64_t)(uintptr_t)&memtable_thread_rng ^ UINT64_C(0x9e3779b97f4a7c15)) | 1;
+        h = memtable_random_height(&memtable_thread_rng);
+        tmutex_lock(&m->alloc_mu);
+        n = entry_alloc(m, h, klen, vlen, &vp);
+        tmutex_unlock(&m->alloc_mu);
+    } else {
+        h = memtable_random_height(&m->rng);
+        n = entry_alloc(m, h, klen, vlen, &vp);
+    }
+    if (!n) return err_nomem();
+    n->prefix = t.prefix;
+    n->tag = t.tag;
+    n->vlen = (uint32_t)vlen;
+    n->klen = (uint16_t)klen;
+    uint8_t *kp = (uint8_t *)&n->next[h];
+    if (klen) memcpy(kp, key, klen);
+    if (vlen) memcpy(vp, val, vlen);
+    n->val = vlen ? vp : kp + klen;
+
+    if (concurrent) {
+        memtable_link_concurrent(m, n, h, &t, prev);
+        if (!atomic_load_explicit(&m->tails_stale, memory_order_relaxed))
+            atomic_store_explicit(&m->tails_stale, 1, memory_order_relaxed);
+    } else {
+        memtable_link(m, n, h, prev);
+    }
+    /* The smallest sequence number: concurrent inserts come in any order. */
+    uint64_t first = atomic_load_explicit(&m->first_seq, memory_order_relaxed);
+    while ((first == 0 || seq < first) &&
+           !atomic_compare_exchange_weak_explicit(&m->first_seq, &first, seq, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
     atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
     return TIND_OK;
+}
+
+int memtable_add(memtable *m, uint64_t seq, unsigned kind, const void *key, size_t klen,
+                 const void *val, size_t vlen)
+{
+    return memtable_insert(m, 0, seq, kind, key, klen, val, vlen);
+}
+
+int memtable_add_concurrent(memtable *m, uint64_t seq, unsigned kind, const void *key, size_t klen,
+                            const void *val, size_t vlen)
+{
+    return memtable_insert(m, 1, seq, kind, key, klen, val, vlen);
 }
 
 int memtable_get(memtable *m, const void *key, size_t klen, uint64_t seq, unsigned *kind,

@@ -1,8 +1,13 @@
 /* The memtable: a skiplist of internal entries in an arena.
  *
- * Concurrency: one writer at a time inserts (the caller serializes writers:
- * the journal's group-commit leader applies each group alone); any number of
- * readers and iterators run at the same time without locks. A node is fully
+ * Concurrency: inserts come either from one writer at a time (memtable_add;
+ * the caller serializes writers: the journal's group-commit leader applies a
+ * group alone) or from several threads at once (memtable_add_concurrent: the
+ * members of a commit group each applying their own batch). The two kinds
+ * never overlap: the caller orders every concurrent insert before or after
+ * each single-writer one (the journal hands the group on through its
+ * mutex). Any number of readers and iterators run at the same time as
+ * either, without locks. A node is fully
  * written before it is linked (release stores), and readers follow links with
  * acquire loads, so a reader sees either the whole node or none of it.
  * Readers filter entries newer than their sequence number themselves.
@@ -28,6 +33,10 @@ void memtable_unref(memtable *m);
  * TIND_NO_MEMORY when the arena cannot grow (nothing is inserted). */
 int memtable_add(memtable *m, uint64_t seq, unsigned kind, const void *key, size_t klen,
                  const void *val, size_t vlen);
+/* memtable_add, safe to call from several threads at once (each link is a
+ * compare-and-swap; the arenas are taken under a mutex). */
+int memtable_add_concurrent(memtable *m, uint64_t seq, unsigned kind, const void *key, size_t klen,
+                            const void *val, size_t vlen);
 
 /* Looks up the newest version of key with seq <= `seq`.
  * Returns 1 and sets *kind, *val, *vlen (pointing into the memtable, valid
@@ -37,8 +46,7 @@ int memtable_get(memtable *m, const void *key, size_t klen, uint64_t seq, unsign
 
 /* Bytes its entries take in the arena (nodes, keys, values). Any thread. */
 size_t memtable_bytes(const memtable *m);
-/* Sequence number of the first entry added (the writer adds them in
- * increasing order, so the smallest), 0 while empty. Any thread. */
+/* The smallest sequence number added, 0 while empty. Any thread. */
 uint64_t memtable_first_seq(const memtable *m);
 /* Entries inserted. Any thread. */
 uint64_t memtable_count(const memtable *m);

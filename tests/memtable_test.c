@@ -810,3 +810,161 @@ Test(memtable, concurrent_readers_one_writer, .timeout = 60)
     iiter_destroy(it);
     memtable_unref(c.m);
 }
+
+/* ---- concurrent writers (a commit group's members), concurrent readers ---- */
+
+/* Entry i (seq i + 1) has key mt_conc_key(i / 2), so entries 2k and 2k + 1
+ * are two versions of one key, usually inserted by different threads, and
+ * value (perm(i) % 40) bytes of the low byte of its seq. Writer w inserts the
+ * entries i with i % MT_CW_WRITERS == w, in order, with
+ * memtable_add_concurrent, and publishes how far it got. */
+enum { MT_CW_WRITERS = 3 };
+
+typedef struct mt_cw {
+    memtable *m;
+    size_t n;
+    atomic_size_t published[MT_CW_WRITERS]; /* writer w's entries below it are in */
+    atomic_int writers_done;
+    uint64_t seed;
+} mt_cw;
+
+typedef struct mt_cw_arg {
+    mt_cw *c;
+    int w;
+} mt_cw_arg;
+
+static void *mt_cw_writer(void *arg)
+{
+    mt_cw_arg *a = arg;
+    mt_cw *c = a->c;
+    uint8_t k[MT_CONC_KEY], val[40];
+    intptr_t bad = 0;
+    for (size_t i = (size_t)a->w; i < c->n && !bad; i += MT_CW_WRITERS) {
+        size_t kl = mt_conc_key(i / 2, k);
+        memset(val, (uint8_t)(i + 1), sizeof val);
+        if (memtable_add_concurrent(c->m, i + 1, KIND_PUT, k, kl, val, mt_perm(i) % 40) != TIND_OK) bad = 1;
+        atomic_store_explicit(&c->published[a->w], i + 1, memory_order_release);
+    }
+    atomic_fetch_add(&c->writers_done, 1);
+    return (void *)bad;
+}
+
+/* Is the entry under the iterator whole: its key, kind and value those of its seq? */
+static int mt_cw_whole(const iiter *it, size_t n)
+{
+    uint64_t seq = tag_seq(it->tag);
+    if (seq == 0 || seq > n || tag_kind(it->tag) != KIND_PUT) return 0;
+    size_t i = (size_t)(seq - 1);
+    uint8_t k[MT_CONC_KEY];
+    size_t kl = mt_conc_key(i / 2, k);
+    if (kl != it->klen || memcmp(k, it->key, kl) != 0 || it->vlen != mt_perm(i) % 40) return 0;
+    for (size_t j = 0; j < it->vlen; j++)
+        if (it->val[j] != (uint8_t)seq) return 0;
+    return 1;
+}
+
+static void *mt_cw_reader(void *arg)
+{
+    mt_cw *c = arg;
+    uint64_t s = c->seed ^ (uint64_t)(uintptr_t)&s;
+    iiter *it = memtable_iter(c->m);
+    intptr_t bad = 0;
+    while (atomic_load(&c->writers_done) < MT_CW_WRITERS && !bad) {
+        int w = (int)(tu_rand(&s) % MT_CW_WRITERS);
+        size_t pub = atomic_load_explicit(&c->published[w], memory_order_acquire);
+        if (pub <= (size_t)w) continue;
+        /* An entry of writer w it published: found at its own seq. */
+        size_t i = (size_t)w + MT_CW_WRITERS * (size_t)(tu_rand(&s) % ((pub - 1 - (size_t)w) / MT_CW_WRITERS + 1));
+        uint8_t k[MT_CONC_KEY];
+        size_t kl = mt_conc_key(i / 2, k);
+        unsigned kind;
+        const uint8_t *v;
+        size_t vl;
+        if (!memtable_get(c->m, k, kl, i + 1, &kind, &v, &vl) || vl != mt_perm(i) % 40 ||
+            (vl && v[0] != (uint8_t)(i + 1))) {
+            bad = 1;
+            break;
+        }
+        /* A short walk: whole entries in strictly increasing order. */
+        iiter_seek(it, k, kl, tag_pack(SEQ_MAX, KIND_MAX));
+        uint8_t last[MT_CONC_KEY];
+        size_t lastl = 0;
+        uint64_t lastt = 0;
+        for (int step = 0; step < 16 && it->valid; step++, iiter_next(it)) {
+            if (!mt_cw_whole(it, c->n)) {
+                bad = 2;
+                break;
+            }
+            if (step && ikey_cmp(last, lastl, lastt, it->key, it->klen, it->tag) >= 0) {
+                bad = 3;
+                break;
+            }
+            memcpy(last, it->key, it->klen);
+            lastl = it->klen;
+            lastt = it->tag;
+        }
+    }
+    iiter_destroy(it);
+    return (void *)bad;
+}
+
+Test(memtable, concurrent_writers_then_one_writer, .timeout = 120)
+{
+    mt_cw c;
+    c.m = memtable_new();
+    c.n = MT_CONC_N;
+    for (int w = 0; w < MT_CW_WRITERS; w++) atomic_init(&c.published[w], 0);
+    atomic_init(&c.writers_done, 0);
+    c.seed = tu_seed("memtable::concurrent_writers_then_one_writer");
+    pthread_t rd, wr[MT_CW_WRITERS];
+    mt_cw_arg args[MT_CW_WRITERS];
+    cr_assert_eq(pthread_create(&rd, NULL, mt_cw_reader, &c), 0);
+    for (int w = 0; w < MT_CW_WRITERS; w++) {
+        args[w] = (mt_cw_arg){&c, w};
+        cr_assert_eq(pthread_create(&wr[w], NULL, mt_cw_writer, &args[w]), 0);
+    }
+    for (int w = 0; w < MT_CW_WRITERS; w++) {
+        void *res;
+        pthread_join(wr[w], &res);
+        cr_assert_eq((intptr_t)res, 0, "writer %d failed an insert", w);
+    }
+    void *res;
+    pthread_join(rd, &res);
+    cr_assert_eq((intptr_t)res, 0, "the reader saw %s",
+                 (intptr_t)res == 1 ? "a published entry missing" :
+                 (intptr_t)res == 2 ? "a torn entry" : "entries out of order");
+    cr_assert_eq(memtable_count(c.m), c.n);
+    cr_assert_eq(memtable_first_seq(c.m), 1);
+
+    /* Then one writer, as the next commit group's leader: appends past every
+     * key (the ascending path, whose per-level tails the concurrent inserts
+     * left behind) and keys in between. */
+    size_t extra = 2000;
+    for (size_t e = 0; e < extra; e++) {
+        char k[24];
+        int kl = e % 2 ? snprintf(k, sizeof k, "zz%08zu", e) : snprintf(k, sizeof k, "memtable%04zx", e);
+        cr_assert_eq(memtable_add(c.m, c.n + 1 + e, KIND_PUT, k, (size_t)kl, "v", 1), TIND_OK);
+    }
+    cr_assert_eq(memtable_count(c.m), c.n + extra);
+
+    /* Every entry once, in order; every concurrent one whole. */
+    iiter *it = memtable_iter(c.m);
+    size_t n = 0;
+    uint8_t last[24];
+    size_t lastl = 0;
+    uint64_t lastt = 0;
+    for (iiter_seek_first(it); it->valid; iiter_next(it), n++) {
+        if (tag_seq(it->tag) <= c.n) cr_assert(mt_cw_whole(it, c.n), "entry %zu is not whole", n);
+        if (n) cr_assert_lt(ikey_cmp(last, lastl, lastt, it->key, it->klen, it->tag), 0, "entry %zu out of order", n);
+        memcpy(last, it->key, it->klen);
+        lastl = it->klen;
+        lastt = it->tag;
+    }
+    cr_assert_eq(n, c.n + extra);
+    /* And backwards, through every level's links. */
+    size_t back = 0;
+    for (iiter_seek_last(it); it->valid && back < 5000; iiter_prev(it)) back++;
+    cr_assert_eq(back, 5000);
+    iiter_destroy(it);
+    memtable_unref(c.m);
+}
