@@ -38,7 +38,7 @@ static struct {
     uint64_t sample_ms;
     uint64_t num, reads, seeks, ycsb_ops, sync_ops, tx_ops;
     uint64_t key_size, value_size, threads, sync_threads, batch_size, batch_stores, scan_length;
-    uint64_t cache_mb, write_buffer_mb, map_mb, block_size, bloom_bits, compression, workers, fresh, seed;
+    uint64_t cache_mb, write_buffer_mb, map_mb, block_size, bloom_bits, compression, workers, parallel_writes, fresh, seed;
     uint64_t use_existing;
     double compression_ratio, zipf_theta;
 } F = {
@@ -61,6 +61,7 @@ static struct {
     .write_buffer_mb = 64,
     .block_size = 4096,
     .bloom_bits = 10,
+    .parallel_writes = 1,
     .compression = 1,
     .fresh = 1,
     .seed = 42,
@@ -104,6 +105,8 @@ static const struct flagdef flagdefs[] = {
     {"block-size", FT_U64, &F.block_size, "table block size, bytes (4096)"},
     {"bloom-bits", FT_U64, &F.bloom_bits, "bloom filter bits per key; 0: none (10)"},
     {"workers", FT_U64, &F.workers, "background threads (tind workers, RocksDB jobs); 0: tind's default (0)"},
+    {"parallel-writes", FT_U64, &F.parallel_writes,
+     "tind: 1: a commit group's writers insert their batches in parallel (parallel_memtable_writes); 0: the leader alone (1)"},
     {"map-mb", FT_U64, &F.map_mb, "LMDB map size, MiB; 0: sized from num (0)"},
     {"fresh", FT_U64, &F.fresh, "1: fillseq, fillrandom and fillbatch start on an empty database (1)"},
     {"use-existing", FT_U64, &F.use_existing,
@@ -1044,6 +1047,7 @@ static int run_engine(const struct engine_ops *ops, int argc, char **argv)
         .bloom_bits = (int)F.bloom_bits,
         .compression = F.compression != 0,
         .workers = (int)F.workers,
+        .parallel_writes = F.parallel_writes != 0,
     };
     /* LMDB's map must hold the whole tree: room for 8 copies of the data set with page overhead. */
     uint64_t map = F.map_mb << 20;

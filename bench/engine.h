@@ -46,6 +46,7 @@ struct engine_config {
     int compression;             /* 1: the engine's fast block compressor (tind and RocksDB
                                     LZ4, LevelDB Snappy); 0: none */
     int workers;                 /* background threads (tind workers, RocksDB jobs); 0: default */
+    int parallel_writes;         /* tind: parallel_memtable_writes (both configurations) */
 };
 
 /* Counters an engine may offer, to show group commit. */

@@ -52,6 +52,7 @@ static int t_open(const struct engine_config *cfg, struct engine **out)
     tind_options o;
     tind_options_init(&o);
     o.cache_bytes = cfg->cache_bytes;
+    o.parallel_memtable_writes = cfg->parallel_writes;
     tind_keyspace_options_init(&e->ko);
     e->ko.bloom_bits_per_key = (uint32_t)cfg->bloom_bits;
     if (!cfg->own_defaults) {
@@ -248,10 +249,11 @@ static void t_report(struct engine *e, FILE *out)
     struct tind_db_stats d;
     if (tind_db_stats(e->db, &d) != TIND_OK) return;
     fprintf(out,
-            "  journal %llu files %.1f MB; %llu writes in %llu groups, %llu syncs; cache %.1f/%.1f MB, "
-            "%llu hits %llu misses; %llu open tables\n",
+            "  journal %llu files %.1f MB; %llu writes in %llu groups (%llu applied in parallel), %llu syncs; "
+            "cache %.1f/%.1f MB, %llu hits %llu misses; %llu open tables\n",
             (unsigned long long)d.journal_files, (double)d.journal_bytes / 1e6, (unsigned long long)d.writes,
-            (unsigned long long)d.write_groups, (unsigned long long)d.journal_syncs, (double)d.cache_usage / 1e6,
+            (unsigned long long)d.write_groups, (unsigned long long)d.parallel_groups,
+            (unsigned long long)d.journal_syncs, (double)d.cache_usage / 1e6,
             (double)d.cache_capacity / 1e6, (unsigned long long)d.cache_hits, (unsigned long long)d.cache_misses,
             (unsigned long long)d.open_tables);
 }

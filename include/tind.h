@@ -124,6 +124,11 @@ typedef struct tind_options {
                                    creating a keyspace or changing its options, drops, flushes,
                                    compactions, transactions' writes and tind_wtx_begin return
                                    TIND_INVALID; transactions that only read work. */
+    int parallel_memtable_writes; /* 1: when writes from several threads commit as one group
+                                   (group commit), each writer inserts its own batch into the
+                                   memtables while the others insert theirs, instead of the
+                                   group's leader inserting them all; groups of fewer than 8
+                                   operations are applied by the leader alone. Default 1; 0 or 1 */
 } tind_options;
 
 /* Fills *o with the defaults documented in tind_options. Thread-safe. */
@@ -451,6 +456,8 @@ struct tind_db_stats {
     uint64_t journal_bytes;      /* their total size */
     uint64_t writes;             /* write requests committed since open (batches, puts, deletes) */
     uint64_t write_groups;       /* group-commit writes that carried them */
+    uint64_t parallel_groups;    /* those whose writers inserted their batches in parallel
+                                  * (tind_options.parallel_memtable_writes) */
     uint64_t journal_syncs;      /* fsync/fdatasync calls on journals */
     uint64_t snapshots;          /* open snapshots */
     uint64_t iterators;          /* open iterators */

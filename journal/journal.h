@@ -40,6 +40,7 @@ struct journal_req {
     /* queue bookkeeping, journal-private, guarded by the journal's mutex */
     struct journal_req *next;
     int done;
+    int apply_now;      /* its writer is to apply it (apply_one), in parallel with the group */
     struct tcond cond;
 };
 
@@ -56,13 +57,30 @@ struct journal_callbacks {
      * journal: the records are durable but not applied, so nothing may be
      * written after them until the database is reopened and replays them. */
     int (*apply)(void *ctx, struct journal_req **reqs, size_t n);
+    /* Optional, both or neither: a group of batches applied in parallel
+     * (journal_config.parallel_apply). apply_one applies one batch request;
+     * the writers of the group's requests call it at once, each for its
+     * own, from their threads (the leader too, for its own request). Once
+     * every one has returned, the leader calls apply_finish for the group
+     * (what apply does after the batches: seals). Sequence numbers are
+     * published after apply_finish returns; a failure of either poisons the
+     * journal as apply's does. */
+    int (*apply_one)(void *ctx, struct journal_req *r);
+    int (*apply_finish)(void *ctx, struct journal_req **reqs, size_t n);
 };
 
 struct journal_config {
     const char *dir;          /* the journal directory */
     uint64_t max_bytes;       /* rotate past this size */
     size_t group_max_bytes;   /* a leader stops gathering past this many payload bytes */
+    int parallel_apply;       /* 1: a group of at least two batches holding at least
+                               * JOURNAL_PARALLEL_MIN_OPS operations is applied by its
+                               * writers in parallel (apply_one), when the callbacks have it */
 };
+
+/* The fewest operations in a group for a parallel apply: below it, waking
+ * the writers early costs more than the inserts they would take over. */
+#define JOURNAL_PARALLEL_MIN_OPS 8
 
 /* Starts journal `number` (a new file, header synced, directory synced) after
  * `last_seq`. The callbacks stay in use until journal_close. */
@@ -117,6 +135,7 @@ uint64_t journal_oldest_max_seq(journal *j);
 
 struct journal_stats {
     uint64_t writes, groups, syncs;
+    uint64_t parallel_groups; /* groups whose writers applied their batches in parallel */
     uint64_t number;        /* current file's number */
     uint64_t current_bytes; /* its size */
 };

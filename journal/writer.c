@@ -18,6 +18,7 @@ struct journal {
     char *dir;
     uint64_t max_bytes;
     size_t group_max_bytes;
+    int parallel_apply;
     struct journal_callbacks cb;
 
     /* mu guards the queue (head/tail, and each queued request's next and
@@ -37,8 +38,13 @@ struct journal {
     } *closed PT_GUARDED_BY(mu) GUARDED_BY(mu);
     size_t nclosed GUARDED_BY(mu), capclosed GUARDED_BY(mu);
     uint64_t closed_bytes GUARDED_BY(mu);
+    /* A group applied in parallel: requests whose apply_one has yet to
+     * return, and the first failure among them with its message. */
+    size_t par_pending GUARDED_BY(mu);
+    int par_rc GUARDED_BY(mu);
+    char par_msg[512] GUARDED_BY(mu);
     /* Counters: written by leaders, read by stats without the leader. */
-    _Atomic uint64_t writes, groups, syncs;
+    _Atomic uint64_t writes, groups, syncs, parallel_groups;
 
     /* Leader-only state: touched by the current leader alone, and handed
      * from leader to leader through mu. */
@@ -102,6 +108,7 @@ int journal_open(const struct journal_config *cfg, uint64_t number, uint64_t las
     j->max_bytes = cfg->max_bytes;
     j->group_max_bytes = cfg->group_max_bytes ? cfg->group_max_bytes : (1u << 20);
     j->cb = *cb;
+    j->parallel_apply = cfg->parallel_apply && cb->apply_one && cb->apply_finish;
     j->assigned_seq = last_seq;
     atomic_init(&j->last_seq, last_seq);
     (void)tmutex_init(&j->mu); /* cannot fail with default attributes */
@@ -221,6 +228,7 @@ void journal_get_stats(journal *j, struct journal_stats *st)
     st->writes = atomic_load_explicit(&j->writes, memory_order_relaxed);
     st->groups = atomic_load_explicit(&j->groups, memory_order_relaxed);
     st->syncs = atomic_load_explicit(&j->syncs, memory_order_relaxed);
+    st->parallel_groups = atomic_load_explicit(&j->parallel_groups, memory_order_relaxed);
     st->number = atomic_load_explicit(&j->number, memory_order_relaxed);
     st->current_bytes = atomic_load(&j->file_bytes);
 }
@@ -407,6 +415,63 @@ static void journal_finish_group(journal *j, struct journal_req *r, struct journ
     else tcond_signal(&j->head->cond);
 }
 
+/* Is the kept group one to apply in parallel: two batches or more, with
+ * enough operations between them? */
+static int journal_group_parallel(const journal *j, size_t kept)
+{
+    if (!j->parallel_apply || kept < 2) return 0;
+    uint64_t ops = 0;
+    for (size_t i = 0; i < kept; i++) {
+        const struct journal_req *q = j->group[i];
+        if (q->len == 0 || q->seq_count == 0 || q->payload[0] != JPAYLOAD_BATCH) return 0;
+        ops += q->seq_count;
+    }
+    return ops >= JOURNAL_PARALLEL_MIN_OPS;
+}
+
+/* One request's apply_one, its failure recorded for the group; the last to
+ * return wakes the leader. Called without mu. */
+static void journal_apply_member(journal *j, struct journal_req *q, struct journal_req *leader) EXCLUDES(j->mu)
+{
+    int rc = j->cb.apply_one(j->cb.ctx, q);
+    tmutex_lock(&j->mu);
+    if (rc != TIND_OK && j->par_rc == TIND_OK) {
+        j->par_rc = rc;
+        snprintf(j->par_msg, sizeof j->par_msg, "%s", err_msg());
+    }
+    if (--j->par_pending == 0 && q != leader) tcond_signal(&leader->cond);
+    tmutex_unlock(&j->mu);
+}
+
+/* Leader r: the kept group applied by its writers at once, r's own request
+ * (when kept) by r, then apply_finish. The members are blocked in
+ * journal_write until done, so each is woken to apply its own. */
+static int journal_apply_parallel(journal *j, struct journal_req *r, size_t kept) EXCLUDES(j->mu)
+{
+    int own = 0;
+    tmutex_lock(&j->mu);
+    j->par_pending = kept;
+    j->par_rc = TIND_OK;
+    for (size_t i = 0; i < kept; i++) {
+        struct journal_req *q = j->group[i];
+        if (q == r) {
+            own = 1;
+            continue;
+        }
+        q->apply_now = 1;
+        tcond_signal(&q->cond);
+    }
+    tmutex_unlock(&j->mu);
+    if (own) journal_apply_member(j, r, r);
+    tmutex_lock(&j->mu);
+    while (j->par_pending > 0) tcond_wait(&r->cond, &j->mu);
+    int rc = j->par_rc;
+    if (rc != TIND_OK) err_set(rc, "%s", j->par_msg);
+    tmutex_unlock(&j->mu);
+    atomic_fetch_add_explicit(&j->parallel_groups, 1, memory_order_relaxed);
+    return rc == TIND_OK ? j->cb.apply_finish(j->cb.ctx, j->group, kept) : rc;
+}
+
 int journal_write(journal *j, struct journal_req *r)
 {
     r->status = TIND_OK;
@@ -414,6 +479,7 @@ int journal_write(journal *j, struct journal_req *r)
     r->next = NULL;
     r->first_seq = 0;
     r->why = NULL;
+    r->apply_now = 0;
     (void)tcond_init(&r->cond);
 
     tmutex_lock(&j->mu);
@@ -426,7 +492,17 @@ int journal_write(journal *j, struct journal_req *r)
     if (j->tail) j->tail->next = r;
     else j->head = r;
     j->tail = r;
-    while (!r->done && j->head != r) tcond_wait(&r->cond, &j->mu);
+    while (!r->done && j->head != r) {
+        tcond_wait(&r->cond, &j->mu);
+        if (r->apply_now) {
+            /* The leader of this request's group hands its apply over. */
+            r->apply_now = 0;
+            struct journal_req *leader = j->head;
+            tmutex_unlock(&j->mu);
+            journal_apply_member(j, r, leader);
+            tmutex_lock(&j->mu);
+        }
+    }
     if (r->done) {
         int st = journal_follower_done(j, r);
         tmutex_unlock(&j->mu);
@@ -447,7 +523,10 @@ int journal_write(journal *j, struct journal_req *r)
     if (rc == TIND_OK) {
         size_t kept = journal_prepare_group(j, n, &writes);
         rc = journal_write_group(j, j->group, kept, base_seq, &synced);
-        if (rc == TIND_OK && j->cb.apply && kept > 0) rc = j->cb.apply(j->cb.ctx, j->group, kept);
+        if (rc == TIND_OK && kept > 0 && journal_group_parallel(j, kept))
+            rc = journal_apply_parallel(j, r, kept);
+        else if (rc == TIND_OK && j->cb.apply && kept > 0)
+            rc = j->cb.apply(j->cb.ctx, j->group, kept);
         if (rc == TIND_OK) atomic_store_explicit(&j->last_seq, j->assigned_seq, memory_order_release);
     }
 

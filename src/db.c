@@ -33,6 +33,7 @@ void tind_options_init(tind_options *o)
     o->cache_bytes = 64u << 20;
     o->max_open_tables = 1000;
     o->workers = 0;
+    o->parallel_memtable_writes = 1;
 }
 
 static int check_options(const tind_options *o)
@@ -44,6 +45,8 @@ static int check_options(const tind_options *o)
         return err_set(TIND_INVALID, "journal_total_max_bytes is below journal_max_bytes");
     if (o->max_open_tables < 16) return err_set(TIND_INVALID, "max_open_tables %u is below 16", o->max_open_tables);
     if (o->workers > 64) return err_set(TIND_INVALID, "workers %u is over 64", o->workers);
+    if (o->parallel_memtable_writes != 0 && o->parallel_memtable_writes != 1)
+        return err_set(TIND_INVALID, "parallel_memtable_writes %d is not 0 or 1", o->parallel_memtable_writes);
     return TIND_OK;
 }
 
@@ -321,8 +324,13 @@ static int db_replay(tind_db *db, struct replay *rp, struct journal_recovery *re
 static int db_open_journal(tind_db *db, const struct journal_recovery *rec, uint64_t last_seq)
 {
     struct journal_config jc = {.dir = db->journal_dir, .max_bytes = db->opts.journal_max_bytes,
-                                .group_max_bytes = 1u << 20};
-    struct journal_callbacks cb = {.ctx = db, .prepare = write_prepare, .apply = write_apply};
+                                .group_max_bytes = 1u << 20,
+                                .parallel_apply = db->opts.parallel_memtable_writes};
+    struct journal_callbacks cb = {.ctx = db,
+                                   .prepare = write_prepare,
+                                   .apply = write_apply,
+                                   .apply_one = write_apply_one,
+                                   .apply_finish = write_apply_finish};
     if (!db->opts.read_only) return journal_open(&jc, rec->max_number + 1, last_seq, &cb, &db->jnl);
     char name[JOURNAL_NAME_LEN + 1], p[PATH_MAX];
     uint64_t sz = 0;
@@ -452,6 +460,7 @@ int tind_db_stats(tind_db *db, struct tind_db_stats *st)
     journal_get_stats(db->jnl, &js);
     st->writes = js.writes;
     st->write_groups = js.groups;
+    st->parallel_groups = js.parallel_groups;
     st->journal_syncs = js.syncs;
     st->snapshots = (uint64_t)atomic_load(&db->nsnaps);
     st->iterators = (uint64_t)atomic_load(&db->niters);

@@ -190,14 +190,16 @@ struct write_gate_hold {
  * holds it already. */
 int write_gate_lock(struct write_gate_hold *h);
 void write_gate_unlock(struct write_gate_hold *h);
-/* Journal callbacks, run by the group-commit leader. */
+/* Journal callbacks, run by the group-commit leader; write_apply_one by
+ * each writer of a group applied in parallel, for its own batch. */
 int write_prepare(void *ctx, struct journal_req *r);
 int write_apply(void *ctx, struct journal_req **reqs, size_t n);
-/* Inserts a batch payload's ops into their keyspaces' trees; `find` maps a
- * keyspace number to its keyspace (NULL: skip the op, its keyspace was
- * dropped). With `replay`, ops at or below their keyspace's flushed
- * sequence number (in tables already) are skipped. */
-int write_apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *, uint32_t), void *fctx, int replay,
+int write_apply_one(void *ctx, struct journal_req *r);
+int write_apply_finish(void *ctx, struct journal_req **reqs, size_t n);
+/* Inserts a batch payload's ops into their keyspaces' trees as `how` says
+ * (TREE_ADD_*); `find` maps a keyspace number to its keyspace (NULL: skip
+ * the op, its keyspace was dropped). */
+int write_apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *, uint32_t), void *fctx, int how,
                       uint64_t *seq_out, uint32_t *count_out);
 
 /* ---- src/retire.c (above write.c: its rotation is a write) ---- */

@@ -32,7 +32,7 @@ int replay_record(tind_db *db, const char *path, uint64_t offset, const uint8_t 
         }
         if (rc != TIND_NOT_FOUND)
             return err_set(rc, "journal %s offset %llu: %s", path, (unsigned long long)offset, err_msg());
-        if ((rc = write_apply_batch(p, n, find_live, db, 1, &seq, &count)) != TIND_OK) return rc;
+        if ((rc = write_apply_batch(p, n, find_live, db, TREE_ADD_REPLAY, &seq, &count)) != TIND_OK) return rc;
         *last_seq = seq + count - 1;
         return TIND_OK;
     }

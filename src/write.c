@@ -152,7 +152,7 @@ static tind_keyspace *target_find(const struct write_target *t, uint32_t id)
     return NULL;
 }
 
-int write_apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *, uint32_t), void *fctx, int replay,
+int write_apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *, uint32_t), void *fctx, int how,
                       uint64_t *seq_out, uint32_t *count_out)
 {
     uint64_t seq;
@@ -164,7 +164,7 @@ int write_apply_batch(const uint8_t *p, size_t n, tind_keyspace *(*find)(void *,
     uint64_t s = seq;
     while ((rc = payload_batch_next(&rd, &op)) == TIND_OK) {
         tind_keyspace *ks = find(fctx, op.keyspace);
-        if (ks && (rc = tree_add(ks->tree, s, op.kind, op.key, op.klen, op.val, op.vlen, replay)) != TIND_OK)
+        if (ks && (rc = tree_add(ks->tree, s, op.kind, op.key, op.klen, op.val, op.vlen, how)) != TIND_OK)
             return rc;
         s++;
     }
@@ -228,6 +228,27 @@ static int write_rotate_before_seal(tind_db *db)
     return journal_rotate_current(db->jnl);
 }
 
+/* Leader, after the group's batches are applied (up to `applied`): seals the
+ * memtables that have outgrown their keyspace's limit, then those that pin
+ * the oldest journal past journal_total_max_bytes. */
+static int write_seal_after_apply(tind_db *db, struct journal_req **reqs, size_t n, uint64_t applied)
+{
+    int rc = TIND_OK, rotated = 0;
+    for (size_t i = 0; i < n && rc == TIND_OK; i++) {
+        const struct write_target *t = reqs[i]->user;
+        if (reqs[i]->len == 0 || reqs[i]->payload[0] != JPAYLOAD_BATCH) continue;
+        for (size_t k = 0; k < t->n && rc == TIND_OK; k++) {
+            tind_keyspace *ks = t->ks[k];
+            uint64_t seal_seq;
+            if (!tree_full(ks->tree)) continue;
+            if (!rotated++ && (rc = write_rotate_before_seal(db)) != TIND_OK) break;
+            rc = tree_seal(ks->tree, applied, &seal_seq);
+        }
+    }
+    if (rc == TIND_OK) rc = write_seal_for_journal_size(db, applied);
+    return rc;
+}
+
 int write_apply(void *ctx, struct journal_req **reqs, size_t n)
 {
     tind_db *db = ctx;
@@ -245,26 +266,30 @@ int write_apply(void *ctx, struct journal_req **reqs, size_t n)
         if (r->payload[0] == JPAYLOAD_BATCH) {
             uint64_t seq;
             uint32_t count;
-            rc = write_apply_batch(r->payload, r->len, find_in_target, (void *)t, 0, &seq, &count);
+            rc = write_apply_batch(r->payload, r->len, find_in_target, (void *)t, TREE_ADD_LEADER, &seq, &count);
             if (rc == TIND_OK) applied = seq + count - 1;
         } else if (r->payload[0] == JPAYLOAD_DROP_KEYSPACE) {
             ks_mark_dropped(t->ks[0]);
         }
     }
-    if (rc) return rc;
-    /* Seal the memtables that have outgrown their keyspace's limit. */
-    int rotated = 0;
-    for (size_t i = 0; i < n && rc == TIND_OK; i++) {
-        const struct write_target *t = reqs[i]->user;
-        if (reqs[i]->len == 0 || reqs[i]->payload[0] != JPAYLOAD_BATCH) continue;
-        for (size_t k = 0; k < t->n && rc == TIND_OK; k++) {
-            tind_keyspace *ks = t->ks[k];
-            uint64_t seal_seq;
-            if (!tree_full(ks->tree)) continue;
-            if (!rotated++ && (rc = write_rotate_before_seal(db)) != TIND_OK) break;
-            rc = tree_seal(ks->tree, applied, &seal_seq);
-        }
-    }
-    if (rc == TIND_OK) rc = write_seal_for_journal_size(db, applied);
-    return rc;
+    return rc ? rc : write_seal_after_apply(db, reqs, n, applied);
+}
+
+/* A group applied in parallel holds batches only (journal_group_parallel):
+ * no seal or drop among them, so the memtables stay put until
+ * write_apply_finish, and each batch's ops go in with their own sequence
+ * numbers whatever the order across the group. */
+int write_apply_one(void *ctx, struct journal_req *r)
+{
+    (void)ctx;
+    uint64_t seq;
+    uint32_t count;
+    return write_apply_batch(r->payload, r->len, find_in_target, r->user, TREE_ADD_CONCURRENT, &seq, &count);
+}
+
+int write_apply_finish(void *ctx, struct journal_req **reqs, size_t n)
+{
+    /* Requests come in sequence order: the last one ends the group. */
+    const struct journal_req *last = reqs[n - 1];
+    return write_seal_after_apply(ctx, reqs, n, last->first_seq + last->seq_count - 1);
 }

@@ -654,3 +654,128 @@ Test(api_load, drop_while_other_threads_write)
     tind_iter_close(it);
     expect_val(NULL, ks_open(g_db, "keep", NULL), "k", "v");
 }
+
+/* Parallel apply: four threads commit batches of PG_BATCH puts over two
+ * keyspaces, synced so that they meet in groups, on memtables small enough
+ * to be sealed between groups. Some groups are applied by their writers in
+ * parallel; each writer reads its own batch back at once (its writes are
+ * visible when the commit returns), and every write is there after a
+ * reopen. With parallel_memtable_writes 0, no group is. */
+enum { PG_THREADS = 4, PG_BATCHES = 60, PG_BATCH = 12, PG_MAX_ROUNDS = 20 };
+
+struct pg_arg {
+    tind_db *db;
+    tind_keyspace *ks[2];
+    int thread, round;
+    int rc;
+    char what[160];
+};
+
+static void pg_key(char *k, size_t cap, int round, int thread, int b, int i)
+{
+    snprintf(k, cap, "r%02d-%04d-t%d-%02d", round, b, thread, i);
+}
+
+static void *pg_writer(void *p)
+{
+    struct pg_arg *a = p;
+    tind_batch *b = NULL;
+    if ((a->rc = tind_batch_new(&b)) != TIND_OK) return NULL;
+    for (int n = 0; n < PG_BATCHES && a->rc == TIND_OK; n++) {
+        tind_batch_clear(b);
+        char k[64], v[64];
+        for (int i = 0; i < PG_BATCH && a->rc == TIND_OK; i++) {
+            pg_key(k, sizeof k, a->round, a->thread, n, i);
+            snprintf(v, sizeof v, "value-%d-%d-%d-%d", a->round, a->thread, n, i);
+            a->rc = tind_batch_put(b, a->ks[i % 2], k, strlen(k), v, strlen(v));
+        }
+        if (a->rc == TIND_OK) a->rc = tind_batch_commit(a->db, b, TIND_DURABILITY_SYNC_DATA);
+        for (int i = 0; i < PG_BATCH && a->rc == TIND_OK; i++) {
+            pg_key(k, sizeof k, a->round, a->thread, n, i);
+            snprintf(v, sizeof v, "value-%d-%d-%d-%d", a->round, a->thread, n, i);
+            void *got = NULL;
+            size_t gl = 0;
+            a->rc = tind_get(a->ks[i % 2], k, strlen(k), &got, &gl);
+            if (a->rc == TIND_OK && (gl != strlen(v) || memcmp(got, v, gl) != 0)) {
+                snprintf(a->what, sizeof a->what, "%s read back wrong just after its commit", k);
+                a->rc = TIND_CORRUPTION;
+            } else if (a->rc != TIND_OK) {
+                snprintf(a->what, sizeof a->what, "%s not readable just after its commit", k);
+            }
+            tind_free(got);
+        }
+    }
+    tind_batch_free(b);
+    return NULL;
+}
+
+/* Runs rounds until a group was applied in parallel (want 1) or for three
+ * rounds (want 0); returns the rounds run. */
+static int pg_run(tind_db *db, tind_keyspace **ks, int want_parallel)
+{
+    struct tind_db_stats st0 = db_stats(db), st;
+    int rounds = 0;
+    do {
+        pthread_t t[PG_THREADS];
+        struct pg_arg a[PG_THREADS];
+        for (int i = 0; i < PG_THREADS; i++) {
+            a[i] = (struct pg_arg){.db = db, .ks = {ks[0], ks[1]}, .thread = i, .round = rounds};
+            cr_assert_eq(pthread_create(&t[i], NULL, pg_writer, &a[i]), 0);
+        }
+        for (int i = 0; i < PG_THREADS; i++) pthread_join(t[i], NULL);
+        for (int i = 0; i < PG_THREADS; i++)
+            cr_assert_eq(a[i].rc, TIND_OK, "thread %d: %s (%s: %s)", i, a[i].what, tind_strerror(a[i].rc),
+                         tind_last_error());
+        rounds++;
+        st = db_stats(db);
+    } while (want_parallel ? st.parallel_groups == st0.parallel_groups && rounds < PG_MAX_ROUNDS : rounds < 3);
+    uint64_t writes = st.writes - st0.writes;
+    cr_assert_eq(writes, (uint64_t)rounds * PG_THREADS * PG_BATCHES);
+    cr_assert_eq(st.last_sequence - st0.last_sequence, writes * PG_BATCH);
+    if (want_parallel)
+        cr_assert_gt(st.parallel_groups, st0.parallel_groups, "no group applied in parallel in %d rounds", rounds);
+    else
+        cr_assert_eq(st.parallel_groups, st0.parallel_groups, "a group applied in parallel when turned off");
+    cr_assert_leq(st.parallel_groups - st0.parallel_groups, st.write_groups - st0.write_groups);
+    return rounds;
+}
+
+static void pg_check(tind_keyspace **ks, int rounds)
+{
+    for (int r = 0; r < rounds; r++)
+        for (int t = 0; t < PG_THREADS; t++)
+            for (int n = 0; n < PG_BATCHES; n++)
+                for (int i = 0; i < PG_BATCH; i++) {
+                    char k[64], v[64];
+                    pg_key(k, sizeof k, r, t, n, i);
+                    snprintf(v, sizeof v, "value-%d-%d-%d-%d", r, t, n, i);
+                    expect_val(NULL, ks[i % 2], k, v);
+                }
+}
+
+Test(api_load, parallel_group_apply_from_four_threads, .timeout = 120)
+{
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    ko.memtable_bytes = 64 << 10; /* sealed between groups */
+    g_db = open_db(sub("db"), NULL);
+    tind_keyspace *ks[2] = {ks_open(g_db, "a", &ko), ks_open(g_db, "b", &ko)};
+    int rounds = pg_run(g_db, ks, 1);
+    pg_check(ks, rounds);
+    close_main();
+
+    g_db = open_db(sub("db"), NULL);
+    ks[0] = ks_open(g_db, "a", NULL);
+    ks[1] = ks_open(g_db, "b", NULL);
+    pg_check(ks, rounds);
+    close_main();
+
+    tind_options o;
+    tind_options_init(&o);
+    o.parallel_memtable_writes = 0;
+    g_db = open_db(sub("off"), &o);
+    ks[0] = ks_open(g_db, "a", &ko);
+    ks[1] = ks_open(g_db, "b", &ko);
+    rounds = pg_run(g_db, ks, 0);
+    pg_check(ks, rounds);
+}

@@ -114,6 +114,7 @@ Test(api, options_init_defaults)
     cr_assert_eq(o.durability, TIND_DURABILITY_BUFFERED);
     cr_assert_eq(o.journal_max_bytes, UINT64_C(64) << 20, "journal_max_bytes default %llu",
                  (unsigned long long)o.journal_max_bytes);
+    cr_assert_eq(o.parallel_memtable_writes, 1);
     tind_keyspace_options ko;
     memset(&ko, 0x5a, sizeof ko);
     tind_keyspace_options_init(&ko);
@@ -154,6 +155,11 @@ Test(api, open_bad_options_are_invalid)
     o.journal_max_bytes = 0;
     EXPECT_RC(tind_open(sub("db"), &o, &db), TIND_INVALID);
     o.journal_max_bytes = 64u << 10;
+    o.parallel_memtable_writes = 2;
+    EXPECT_RC(tind_open(sub("db"), &o, &db), TIND_INVALID);
+    o.parallel_memtable_writes = -1;
+    EXPECT_RC(tind_open(sub("db"), &o, &db), TIND_INVALID);
+    o.parallel_memtable_writes = 0;
     g_db = open_db(sub("db"), &o);
 }
 

@@ -160,11 +160,13 @@ uint64_t tree_flushed_seq(const struct tree *t) { return t->flushed_seq; }
 /* ---- the leader's writes ---------------------------------------------------------------- */
 
 int tree_add(struct tree *t, uint64_t seq, unsigned kind, const uint8_t *key, size_t klen, const uint8_t *val,
-             size_t vlen, int replay)
+             size_t vlen, int how)
 {
     /* The leader alone changes t->active (tree_seal runs in the leader
-     * too), so reading it here without t->mu is safe. */
-    if (replay && seq <= t->flushed_seq) return TIND_OK;
+     * too, after a parallel group's members have all returned), so reading
+     * it here without t->mu is safe. */
+    if (how == TREE_ADD_REPLAY && seq <= t->flushed_seq) return TIND_OK;
+    if (how == TREE_ADD_CONCURRENT) return memtable_add_concurrent(t->active, seq, kind, key, klen, val, vlen);
     return memtable_add(t->active, seq, kind, key, klen, val, vlen);
 }
 

@@ -172,10 +172,18 @@ uint64_t tree_flushed_seq(const struct tree *t);
 
 /* ---- writes (the log's group-commit leader alone) --------------------------------------- */
 
-/* Adds one write to the active memtable. With `replay`, a write at or below
- * the flushed sequence number is in a table already and is skipped. */
+/* How tree_add inserts. */
+enum {
+    TREE_ADD_LEADER = 0,     /* the leader alone */
+    TREE_ADD_REPLAY = 1,     /* recovery: a write at or below the flushed sequence number is in a
+                              * table already and is skipped */
+    TREE_ADD_CONCURRENT = 2, /* a member of a group applied in parallel, beside the others: the
+                              * active memtable stays put until the group's apply_finish */
+};
+
+/* Adds one write to the active memtable, as `how` says (TREE_ADD_*). */
 int tree_add(struct tree *t, uint64_t seq, unsigned kind, const uint8_t *key, size_t klen, const uint8_t *val,
-             size_t vlen, int replay);
+             size_t vlen, int how);
 /* 1 when the active memtable has reached memtable_bytes. */
 int tree_full(struct tree *t);
 /* Seals the active memtable and queues its flush: TIND_OK and *seal_seq =
