@@ -132,13 +132,13 @@ static const char *const preset_peers[] = {
     /* readwhilewriting's writer is not rate-limited, so a faster writer leaves
      * more data behind; it runs after the other reads so that their numbers do
      * not depend on it. */
-    "--benchmarks=fillseq,fillbatch,fillrandom,overwrite,readrandom,readmissing,readhot,seekrandom,readseq,"
+    "--benchmarks=fillseq,fillbatch,fillrandom,overwrite,settle,readrandom,readmissing,readhot,seekrandom,readseq,"
     "readreverse,ycsba,ycsbb,ycsbc,ycsbd,ycsbe,ycsbf,ycsbtx,readwhilewriting,fillsync,stats,space,deleterandom",
     NULL};
 /* How cost grows with size: the writes and the reads that miss the cache. */
 static const char *const preset_peers_large[] = {
     "--engine=tind,rocksdb,leveldb,lmdb", "--num=20000000", "--db=build/bench-peers-large-db",
-    "--peer-config=equalized,defaults", "--benchmarks=fillrandom,overwrite,readrandom,seekrandom,stats,space",
+    "--peer-config=equalized,defaults", "--benchmarks=fillrandom,overwrite,settle,readrandom,seekrandom,stats,space",
     "--reads=1000000", "--seeks=200000", NULL};
 
 static void usage(FILE *out);
@@ -858,6 +858,53 @@ static void step_stats(struct run *r)
     }
 }
 
+/* How long compaction takes to catch up once the writes stop: polls the
+ * engine every 10 ms until level 0 is under its compaction trigger, then
+ * until no flush or compaction runs or is due, for at most SETTLE_MAX_S. */
+#define SETTLE_MAX_S 900
+
+static void step_settle(struct run *r)
+{
+    if (!r->ops->compaction) {
+        printf("%-26s (%s has no compaction)\n", "settle", r->ops->name);
+        return;
+    }
+    struct engine_compaction c;
+    check(r->ops->compaction(r->e, &c), "compaction state");
+    uint64_t l0_start = c.l0_files, t0 = now_ns(), t_l0 = 0, t_idle = 0;
+    int have_l0 = 0, have_idle = 0;
+    for (;;) {
+        uint64_t t = now_ns() - t0;
+        if (!have_l0 && c.l0_files < c.l0_trigger) {
+            have_l0 = 1;
+            t_l0 = t;
+        }
+        if (have_l0 && !c.busy) {
+            have_idle = 1;
+            t_idle = t;
+            break;
+        }
+        if (t > (uint64_t)SETTLE_MAX_S * 1000000000u) break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        check(r->ops->compaction(r->e, &c), "compaction state");
+    }
+    char l0[64], idle[64];
+    if (have_l0) snprintf(l0, sizeof l0, "after %.2f s", (double)t_l0 / 1e9);
+    else snprintf(l0, sizeof l0, "not within %d s", SETTLE_MAX_S);
+    if (have_idle) snprintf(idle, sizeof idle, "after %.2f s", (double)t_idle / 1e9);
+    else snprintf(idle, sizeof idle, "not within %d s", SETTLE_MAX_S);
+    printf("%-26s level 0: %llu tables when %s stopped, under its trigger (%llu) %s; compaction idle %s\n", "settle",
+           (unsigned long long)l0_start, r->last, (unsigned long long)c.l0_trigger, l0, idle);
+    if (r->results) {
+        if (have_l0)
+            fprintf(r->results, "S\tlevel 0 under its trigger after %s (s)\t%.3f\n", r->last, (double)t_l0 / 1e9);
+        if (have_idle)
+            fprintf(r->results, "S\tcompaction idle after %s (s)\t%.3f\n", r->last, (double)t_idle / 1e9);
+    }
+    fflush(stdout);
+}
+
 static void step_reopen(struct run *r)
 {
     uint64_t t0 = now_ns();
@@ -928,6 +975,7 @@ static const struct workload workloads[] = {
     {"ycsbtx", wl_ycsbtx, NULL, 0},
     {"flush", NULL, step_flush, 0},
     {"stats", NULL, step_stats, 0},
+    {"settle", NULL, step_settle, 0},
     {"reopen", NULL, step_reopen, 0},
     {"space", NULL, step_space, 0},
 };

@@ -56,6 +56,13 @@ struct engine_counters {
     uint64_t syncs;   /* journal fsync/fdatasync calls */
 };
 
+/* Where an LSM engine's compaction stands, for the settle step. */
+struct engine_compaction {
+    uint64_t l0_files;   /* tables in level 0 */
+    uint64_t l0_trigger; /* the level-0 count at which the engine starts a compaction */
+    int busy;            /* a flush or compaction runs or is due */
+};
+
 struct engine_ops {
     const char *name;
     int lsm; /* an LSM tree (compared separately in the table: the read targets are against LSM peers) */
@@ -105,6 +112,7 @@ struct engine_ops {
     int (*flush)(struct engine_store *s);            /* memtable to a table, waited for */
     void (*report)(struct engine *e, FILE *out);     /* engine-specific statistics */
     int (*counters)(struct engine *e, struct engine_counters *c);
+    int (*compaction)(struct engine *e, struct engine_compaction *c); /* the default store's (tind: every store's) */
     void (*thread_end)(struct engine *e);            /* the calling worker thread is done */
     /* Optimistic transactions: reads of the snapshot taken at begin (plus
      * the transaction's writes), buffered writes; commit returns

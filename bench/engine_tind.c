@@ -258,6 +258,28 @@ static void t_report(struct engine *e, FILE *out)
             (unsigned long long)d.open_tables);
 }
 
+/* Every store: level 0 summed, busy while any has a sealed memtable or
+ * compaction debt, or a compaction runs anywhere. */
+static int t_compaction(struct engine *e, struct engine_compaction *c)
+{
+    memset(c, 0, sizeof *c);
+    c->l0_trigger = e->ko.l0_trigger;
+    pthread_mutex_lock(&e->mu);
+    int rc = TIND_OK;
+    for (struct engine_store *s = e->stores; s && rc == TIND_OK; s = s->next) {
+        struct tind_keyspace_stats st;
+        if ((rc = tind_keyspace_stats(s->ks, &st)) != TIND_OK) break;
+        c->l0_files += st.tables[0];
+        if (st.sealed_memtables || st.pending_compaction_bytes) c->busy = 1;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc) return fail("keyspace_stats", rc);
+    struct tind_db_stats d;
+    if ((rc = tind_db_stats(e->db, &d)) != TIND_OK) return fail("db_stats", rc);
+    if (d.compactions_active) c->busy = 1;
+    return ENGINE_OK;
+}
+
 static int t_counters(struct engine *e, struct engine_counters *c)
 {
     struct tind_db_stats d;
@@ -334,6 +356,7 @@ const struct engine_ops engine_tind = {
     .iter_free = t_iter_free,
     .flush = t_flush,
     .report = t_report,
+    .compaction = t_compaction,
     .counters = t_counters,
     .thread_end = NULL,
     .tx_begin = t_tx_begin,

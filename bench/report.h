@@ -42,7 +42,7 @@ void fmt_latency(char *buf, size_t n, double ns);
 /* ---- side-by-side table --------------------------------------------------
  * Each engine's run writes its results as tab-separated lines:
  *   W <label> <ops/s> <MB/s> <p50 ns> <p99 ns> <p99.9 ns> <ops>
- *   S <metric> <value>            (write_amp, space_amp, peak_rss_mb)
+ *   S <metric> <value>            (write_amp, space_amp, peak_rss_mb, settle times)
  *   V <version> <lsm|other>
  *   N <keys>                      (--num)
  *   T <label> <seconds> <ops/s>   (ops/s over time, one line per --sample-ms interval)

@@ -246,6 +246,21 @@ static void r_report(struct engine *e, FILE *out)
     }
 }
 
+static uint64_t r_property_u64(struct engine *e, const char *name)
+{
+    uint64_t v = 0;
+    return rocksdb_property_int(e->db, name, &v) == 0 ? v : 0;
+}
+
+static int r_compaction(struct engine *e, struct engine_compaction *c)
+{
+    c->l0_files = r_property_u64(e, "rocksdb.num-files-at-level0");
+    c->l0_trigger = (uint64_t)rocksdb_options_get_level0_file_num_compaction_trigger(e->opts);
+    c->busy = r_property_u64(e, "rocksdb.compaction-pending") || r_property_u64(e, "rocksdb.num-running-compactions") ||
+              r_property_u64(e, "rocksdb.num-running-flushes") || r_property_u64(e, "rocksdb.mem-table-flush-pending");
+    return ENGINE_OK;
+}
+
 const struct engine_ops engine_rocksdb = {
     .name = "rocksdb",
     .lsm = 1,
@@ -273,6 +288,7 @@ const struct engine_ops engine_rocksdb = {
     .iter_free = r_iter_free,
     .flush = r_flush,
     .report = r_report,
+    .compaction = r_compaction,
     .counters = NULL,
     .thread_end = NULL,
 };
