@@ -54,6 +54,7 @@ struct engine_counters {
     uint64_t writes;  /* write requests */
     uint64_t groups;  /* journal writes that carried them */
     uint64_t syncs;   /* journal fsync/fdatasync calls */
+    uint64_t memtable_peak_bytes; /* the most its memtables held at once (0: not known) */
 };
 
 /* Where an LSM engine's compaction stands, for the settle step. */

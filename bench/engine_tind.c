@@ -242,8 +242,9 @@ static void t_report(struct engine *e, FILE *out)
         for (int l = 0; l < TIND_LEVELS; l++)
             if (st.tables[l])
                 fprintf(out, " L%d:%llu (%.1f MB)", l, (unsigned long long)st.tables[l], (double)st.table_bytes[l] / 1e6);
-        fprintf(out, "; memtables %.1f MB, %llu sealed; %llu flushes\n", (double)st.memtable_bytes / 1e6,
-                (unsigned long long)st.sealed_memtables, (unsigned long long)st.flushes);
+        fprintf(out, "; memtables %.1f MB, %llu sealed, at most %.1f MB; %llu flushes\n",
+                (double)st.memtable_bytes / 1e6, (unsigned long long)st.sealed_memtables,
+                (double)st.memtable_peak_bytes / 1e6, (unsigned long long)st.flushes);
     }
     pthread_mutex_unlock(&e->mu);
     struct tind_db_stats d;
@@ -288,6 +289,13 @@ static int t_counters(struct engine *e, struct engine_counters *c)
     c->writes = d.writes;
     c->groups = d.write_groups;
     c->syncs = d.journal_syncs;
+    c->memtable_peak_bytes = 0;
+    pthread_mutex_lock(&e->mu);
+    for (struct engine_store *s = e->stores; s; s = s->next) {
+        struct tind_keyspace_stats st;
+        if (tind_keyspace_stats(s->ks, &st) == TIND_OK) c->memtable_peak_bytes += st.memtable_peak_bytes;
+    }
+    pthread_mutex_unlock(&e->mu);
     return ENGINE_OK;
 }
 

@@ -426,6 +426,8 @@ struct tind_keyspace_stats {
     uint64_t memtable_bytes;     /* bytes its memtables' entries take (active and sealed) */
     uint64_t memtable_entries;   /* entries (puts and tombstones, all versions) in them */
     uint64_t sealed_memtables;   /* sealed memtables awaiting their flush */
+    uint64_t memtable_peak_bytes; /* the most its memtables held at once since open, as measured
+                                  * at each seal (the full memtable and those awaiting their flush) */
     int durability;              /* the durability tind_put/tind_delete use on it */
     uint64_t tables[TIND_LEVELS];      /* table files per level */
     uint64_t table_bytes[TIND_LEVELS]; /* their bytes per level */

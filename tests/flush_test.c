@@ -100,8 +100,12 @@ Test(flush, explicit_flush_writes_a_table_and_reads_come_from_it)
     tind_db *db = open_with(NULL);
     tind_keyspace *ks = ks_small(db, "ks", 1u << 20);
     put_range(ks, 0, 500, 1);
+    cr_assert_eq(kstats(ks).memtable_peak_bytes, 0, "no seal yet");
+    uint64_t held = kstats(ks).memtable_bytes;
     cr_assert_eq(tind_keyspace_flush(ks), TIND_OK, "%s", tind_last_error());
     struct tind_keyspace_stats st = kstats(ks);
+    /* The peak is what the memtables held when the memtable was sealed. */
+    cr_assert_eq(st.memtable_peak_bytes, held);
     cr_assert_eq(st.tables[0], 1);
     cr_assert_gt(st.table_bytes[0], 0);
     cr_assert_eq(st.memtable_entries, 0);
@@ -121,6 +125,12 @@ Test(flush, full_memtables_flush_in_the_background)
     cr_assert_eq(tind_keyspace_flush(ks), TIND_OK);
     struct tind_keyspace_stats st = kstats(ks);
     cr_assert_geq(st.flushes, 5, "only %llu flushes", (unsigned long long)st.flushes);
+    /* At least one full memtable at a seal; at most the full one and the
+     * sealed ones a writer may queue before it waits, with an entry's slack. */
+    cr_assert_geq(st.memtable_peak_bytes, 64u << 10);
+    tind_keyspace_options ko;
+    tind_keyspace_options_init(&ko);
+    cr_assert_leq(st.memtable_peak_bytes, (uint64_t)(ko.max_sealed_memtables + 1) * ((64u << 10) + 4096));
     uint64_t tables = 0;
     for (int l = 0; l < TIND_LEVELS; l++) tables += st.tables[l];
     cr_assert_geq(tables, 1);

@@ -204,6 +204,11 @@ int tree_seal(struct tree *t, uint64_t last_seq, uint64_t *seal_seq)
             memtable_unref(old);
         } else {
             *seal_seq = last_seq;
+            /* The memtables peak as one is sealed: full, beside those
+             * still waiting for their flush. */
+            uint64_t held = 0;
+            for (size_t i = 0; i < t->nsealed; i++) held += memtable_bytes(t->sealed[i].mem);
+            if (held > t->memtable_peak) t->memtable_peak = held;
             flush_schedule(t);
         }
     }
@@ -247,6 +252,7 @@ void tree_stats(struct tree *t, struct super_version *sv, struct tind_keyspace_s
     }
     tmutex_lock(&t->mu);
     st->flushes = t->flushes;
+    st->memtable_peak_bytes = t->memtable_peak;
     st->flushed_sequence = t->flushed_seq;
     st->compactions = t->compactions;
     st->compaction_bytes_read = t->compact_read;

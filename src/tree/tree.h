@@ -109,6 +109,7 @@ struct tree {
     int flush_error GUARDED_BY(mu); /* the status of a failed flush; stops further flushes */
     char flush_errmsg[768];         /* its message; written once, before flush_error is set */
     uint64_t flushes GUARDED_BY(mu);
+    uint64_t memtable_peak GUARDED_BY(mu); /* bytes of the memtables at their fullest (measured at seals) */
     uint64_t flushed_seq GUARDED_BY(mu); /* the manifest's */
     uint64_t settled_seq GUARDED_BY(mu); /* flushed_seq once the flushed hook ran for it */
     _Atomic int stopped;       /* tree_stop: no more seals, flushes or compactions */
