@@ -493,7 +493,6 @@ int journal_write(journal *j, struct journal_req *r)
     else j->head = r;
     j->tail = r;
     while (!r->done && j->head != r) {
-        tcond_wait(&r->cond, &j->mu);
         if (r->apply_now) {
             /* The leader of this request's group hands its apply over. */
             r->apply_now = 0;
@@ -501,7 +500,9 @@ int journal_write(journal *j, struct journal_req *r)
             tmutex_unlock(&j->mu);
             journal_apply_member(j, r, leader);
             tmutex_lock(&j->mu);
+            continue;
         }
+        tcond_wait(&r->cond, &j->mu);
     }
     if (r->done) {
         int st = journal_follower_done(j, r);
