@@ -120,7 +120,7 @@ static void jg_round(journal *j, struct jg_ctx *c, struct jg_writer *w)
         buf_init(&w[i].payload);
         cr_assert_eq(payload_batch_init(&w[i].payload), TIND_OK);
         for (int k = 0; k < JG_OPS; k++) {
-            char key[16];
+            char key[32];
             snprintf(key, sizeof key, "t%d-%d", i, k);
             cr_assert_eq(payload_batch_add(&w[i].payload, PAYLOAD_OP_PUT, 0, key, strlen(key), "v", 1), TIND_OK);
         }
