@@ -941,7 +941,7 @@ Test(memtable, concurrent_writers_then_one_writer, .timeout = 120)
      * left behind) and keys in between. */
     size_t extra = 2000;
     for (size_t e = 0; e < extra; e++) {
-        char k[24];
+        char k[40];
         int kl = e % 2 ? snprintf(k, sizeof k, "zz%08zu", e) : snprintf(k, sizeof k, "memtable%04zx", e);
         cr_assert_eq(memtable_add(c.m, c.n + 1 + e, KIND_PUT, k, (size_t)kl, "v", 1), TIND_OK);
     }
@@ -950,7 +950,7 @@ Test(memtable, concurrent_writers_then_one_writer, .timeout = 120)
     /* Every entry once, in order; every concurrent one whole. */
     iiter *it = memtable_iter(c.m);
     size_t n = 0;
-    uint8_t last[24];
+    uint8_t last[40];
     size_t lastl = 0;
     uint64_t lastt = 0;
     for (iiter_seek_first(it); it->valid; iiter_next(it), n++) {
