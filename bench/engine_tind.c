@@ -242,9 +242,11 @@ static void t_report(struct engine *e, FILE *out)
         for (int l = 0; l < TIND_LEVELS; l++)
             if (st.tables[l])
                 fprintf(out, " L%d:%llu (%.1f MB)", l, (unsigned long long)st.tables[l], (double)st.table_bytes[l] / 1e6);
-        fprintf(out, "; memtables %.1f MB, %llu sealed, at most %.1f MB; %llu flushes\n",
+        fprintf(out, "; memtables %.1f MB, %llu sealed, at most %.1f MB; %llu flushes; %llu stalls, %llu slowdowns, "
+                "%.1f s waited\n",
                 (double)st.memtable_bytes / 1e6, (unsigned long long)st.sealed_memtables,
-                (double)st.memtable_peak_bytes / 1e6, (unsigned long long)st.flushes);
+                (double)st.memtable_peak_bytes / 1e6, (unsigned long long)st.flushes, (unsigned long long)st.stalls,
+                (unsigned long long)st.slowdowns, (double)st.stall_micros / 1e6);
     }
     pthread_mutex_unlock(&e->mu);
     struct tind_db_stats d;

@@ -216,9 +216,9 @@ static void l_report(struct engine *e, FILE *out)
 }
 
 /* LevelDB's rules (db/version_set.cc): level 0 compacts at 4 tables, level
- * L >= 1 past 10^L MiB. Its C API tells neither whether a compaction runs
- * nor the exact sizes: busy is read off the per-level sizes in
- * "leveldb.stats" (whole MiB) by those rules. */
+ * L >= 1 (below the last) past 10^L MiB. Its C API does not tell whether a
+ * compaction runs: busy is read off the table sizes "leveldb.sstables" lists
+ * per level (" number:bytes[...]" under "--- level L ---") by those rules. */
 static int l_compaction(struct engine *e, struct engine_compaction *c)
 {
     memset(c, 0, sizeof *c);
@@ -229,16 +229,20 @@ static int l_compaction(struct engine *e, struct engine_compaction *c)
         leveldb_free(p);
     }
     c->busy = c->l0_files >= c->l0_trigger;
-    if ((p = leveldb_property_value(e->db, "leveldb.stats"))) {
-        for (char *line = p; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-            int level;
-            unsigned long long files;
-            double mb;
-            if (sscanf(line, " %d %llu %lf", &level, &files, &mb) != 3 || level < 1 || level > 5) continue;
-            double max_mb = 10;
-            for (int l = 1; l < level; l++) max_mb *= 10;
-            if (mb >= max_mb) c->busy = 1;
+    if ((p = leveldb_property_value(e->db, "leveldb.sstables"))) {
+        double bytes[7] = {0};
+        int level = -1;
+        for (char *line = p; line && *line;) {
+            char *nl = strchr(line, '\n');
+            int l;
+            unsigned long long num, size;
+            if (sscanf(line, "--- level %d ---", &l) == 1) level = l;
+            else if (level >= 0 && level < 7 && sscanf(line, " %llu:%llu[", &num, &size) == 2) bytes[level] += (double)size;
+            line = nl ? nl + 1 : NULL;
         }
+        double max = 10.0 * 1048576.0;
+        for (int l = 1; l <= 5; l++, max *= 10)
+            if (bytes[l] >= max) c->busy = 1;
         leveldb_free(p);
     }
     return ENGINE_OK;
