@@ -64,7 +64,7 @@ struct table {
     int failed[TABLE_ENGINES];
     size_t nengines, nrows, nsummary;
     struct table_row rows[TABLE_ROWS];
-    struct table_row summary[8]; /* ops[] holds the metric's value */
+    struct table_row summary[12]; /* ops[] holds the metric's value */
 };
 
 /* Reads one engine's results file into column `col`; -1 when unreadable. */
