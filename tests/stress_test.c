@@ -435,15 +435,19 @@ Test(stress, writers_snapshots_readers_flushes_compactions)
     cr_assert_gt(batches, 0);
     cr_assert_gt(snaps, 0);
     st_check_final(sh, w, "after the run");
+    /* Two writers' batches in one group are applied in parallel (8 ops). */
+    struct tind_db_stats ds;
+    cr_assert_eq(tind_db_stats(sh->db, &ds), TIND_OK);
     cr_assert_eq(tind_close(sh->db), TIND_OK, "close: %s", tind_last_error());
     st_open(sh, g_stress_dir);
     st_check_final(sh, w, "after reopen");
     cr_assert_eq(tind_close(sh->db), TIND_OK, "close: %s", tind_last_error());
     fprintf(stderr,
             "stress: %.1f s: %llu batches by %d writers, %llu snapshots walking %llu entries in lockstep, %llu gets, "
-            "%llu flushes, %llu compactions: ok\n",
+            "%llu flushes, %llu compactions, %llu of %llu groups applied in parallel: ok\n",
             seconds, (unsigned long long)batches, ST_WRITERS, (unsigned long long)snaps, (unsigned long long)entries,
-            (unsigned long long)rd->gets, (unsigned long long)mt->flushes, (unsigned long long)mt->compactions);
+            (unsigned long long)rd->gets, (unsigned long long)mt->flushes, (unsigned long long)mt->compactions,
+            (unsigned long long)ds.parallel_groups, (unsigned long long)ds.write_groups);
     pthread_mutex_destroy(&sh->why_mu);
     free(sh);
     free(w);
