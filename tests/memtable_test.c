@@ -700,20 +700,25 @@ static size_t mt_conc_key(size_t i, uint8_t *k)
     return 12 + extra;
 }
 
-/* Returns 0 when the entry under the iterator is not whole. */
-static int mt_conc_whole(const iiter *it)
+/* Returns 0 when the entry under the iterator is not whole: its kind, key
+ * and value not those of its seq, for entries 0..n-1 where entry i (seq
+ * i + 1) has key mt_conc_key(i / versions). */
+static int mt_entry_whole(const iiter *it, size_t n, size_t versions)
 {
     if (it->klen < 12 || it->klen > MT_CONC_KEY) return 0;
     uint64_t seq = tag_seq(it->tag);
-    if (seq == 0 || seq > MT_CONC_N || tag_kind(it->tag) != KIND_PUT) return 0;
+    if (seq == 0 || seq > n || tag_kind(it->tag) != KIND_PUT) return 0;
+    size_t i = (size_t)(seq - 1);
     uint8_t k[MT_CONC_KEY];
-    size_t kl = mt_conc_key((size_t)(seq - 1), k);
+    size_t kl = mt_conc_key(i / versions, k);
     if (kl != it->klen || memcmp(k, it->key, kl) != 0) return 0;
-    if (it->vlen != mt_perm((size_t)(seq - 1)) % 40) return 0;
+    if (it->vlen != mt_perm(i) % 40) return 0;
     for (size_t j = 0; j < it->vlen; j++)
         if (it->val[j] != (uint8_t)seq) return 0;
     return 1;
 }
+
+static int mt_conc_whole(const iiter *it) { return mt_entry_whole(it, MT_CONC_N, 1); }
 
 static void *mt_conc_reader(void *arg)
 {
@@ -849,19 +854,8 @@ static void *mt_cw_writer(void *arg)
     return (void *)bad;
 }
 
-/* Is the entry under the iterator whole: its key, kind and value those of its seq? */
-static int mt_cw_whole(const iiter *it, size_t n)
-{
-    uint64_t seq = tag_seq(it->tag);
-    if (seq == 0 || seq > n || tag_kind(it->tag) != KIND_PUT) return 0;
-    size_t i = (size_t)(seq - 1);
-    uint8_t k[MT_CONC_KEY];
-    size_t kl = mt_conc_key(i / 2, k);
-    if (kl != it->klen || memcmp(k, it->key, kl) != 0 || it->vlen != mt_perm(i) % 40) return 0;
-    for (size_t j = 0; j < it->vlen; j++)
-        if (it->val[j] != (uint8_t)seq) return 0;
-    return 1;
-}
+/* Two versions of each key (see above). */
+static int mt_cw_whole(const iiter *it, size_t n) { return mt_entry_whole(it, n, 2); }
 
 static void *mt_cw_reader(void *arg)
 {
