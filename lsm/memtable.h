@@ -23,8 +23,14 @@
 
 typedef struct memtable memtable;
 
-/* A new, empty memtable with one reference; NULL when out of memory. */
-memtable *memtable_new(void);
+/* A new, empty memtable with one reference; NULL when out of memory.
+ * filter_bytes: the size of its filter over the user keys, which lets
+ * memtable_get turn most absent keys away without a search (rounded down
+ * to a multiple of 64 bytes, at most MEMTABLE_FILTER_MAX; under 64: none). */
+memtable *memtable_new(size_t filter_bytes);
+#define MEMTABLE_FILTER_MAX ((size_t)64 << 20)
+/* The filter's size, in bytes (0: none). Any thread. */
+size_t memtable_filter_bytes(const memtable *m);
 void memtable_ref(memtable *m);
 void memtable_unref(memtable *m);
 
@@ -43,6 +49,10 @@ int memtable_add_concurrent(memtable *m, uint64_t seq, unsigned kind, const void
  * while the caller holds a reference) when found, else 0. */
 int memtable_get(memtable *m, const void *key, size_t klen, uint64_t seq, unsigned *kind,
                  const uint8_t **val, size_t *vlen);
+
+/* 0 when the filter says no entry of key was added, 1 when one may have
+ * been (always 1 without a filter). memtable_get asks it first. */
+int memtable_filter_may_contain(const memtable *m, const void *key, size_t klen);
 
 /* Bytes its entries take in the arena (nodes, keys, values). Any thread. */
 size_t memtable_bytes(const memtable *m);

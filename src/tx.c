@@ -201,7 +201,7 @@ static int tx_write(tind_tx *tx, tind_keyspace *ks, unsigned kind, const void *k
     if (rc) return rc;
     if (!m) {
         if ((rc = array_reserve((void **)&tx->spaces, tx->nspaces, &tx->capspaces, sizeof *tx->spaces, 2))) return rc;
-        if (!(m = memtable_new())) return err_nomem();
+        if (!(m = memtable_new(0))) return err_nomem();
         tx->spaces[tx->nspaces++] = (struct tx_space){ks, m};
     }
     if (tx->nops >= UINT32_MAX) return err_set(TIND_INVALID, "a transaction holds at most %u writes", UINT32_MAX);
@@ -241,7 +241,7 @@ int tind_tx_savepoint(tind_tx *tx)
 /* A copy of m holding the ops numbered up to nops. */
 static int buffer_cut(memtable *m, uint64_t nops, memtable **out)
 {
-    memtable *n = memtable_new();
+    memtable *n = memtable_new(0);
     iiter *it = n ? memtable_iter(m) : NULL;
     if (!it) {
         if (n) memtable_unref(n);

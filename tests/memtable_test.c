@@ -12,6 +12,10 @@
 #include "tests/support/testutil.h"
 #include "tind.h"
 
+/* Small, so that the larger tests fill it and search past its false
+ * positives; the filter's own test sizes its own. */
+#define MT_TEST_FILTER 1024
+
 /* ---- helpers ---- */
 
 static void put(memtable *m, uint64_t seq, unsigned kind, const char *k, size_t kl, const char *v)
@@ -43,9 +47,51 @@ static void invalid(const iiter *it)
 
 /* ---- basics ---- */
 
+/* The filter never turns away a key that was added (any version, any
+ * length), turns away most that were not, and a memtable works alike with
+ * none. */
+Test(memtable, filter_keeps_every_key_and_turns_away_most_absent_ones)
+{
+    enum { N = 20000 };
+    memtable *with = memtable_new((size_t)N * 4), *none = memtable_new(0), *tiny = memtable_new(63);
+    cr_assert(with && none && tiny);
+    cr_assert_eq(memtable_filter_bytes(with), (size_t)N * 4 / 64 * 64);
+    cr_assert_eq(memtable_filter_bytes(none), 0);
+    cr_assert_eq(memtable_filter_bytes(tiny), 0);
+    memtable *all[] = {with, none};
+    char k[32];
+    for (int j = 0; j < 2; j++)
+        for (uint64_t i = 0; i < N; i++) {
+            int kl = snprintf(k, sizeof k, "key%llu", (unsigned long long)(i * 7919 % N));
+            cr_assert_eq(memtable_add(all[j], i + 1, i % 5 ? KIND_PUT : KIND_DELETE, k, (size_t)kl, "v", 1), TIND_OK);
+        }
+    unsigned kind;
+    const uint8_t *v;
+    size_t vl;
+    for (int j = 0; j < 2; j++)
+        for (uint64_t i = 0; i < N; i++) {
+            int kl = snprintf(k, sizeof k, "key%llu", (unsigned long long)i);
+            cr_assert_eq(memtable_get(all[j], k, (size_t)kl, SEQ_MAX, &kind, &v, &vl), 1, "key %s lost (memtable %d)", k, j);
+        }
+    /* Absent keys: a miss in both; count those the filter lets through. */
+    uint64_t absent = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        int kl = snprintf(k, sizeof k, "nokey%llu", (unsigned long long)i);
+        for (int j = 0; j < 2; j++)
+            cr_assert_eq(memtable_get(all[j], k, (size_t)kl, SEQ_MAX, &kind, &v, &vl), 0, "absent %s found", k);
+        absent += (uint64_t)memtable_filter_may_contain(with, k, (size_t)kl);
+        cr_assert_eq(memtable_filter_may_contain(none, k, (size_t)kl), 1);
+    }
+    /* 4 bytes of filter per key is 32 bits per key: well under 1% get through. */
+    cr_assert_lt(absent, N / 100, "the filter let %llu of %d absent keys through", (unsigned long long)absent, N);
+    memtable_unref(with);
+    memtable_unref(none);
+    memtable_unref(tiny);
+}
+
 Test(memtable, empty)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     cr_assert_not_null(m);
     cr_assert_eq(memtable_count(m), 0);
     cr_assert_gt(memtable_bytes(m), 0);
@@ -73,7 +119,7 @@ Test(memtable, empty)
 
 Test(memtable, order_by_internal_key)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     /* Inserted out of order; expected order below. */
     put(m, 5, KIND_PUT, "b", 1, "b5");
     put(m, 1, KIND_PUT, "a\0", 2, "a0");
@@ -121,7 +167,7 @@ Test(memtable, order_by_internal_key)
 
 Test(memtable, get_at_snapshots)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     put(m, 10, KIND_PUT, "k", 1, "v10");
     put(m, 20, KIND_PUT, "k", 1, "v20");
     put(m, 30, KIND_DELETE, "k", 1, NULL);
@@ -166,7 +212,7 @@ Test(memtable, get_at_snapshots)
 
 Test(memtable, many_versions_newest_first)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     enum { V = 3000 };
     uint64_t s = 42;
     /* Versions of one key inserted in a shuffled order of sequence numbers. */
@@ -219,7 +265,7 @@ Test(memtable, many_versions_newest_first)
 
 Test(memtable, seek_and_seek_for_prev)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     put(m, 3, KIND_PUT, "b", 1, "b3");
     put(m, 7, KIND_PUT, "b", 1, "b7");
     put(m, 5, KIND_PUT, "d", 1, "d5");
@@ -293,7 +339,7 @@ Test(memtable, seek_and_seek_for_prev)
 
 Test(memtable, iterator_keeps_memtable_alive)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     put(m, 1, KIND_PUT, "x", 1, "y");
     iiter *it = memtable_iter(m);
     memtable_unref(m); /* the iterator's reference is the last */
@@ -304,7 +350,7 @@ Test(memtable, iterator_keeps_memtable_alive)
 
 Test(memtable, rejects_oversized_key)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     static char k[TIND_MAX_KEY_BYTES + 1];
     cr_assert_eq(memtable_add(m, 1, KIND_PUT, k, sizeof k, "v", 1), TIND_INVALID);
     cr_assert_eq(memtable_add(m, SEQ_MAX + 1, KIND_PUT, "k", 1, "v", 1), TIND_INVALID);
@@ -314,7 +360,7 @@ Test(memtable, rejects_oversized_key)
 
 Test(memtable, large_value_and_longest_key)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     size_t vl = (size_t)16 << 20, kl = TIND_MAX_KEY_BYTES;
     uint8_t *val = malloc(vl), *key = malloc(kl);
     cr_assert(val && key);
@@ -404,7 +450,7 @@ Test(memtable, prefix_ties_and_short_keys)
     for (size_t i = 1; i < NK; i++)
         cr_assert_lt(ukey_cmp(keys[i - 1].k, keys[i - 1].kl, keys[i].k, keys[i].kl), 0, "list order at %zu", i);
 
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     /* Insert in a scrambled order, two versions each (seq i+1 and i+1+NK),
      * with the value naming the key's index and version. */
     for (size_t v = 0; v < 2; v++)
@@ -527,7 +573,7 @@ static void mt_random_run(const char *name, const mt_shape *sh)
     uint64_t s = tu_seed(name);
     enum { N = 6000 };
     mt_ent *e = calloc(N, sizeof *e);
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     for (size_t i = 0; i < N; i++) mt_draw_key(&s, sh, e[i].key, &e[i].klen);
     if (sh->ascending) {
         qsort(e, N, sizeof *e, mt_ukey_cmp);
@@ -637,7 +683,7 @@ Test(memtable, random_mostly_ascending_inserts)
  * the first pass appends, the second searches. */
 Test(memtable, ascending_appends_then_new_versions)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     enum { N = 3000 };
     char k[24];
     for (size_t pass = 0; pass < 2; pass++)
@@ -780,7 +826,7 @@ static void *mt_conc_reader(void *arg)
 Test(memtable, concurrent_readers_one_writer, .timeout = 60)
 {
     mt_conc c;
-    c.m = memtable_new();
+    c.m = memtable_new(MT_TEST_FILTER);
     atomic_init(&c.published, 0);
     atomic_init(&c.done, 0);
     atomic_init(&c.reads, 0);
@@ -905,7 +951,7 @@ static void *mt_cw_reader(void *arg)
 Test(memtable, concurrent_writers_then_one_writer, .timeout = 120)
 {
     mt_cw c;
-    c.m = memtable_new();
+    c.m = memtable_new(MT_TEST_FILTER);
     c.n = MT_CONC_N;
     for (int w = 0; w < MT_CW_WRITERS; w++) atomic_init(&c.published[w], 0);
     atomic_init(&c.writers_done, 0);

@@ -11,6 +11,8 @@
 #include "tests/support/testutil.h"
 #include "tind.h"
 
+#define MT_TEST_FILTER 4096
+
 typedef struct mg_ent {
     uint8_t key[4];
     size_t klen;
@@ -184,7 +186,7 @@ Test(merge, no_children)
 
 Test(merge, empty_children)
 {
-    memtable *m = memtable_new();
+    memtable *m = memtable_new(MT_TEST_FILTER);
     iiter *ch[3] = {memtable_iter(m), arr_iter_new(NULL, 0, SIZE_MAX, 0), memtable_iter(m)};
     memtable_unref(m);
     iiter *it = merge_iter_new(ch, 3);
@@ -301,7 +303,7 @@ static iiter *mg_build(uint64_t *s, int arrays, mg_ent **ref, size_t *nref, memt
         if (arrays) {
             ch[c] = arr_iter_new(pe[c], cnt[c], SIZE_MAX, 0);
         } else {
-            m[c] = memtable_new();
+            m[c] = memtable_new(MT_TEST_FILTER);
             for (size_t i = 0; i < k; i++)
                 cr_assert_eq(memtable_add(m[c], tag_seq(pe[c][i].tag), tag_kind(pe[c][i].tag), pe[c][i].key,
                                           pe[c][i].klen, pe[c][i].val, sizeof pe[c][i].val),

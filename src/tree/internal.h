@@ -10,6 +10,10 @@
 #include "src/tree/tree.h"
 #include "src/util/err.h"
 
+/* A memtable's filter takes 1/TREE_MEMTABLE_FILTER_SHARE of its budget
+ * (memtable_bytes): 1 MiB for the default 64 MiB. */
+#define TREE_MEMTABLE_FILTER_SHARE 64
+
 /* ---- src/tree/super_version.c ---- */
 /* Builds a super version over mem, the sealed list and the manifest's
  * version. Caller holds t->mu. */

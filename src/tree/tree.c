@@ -66,6 +66,13 @@ static int tree_check_manifest(const char *dir)
     return TIND_OK;
 }
 
+/* A memtable for t, its filter sized at 1/MEMTABLE_FILTER_SHARE of the
+ * memtable's budget. */
+static memtable *tree_memtable_new(struct tree *t)
+{
+    return memtable_new((size_t)(atomic_load(&t->memtable_bytes) / TREE_MEMTABLE_FILTER_SHARE));
+}
+
 int tree_open(const struct tree_env *env, const tind_keyspace_options *o, int create, struct tree **out)
 {
     *out = NULL;
@@ -78,7 +85,7 @@ int tree_open(const struct tree_env *env, const tind_keyspace_options *o, int cr
     memtable *mem = NULL;
     if (rc == TIND_OK) {
         t->flushed_seq = t->settled_seq = manifest_flushed_seq(t->man);
-        if (!(mem = memtable_new())) rc = err_nomem();
+        if (!(mem = tree_memtable_new(t))) rc = err_nomem();
     }
     if (rc == TIND_OK) {
         tmutex_lock(&t->mu);
@@ -189,7 +196,7 @@ int tree_seal(struct tree *t, uint64_t last_seq, uint64_t *seal_seq)
      * group's records were appended. */
     int rc = t->env.hooks.sync_log(t->env.hooks.ctx);
     if (rc) return rc;
-    memtable *fresh = memtable_new();
+    memtable *fresh = tree_memtable_new(t);
     if (!fresh) return err_nomem();
     tmutex_lock(&t->mu);
     rc = array_reserve((void **)&t->sealed, t->nsealed, &t->capsealed, sizeof *t->sealed, 4);
