@@ -370,11 +370,17 @@ void block_iter_prev(block_iter *it)
 
 void block_iter_seek(block_iter *it, const uint8_t *key, size_t klen, uint64_t tag)
 {
+    block_iter_seek_range(it, 0, UINT32_MAX, key, klen, tag);
+}
+
+void block_iter_seek_range(block_iter *it, uint32_t lo, uint32_t hi, const uint8_t *key, size_t klen, uint64_t tag)
+{
     it->status = TIND_OK;
     block_iter_clear(it);
     if (!it->b || it->b->nrestarts == 0) return;
     /* The last restart point whose key is < target; the answer lies at or after it. */
-    uint32_t lo = 0, hi = it->b->nrestarts - 1;
+    if (hi > it->b->nrestarts - 1) hi = it->b->nrestarts - 1;
+    if (lo > hi) lo = hi;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo + 1) / 2;
         const uint8_t *k;

@@ -112,6 +112,11 @@ void block_iter_release(block_iter *it);
 void block_iter_seek_first(block_iter *it);
 void block_iter_seek_last(block_iter *it);
 void block_iter_seek(block_iter *it, const uint8_t *key, size_t klen, uint64_t tag);
+/* block_iter_seek for a caller that knows more: every entry before restart
+ * point lo is < target, and restart point hi + 1, when there is one, holds
+ * a key >= target; only restarts lo..hi are searched (both clamped to the
+ * block's). */
+void block_iter_seek_range(block_iter *it, uint32_t lo, uint32_t hi, const uint8_t *key, size_t klen, uint64_t tag);
 void block_iter_seek_for_prev(block_iter *it, const uint8_t *key, size_t klen, uint64_t tag);
 void block_iter_next(block_iter *it);
 void block_iter_prev(block_iter *it);

@@ -532,7 +532,13 @@ int memtable_add_concurrent(memtable *m, uint64_t seq, unsigned kind, const void
 int memtable_get(memtable *m, const void *key, size_t klen, uint64_t seq, unsigned *kind,
                  const uint8_t **val, size_t *vlen)
 {
-    if (!filter_may_contain(m, bloom_hash(key, klen))) return 0;
+    return memtable_get_hashed(m, key, klen, bloom_hash(key, klen), seq, kind, val, vlen);
+}
+
+int memtable_get_hashed(memtable *m, const void *key, size_t klen, uint64_t hash, uint64_t seq, unsigned *kind,
+                        const uint8_t **val, size_t *vlen)
+{
+    if (!filter_may_contain(m, hash)) return 0;
     if (seq > SEQ_MAX) seq = SEQ_MAX;
     /* KIND_MAX sorts first among tags of seq, so this lands on the newest
      * version with a sequence number <= seq. */

@@ -49,6 +49,10 @@ int memtable_add_concurrent(memtable *m, uint64_t seq, unsigned kind, const void
  * while the caller holds a reference) when found, else 0. */
 int memtable_get(memtable *m, const void *key, size_t klen, uint64_t seq, unsigned *kind,
                  const uint8_t **val, size_t *vlen);
+/* memtable_get with hash = bloom_hash(key, klen), computed once by a caller
+ * that asks several memtables and tables. */
+int memtable_get_hashed(memtable *m, const void *key, size_t klen, uint64_t hash, uint64_t seq, unsigned *kind,
+                        const uint8_t **val, size_t *vlen);
 
 /* 0 when the filter says no entry of key was added, 1 when one may have
  * been (always 1 without a filter). memtable_get asks it first. */

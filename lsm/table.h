@@ -37,6 +37,8 @@ struct table_options {
     unsigned bloom_bits;     /* bloom filter bits per key; 0: no filter */
     unsigned compression;    /* enum table_compression */
     int zstd_level;          /* when compression is ZSTD */
+    unsigned format_version; /* 0: TABLE_FORMAT_VERSION; else TABLE_FORMAT_OLDEST..TABLE_FORMAT_VERSION
+                                (1 writes the plain filter layout, as tables before version 2) */
 };
 
 /* What the properties block records; filled by finish() and by open. */
@@ -94,6 +96,10 @@ const char *table_path(const table *t);
  * bloom filter is checked first: a negative skips the index and the blocks.
  * TIND_CORRUPTION / TIND_IO_ERROR on a bad or unreadable block. */
 int table_get(table *t, const uint8_t *key, size_t klen, uint64_t seq, int *found, unsigned *kind, buf *val);
+/* table_get with the key's bloom_hash computed by the caller, once for every
+ * table a lookup visits. */
+int table_get_hashed(table *t, const uint8_t *key, size_t klen, uint64_t hash, uint64_t seq, int *found,
+                     unsigned *kind, buf *val);
 
 /* 1 when the filter says key may be present (or there is no filter). */
 int table_may_contain(table *t, const uint8_t *key, size_t klen);

@@ -22,7 +22,11 @@
 
 /* The last 8 bytes of every table: "tind.tbl" read as a little-endian u64. */
 #define TABLE_MAGIC UINT64_C(0x6c62742e646e6974)
-#define TABLE_FORMAT_VERSION 1u
+/* 2: the filter block in the blocked layout (lsm/bloom.h); 1: plain. A
+ * reader takes both; the writer makes TABLE_FORMAT_VERSION unless told
+ * otherwise (table_options.format_version). */
+#define TABLE_FORMAT_VERSION 2u
+#define TABLE_FORMAT_OLDEST 1u
 
 /* Footer field offsets; the footer is the last TABLE_FOOTER_SIZE bytes. */
 #define TABLE_FOOTER_SIZE 72u

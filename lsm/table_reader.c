@@ -32,11 +32,18 @@
 enum tkind { TB_DATA, TB_INDEX, TB_FILTER, TB_PROPS };
 static const char *const table_kind_name[] = {"data block", "index block", "filter block", "properties block"};
 
-/* A decoded block: the header and the contents in one allocation. */
+/* A decoded block: the header and the contents in one allocation. An
+ * index block also gets a search array (ipfx, a second allocation): entry
+ * i's key reduced to a u64 by index_key_prefix, so that a seek narrows the
+ * entries down by integer compares on one dense array and compares whole
+ * keys only among those whose reduced keys tie with the target's. */
 struct tblock {
-    block b;       /* parsed restart array (data and index blocks) */
-    size_t size;   /* bytes of contents */
-    uint8_t mem[]; /* the contents (read buffers also hold the trailer) */
+    block b;              /* parsed restart array (data and index blocks) */
+    size_t size;          /* bytes of contents */
+    uint64_t *ipfx;       /* index blocks whose every entry is a restart point: the search array; else NULL */
+    const uint8_t *ip;    /* the prefix every key of the table shares (after the array) */
+    size_t icp;           /* its length */
+    uint8_t mem[];        /* the contents (read buffers also hold the trailer) */
 };
 
 struct bhandle {
@@ -50,6 +57,7 @@ struct table {
     uint64_t cache_id;          /* first half of this table's block cache keys */
     uint64_t file_size;
     uint64_t data_end;          /* data blocks lie in [0, data_end) */
+    unsigned filter_layout;     /* enum bloom_layout, from the format version */
     struct bhandle index_h, filter_h, props_h;
     /* The index and filter, kept for the table's life: owned when bc is NULL,
      * else held in the cache by the pinned handles (charged there, never
@@ -85,7 +93,146 @@ static int table_corrupt(const table *t, uint64_t off, int with_inner, const cha
                    inner[0] ? ": " : "", inner);
 }
 
-/* Reads, checks and decodes the block at h; *out is one malloc'd tblock. */
+static void tblock_free(struct tblock *tb)
+{
+    if (tb) free(tb->ipfx);
+    free(tb);
+}
+
+/* What the cache charges for a decoded block. */
+static size_t tblock_charge(const struct tblock *tb)
+{
+    return sizeof *tb + tb->size + (tb->ipfx ? (size_t)tb->b.nrestarts * sizeof *tb->ipfx + tb->icp + 1 : 0);
+}
+
+/* ---- the index's search array ----
+ *
+ * Every key of a table shares the first icp bytes (ip) of its user key: the
+ * common prefix of the smallest and the largest. A user key k reduces to
+ *   0           when k sorts before every key starting with ip,
+ *   UINT64_MAX  when k sorts after them,
+ *   else        the 8 bytes of k after ip, big-endian, zero-padded.
+ * The reduction never decreases as keys increase (user keys, then tags), so
+ * on a sorted index the entries whose reduced key is below the target's sort
+ * before it and those above sort after it, whatever the separators are (the
+ * last may lie past the largest key). For keys with a long shared head
+ * (counters, zero-padded numbers, a common prefix) the bytes that tell keys
+ * apart are the ones kept. */
+static uint64_t index_key_prefix(const uint8_t *ip, size_t icp, const uint8_t *k, size_t kl)
+{
+    int c = memcmp(k, ip, kl < icp ? kl : icp);
+    if (c < 0 || (c == 0 && kl < icp)) return 0;
+    if (c > 0) return UINT64_MAX;
+    uint64_t x = 0;
+    for (size_t i = 0; i < 8; i++) x = x << 8 | (icp + i < kl ? k[icp + i] : 0);
+    return x;
+}
+
+/* Builds tb's search array (the shared prefix copied after it), when every
+ * entry of the index is a restart point. Out of memory, or a block that
+ * does not decode, leaves it without one (seeks then search the restart
+ * array, and report what they find). */
+static void index_build_search(const table *t, struct tblock *tb)
+{
+    uint32_t n = tb->b.nrestarts;
+    if (n == 0) return;
+    const buf *lo = &t->props.smallest, *hi = &t->props.largest;
+    size_t cp = 0;
+    while (cp < lo->len && cp < hi->len && lo->p[cp] == hi->p[cp]) cp++;
+    block_iter it;
+    block_iter_init(&it, &tb->b);
+    uint32_t count = 0;
+    for (block_iter_seek_first(&it); it.base.valid && count <= n; block_iter_next(&it)) count++;
+    uint64_t *pfx = !it.status && count == n ? malloc((size_t)n * sizeof *pfx + cp + 1) : NULL;
+    if (pfx) {
+        uint8_t *ip = (uint8_t *)(pfx + n);
+        if (cp) memcpy(ip, lo->p, cp);
+        uint32_t i = 0;
+        for (block_iter_seek_first(&it); it.base.valid && i < n; block_iter_next(&it), i++)
+            pfx[i] = index_key_prefix(ip, cp, it.base.key, it.base.klen);
+        if (i == n && !it.status) {
+            tb->ipfx = pfx;
+            tb->ip = ip;
+            tb->icp = cp;
+        } else {
+            free(pfx);
+        }
+    }
+    block_iter_release(&it);
+}
+
+/* Positions ii (over index block ib) at the first separator >= (key, tag),
+ * as block_iter_seek does, through the search array when ib has one. */
+static void index_seek(const struct tblock *ib, block_iter *ii, const uint8_t *key, size_t klen, uint64_t tag)
+{
+    if (!ib->ipfx) {
+        block_iter_seek(ii, key, klen, tag);
+        return;
+    }
+    const uint64_t *a = ib->ipfx, x = index_key_prefix(ib->ip, ib->icp, key, klen);
+    uint32_t n = ib->b.nrestarts, lo = 0, hi = n;
+    while (lo < hi) { /* the first entry reduced to >= x */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    uint32_t up = lo;
+    while (up < n && a[up] == x) up++; /* past the ties: those sort after the target */
+    /* Entries before lo are < target; entry up (when there is one) is > it. */
+    block_iter_seek_range(ii, lo ? lo - 1 : 0, up ? up - 1 : 0, key, klen, tag);
+}
+
+/* Compressed blocks up to this size (trailer included) are read into a
+ * buffer on the stack, so that a cache miss allocates only the decoded block. */
+#define TABLE_STACK_READ 8192
+
+/* Checks the trailer of the n + BLOCK_TRAILER_SIZE bytes at raw and sets
+ * *type: TIND_OK, or TIND_CORRUPTION naming the block. */
+static int table_check_trailer(const table *t, struct bhandle h, const char *what, const uint8_t *raw, size_t n,
+                               unsigned *type)
+{
+    *type = raw[n];
+    if (get_u64(raw + n + 1) != checksum64(raw, n + 1)) return table_corrupt(t, h.off, 0, "checksum mismatch in %s", what);
+    if (*type != COMPRESS_NONE && !compress_known(*type))
+        return table_corrupt(t, h.off, 0, "%s has unknown compression %u", what, *type);
+    return TIND_OK;
+}
+
+/* Decodes the checked, compressed contents src[0..n) into a new tblock. */
+static int table_decompress(const table *t, struct bhandle h, const char *what, unsigned type, const uint8_t *src,
+                            size_t n, struct tblock **out)
+{
+    size_t rn;
+    int rc;
+    if ((rc = compress_raw_size(src, n, &rn)) != TIND_OK) return table_corrupt(t, h.off, 1, "%s", what);
+    if (rn > SIZE_MAX - sizeof(struct tblock)) return table_corrupt(t, h.off, 0, "%s decodes to too many bytes", what);
+    struct tblock *raw = malloc(sizeof *raw + rn);
+    if (!raw) return err_nomem();
+    if ((rc = compress_decode(type, src, n, raw->mem, rn)) != TIND_OK) {
+        if (rc == TIND_CORRUPTION) rc = table_corrupt(t, h.off, 1, "%s", what);
+        free(raw);
+        return rc;
+    }
+    raw->size = rn;
+    *out = raw;
+    return TIND_OK;
+}
+
+/* Reads the n + BLOCK_TRAILER_SIZE bytes of the block at h into dst. */
+static int table_read_block(const table *t, struct bhandle h, const char *what, uint8_t *dst, size_t n)
+{
+    size_t got;
+    int rc = file_read_at(t->f, h.off, dst, n + BLOCK_TRAILER_SIZE, &got);
+    if (rc) return rc;
+    if (got != n + BLOCK_TRAILER_SIZE)
+        return table_corrupt(t, h.off, 0, "short read of %s: %zu of %zu bytes", what, got, n + BLOCK_TRAILER_SIZE);
+    return TIND_OK;
+}
+
+/* Reads, checks and decodes the block at h; *out is one malloc'd tblock.
+ * The data blocks of a compressed table are read into a stack buffer when
+ * small enough and decoded from there; every other block is read into its
+ * tblock, and decoded into a second one when it turns out compressed. */
 static int table_load(const table *t, struct bhandle h, enum tkind kind, uint64_t limit, struct tblock **out)
 {
     *out = NULL;
@@ -95,60 +242,54 @@ static int table_load(const table *t, struct bhandle h, enum tkind kind, uint64_
         return table_corrupt(t, h.off, 0, "%s of %llu bytes runs past its region (ends at %llu)", what,
                              (unsigned long long)h.size, (unsigned long long)limit);
     size_t n = (size_t)h.size;
-    struct tblock *tb = malloc(sizeof *tb + n + BLOCK_TRAILER_SIZE), *raw = NULL;
-    if (!tb) return err_nomem();
-    size_t got;
-    int rc = file_read_at(t->f, h.off, tb->mem, n + BLOCK_TRAILER_SIZE, &got);
-    if (rc) goto fail;
-    if (got != n + BLOCK_TRAILER_SIZE) {
-        rc = table_corrupt(t, h.off, 0, "short read of %s: %zu of %zu bytes", what, got, n + BLOCK_TRAILER_SIZE);
-        goto fail;
-    }
-    unsigned type = tb->mem[n];
-    if (get_u64(tb->mem + n + 1) != checksum64(tb->mem, n + 1)) {
-        rc = table_corrupt(t, h.off, 0, "checksum mismatch in %s", what);
-        goto fail;
-    }
-    tb->size = n;
-    if (type != COMPRESS_NONE) {
-        size_t rn;
-        if (!compress_known(type)) {
-            rc = table_corrupt(t, h.off, 0, "%s has unknown compression %u", what, type);
-            goto fail;
-        }
-        if ((rc = compress_raw_size(tb->mem, n, &rn)) != TIND_OK) {
-            rc = table_corrupt(t, h.off, 1, "%s", what);
-            goto fail;
-        }
-        if (!(raw = malloc(sizeof *raw + rn))) {
+    struct tblock *tb = NULL;
+    unsigned type;
+    int rc;
+    if (kind == TB_DATA && t->props.compression != COMPRESS_NONE && n + BLOCK_TRAILER_SIZE <= TABLE_STACK_READ) {
+        uint8_t stack[TABLE_STACK_READ];
+        if ((rc = table_read_block(t, h, what, stack, n)) != TIND_OK) return rc;
+        if ((rc = table_check_trailer(t, h, what, stack, n, &type)) != TIND_OK) return rc;
+        if (type != COMPRESS_NONE) {
+            rc = table_decompress(t, h, what, type, stack, n, &tb);
+        } else if ((tb = malloc(sizeof *tb + n)) != NULL) {
+            memcpy(tb->mem, stack, n);
+            tb->size = n;
+        } else {
             rc = err_nomem();
-            goto fail;
         }
-        if ((rc = compress_decode(type, tb->mem, n, raw->mem, rn)) != TIND_OK) {
-            if (rc == TIND_CORRUPTION) rc = table_corrupt(t, h.off, 1, "%s", what);
+        if (rc) return rc;
+    } else {
+        if (!(tb = malloc(sizeof *tb + n + BLOCK_TRAILER_SIZE))) return err_nomem();
+        if ((rc = table_read_block(t, h, what, tb->mem, n)) != TIND_OK ||
+            (rc = table_check_trailer(t, h, what, tb->mem, n, &type)) != TIND_OK)
             goto fail;
+        tb->size = n;
+        if (type != COMPRESS_NONE) {
+            struct tblock *raw;
+            if ((rc = table_decompress(t, h, what, type, tb->mem, n, &raw)) != TIND_OK) goto fail;
+            free(tb);
+            tb = raw;
         }
-        raw->size = rn;
-        free(tb);
-        tb = raw;
-        raw = NULL;
     }
     memset(&tb->b, 0, sizeof tb->b);
+    tb->ipfx = NULL;
+    tb->ip = NULL;
+    tb->icp = 0;
     if (kind == TB_DATA || kind == TB_INDEX) {
         if (block_init(&tb->b, tb->mem, tb->size)) {
             rc = table_corrupt(t, h.off, 1, "%s", what);
             goto fail;
         }
     } else if (kind == TB_FILTER) {
-        if (bloom_check(tb->mem, tb->size)) {
+        if (bloom_check(tb->mem, tb->size, t->filter_layout)) {
             rc = table_corrupt(t, h.off, 1, "%s", what);
             goto fail;
         }
     }
+    if (kind == TB_INDEX) index_build_search(t, tb);
     *out = tb;
     return TIND_OK;
 fail:
-    free(raw);
     free(tb);
     return rc;
 }
@@ -156,7 +297,7 @@ fail:
 static void table_block_deleter(void *value, void *arg)
 {
     (void)arg;
-    free(value);
+    tblock_free(value);
 }
 
 static uint64_t table_region_end(const table *t, enum tkind kind)
@@ -188,7 +329,7 @@ static int table_fetch(table *t, struct bhandle h, enum tkind kind, struct tref 
     if (rc) return rc;
     if (t->bc) {
         /* Charged by what the decoded block occupies. */
-        r->h = cache_insert(t->bc, t->cache_id, h.off, tb, sizeof *tb + tb->size, table_block_deleter, NULL);
+        r->h = cache_insert(t->bc, t->cache_id, h.off, tb, tblock_charge(tb), table_block_deleter, NULL);
         if (!r->h) return err_nomem(); /* the deleter has freed tb */
         r->tb = cache_value(r->h);
     } else {
@@ -201,7 +342,7 @@ static int table_fetch(table *t, struct bhandle h, enum tkind kind, struct tref 
 static void table_release(table *t, struct tref *r)
 {
     if (r->h) cache_release(t->bc, r->h);
-    else if (r->owned) free(r->tb);
+    else if (r->owned) tblock_free(r->tb);
     r->tb = NULL;
     r->h = NULL;
     r->owned = 0;
@@ -278,9 +419,9 @@ static int table_parse_props(const table *t, const struct tblock *tb, struct tab
 static void table_unpin(table *t)
 {
     if (t->index_pin) cache_release(t->bc, t->index_pin);
-    else free(t->index);
+    else tblock_free(t->index);
     if (t->filter_pin) cache_release(t->bc, t->filter_pin);
-    else free(t->filter);
+    else tblock_free(t->filter);
     t->index = t->filter = NULL;
     t->index_pin = t->filter_pin = NULL;
 }
@@ -331,8 +472,9 @@ static int table_read_footer(table *t)
     if (get_u64(ft + FOOTER_CHECKSUM) != checksum64(ft, FOOTER_CHECKSUM))
         return table_corrupt(t, fo, 0, "footer checksum mismatch");
     uint32_t ver = get_u32(ft + FOOTER_VERSION), flags = get_u32(ft + FOOTER_FLAGS);
-    if (ver != TABLE_FORMAT_VERSION)
+    if (ver < TABLE_FORMAT_OLDEST || ver > TABLE_FORMAT_VERSION)
         return table_corrupt(t, fo + FOOTER_VERSION, 0, "unsupported table format version %u", ver);
+    t->filter_layout = ver >= 2 ? BLOOM_BLOCKED : BLOOM_PLAIN;
     if (flags) return table_corrupt(t, fo + FOOTER_FLAGS, 0, "unknown footer flags 0x%x", flags);
     t->index_h = (struct bhandle){get_u64(ft + FOOTER_INDEX_OFF), get_u64(ft + FOOTER_INDEX_SIZE)};
     t->filter_h = (struct bhandle){get_u64(ft + FOOTER_FILTER_OFF), get_u64(ft + FOOTER_FILTER_SIZE)};
@@ -421,7 +563,7 @@ int table_may_contain(table *t, const uint8_t *key, size_t klen)
     if (!t->filter_h.size) return 1;
     struct tref fr;
     if (table_fetch(t, t->filter_h, TB_FILTER, &fr)) return 1; /* cannot tell: may */
-    int may = bloom_may_contain(fr.tb->mem, fr.tb->size, bloom_hash(key, klen));
+    int may = bloom_may_contain(fr.tb->mem, fr.tb->size, t->filter_layout, bloom_hash(key, klen));
     table_release(t, &fr);
     return may;
 }
@@ -435,6 +577,12 @@ static int table_block_failed(const table *t, const block_iter *it, uint64_t off
 
 int table_get(table *t, const uint8_t *key, size_t klen, uint64_t seq, int *found, unsigned *kind, buf *val)
 {
+    return table_get_hashed(t, key, klen, bloom_hash(key, klen), seq, found, kind, val);
+}
+
+int table_get_hashed(table *t, const uint8_t *key, size_t klen, uint64_t hash, uint64_t seq, int *found,
+                     unsigned *kind, buf *val)
+{
     *found = 0;
     if (seq > SEQ_MAX) seq = SEQ_MAX;
     uint64_t target = tag_pack(seq, KIND_MAX);
@@ -447,13 +595,13 @@ int table_get(table *t, const uint8_t *key, size_t klen, uint64_t seq, int *foun
     if (t->filter_h.size) {
         struct tref fr;
         if ((rc = table_fetch(t, t->filter_h, TB_FILTER, &fr)) != TIND_OK) return rc;
-        int may = bloom_may_contain(fr.tb->mem, fr.tb->size, bloom_hash(key, klen));
+        int may = bloom_may_contain(fr.tb->mem, fr.tb->size, t->filter_layout, hash);
         table_release(t, &fr);
         if (!may) return TIND_OK;
     }
     if ((rc = table_fetch(t, t->index_h, TB_INDEX, &ir)) != TIND_OK) goto done;
     block_iter_set(&ii, &ir.tb->b);
-    block_iter_seek(&ii, key, klen, target);
+    index_seek(ir.tb, &ii, key, klen, target);
     if (!ii.base.valid) {
         /* Past every separator: no entry >= target here. */
         if (ii.status) rc = table_block_failed(t, &ii, t->index_h.off, TB_INDEX);
@@ -641,7 +789,7 @@ static void titer_seek(iiter *it, const uint8_t *key, size_t klen, uint64_t tag)
 {
     titer *ti = (titer *)it;
     if (titer_begin(ti)) return;
-    block_iter_seek(&ti->ii, key, klen, tag);
+    index_seek(ti->ir.tb, &ti->ii, key, klen, tag);
     if (!ti->ii.base.valid) {
         titer_index_end(ti);
         return;
@@ -657,7 +805,7 @@ static void titer_seek_for_prev(iiter *it, const uint8_t *key, size_t klen, uint
 {
     titer *ti = (titer *)it;
     if (titer_begin(ti)) return;
-    block_iter_seek(&ti->ii, key, klen, tag);
+    index_seek(ti->ir.tb, &ti->ii, key, klen, tag);
     if (!ti->ii.base.valid && !ti->ii.status) block_iter_seek_last(&ti->ii); /* target is past every separator */
     if (!ti->ii.base.valid) {
         titer_index_end(ti);
@@ -755,7 +903,7 @@ static int tverify_entry(struct tverify *v, const iiter *e, const iiter *sep, ui
         bad = "key past its index separator";
     else if (v->have_psep && ikey_cmp(e->key, e->klen, e->tag, v->psep.p, v->psep.len, v->psep_tag) <= 0)
         bad = "key not past the previous index separator";
-    else if (v->fb && !bloom_may_contain(v->fb->mem, v->fb->size, bloom_hash(e->key, e->klen)))
+    else if (v->fb && !bloom_may_contain(v->fb->mem, v->fb->size, v->t->filter_layout, bloom_hash(e->key, e->klen)))
         bad = "key missing from the bloom filter";
     else if (v->entries == 0 && ukey_cmp(e->key, e->klen, v->props.smallest.p, v->props.smallest.len) != 0)
         bad = "first key differs from the properties' smallest";
@@ -888,7 +1036,7 @@ done:
     buf_free(&v.psep);
     table_props_free(&v.props);
     free(pb);
-    free(v.fb);
-    free(ib);
+    tblock_free(v.fb);
+    tblock_free(ib);
     return rc;
 }

@@ -84,6 +84,9 @@ int table_writer_open(const char *path, const struct table_options *o, table_wri
     if (opt.block_size > TABLE_MAX_BLOCK_SIZE)
         return err_set(TIND_INVALID, "table block size %zu over the limit", opt.block_size);
     if (!compress_known(opt.compression)) return err_set(TIND_INVALID, "unknown compression %u", opt.compression);
+    if (!opt.format_version) opt.format_version = TABLE_FORMAT_VERSION;
+    if (opt.format_version < TABLE_FORMAT_OLDEST || opt.format_version > TABLE_FORMAT_VERSION)
+        return err_set(TIND_INVALID, "unknown table format version %u", opt.format_version);
 
     table_writer *w = calloc(1, sizeof *w);
     if (!w) return err_nomem();
@@ -91,7 +94,7 @@ int table_writer_open(const char *path, const struct table_options *o, table_wri
     w->o = opt;
     block_builder_init(&w->data, opt.restart_interval);
     block_builder_init(&w->index, 1); /* every index entry a restart point: pure binary search */
-    bloom_builder_init(&w->bloom, opt.bloom_bits);
+    bloom_builder_init(&w->bloom, opt.bloom_bits, opt.format_version >= 2 ? BLOOM_BLOCKED : BLOOM_PLAIN);
     compress_ctx_init(&w->cz);
     buf_init(&w->cbuf);
     buf_init(&w->last);
@@ -368,7 +371,7 @@ int table_writer_finish(table_writer *w, struct table_props *props, uint64_t *si
     put_u64(ft + FOOTER_FILTER_SIZE, filter_size);
     put_u64(ft + FOOTER_PROPS_OFF, props_off);
     put_u64(ft + FOOTER_PROPS_SIZE, props_size);
-    put_u32(ft + FOOTER_VERSION, TABLE_FORMAT_VERSION);
+    put_u32(ft + FOOTER_VERSION, w->o.format_version);
     put_u32(ft + FOOTER_FLAGS, 0);
     put_u64(ft + FOOTER_CHECKSUM, checksum64(ft, FOOTER_CHECKSUM));
     put_u64(ft + FOOTER_MAGIC, TABLE_MAGIC);

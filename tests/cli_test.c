@@ -646,7 +646,8 @@ Test(cli, table_shows_blocks_filter_and_entries)
     expect_has(r.out, "entries       200 (0 tombstones)", "table");
     expect_has(r.out, "bloom filter", "table");
     expect_has(r.out, "bits per key", "table");
-    expect_has(r.out, "footer        format 1", "table");
+    expect_has(r.out, "footer        format 2", "table");
+    expect_has(r.out, "bits per key, blocked (64-byte lines)", "table");
     expect_has(r.out, "ratio", "table");
     expect_has(r.out, "keys          key000 .. key199", "table");
     run_free(&r);

@@ -135,6 +135,7 @@ static void table_print_summary_json(const struct table_summary *s, int hex)
     json_u64("bytes", ft->filter_size);
     json_u64("bits", s->filter_bits);
     json_u64("probes", s->probes);
+    json_str("layout", ft->version >= 2 ? "blocked" : "plain");
     json_double("bits_per_key", s->bits_per_key);
     json_end_object();
     json_begin_array("blocks");
@@ -161,8 +162,9 @@ static void table_print_summary_text(const struct table_summary *s, int hex)
            p->raw_key_bytes, p->raw_value_bytes, p->data_bytes, compress_name(p->compression));
     printf("index         %" PRIu64 " bytes\n", p->index_bytes);
     if (ft->filter_size)
-        printf("bloom filter  %" PRIu64 " bytes, %" PRIu64 " bits, %u probes, %.2f bits per key\n", ft->filter_size,
-               s->filter_bits, s->probes, s->bits_per_key);
+        printf("bloom filter  %" PRIu64 " bytes, %" PRIu64 " bits, %u probes, %.2f bits per key, %s\n",
+               ft->filter_size, s->filter_bits, s->probes, s->bits_per_key,
+               ft->version >= 2 ? "blocked (64-byte lines)" : "plain");
     else printf("bloom filter  none\n");
     printf("created       %" PRIu64 "\n", p->created);
     printf("blocks        offset       stored          raw  compression  ratio  index key\n");

@@ -2,6 +2,7 @@
  * iterators. */
 #include <stdlib.h>
 
+#include "lsm/bloom.h"
 #include "lsm/ikey.h"
 #include "lsm/level_iter.h"
 #include "lsm/merge.h"
@@ -10,8 +11,8 @@
 /* Looks key up in the tables of v: level 0 newest first (ranges may
  * overlap), then at most one table per deeper level. Sets *found and, when
  * found, *kind and val. */
-static int read_version(struct tree *t, const struct version *v, const uint8_t *key, size_t klen, uint64_t seq,
-                        int *found, unsigned *kind, buf *val)
+static int read_version(struct tree *t, const struct version *v, const uint8_t *key, size_t klen, uint64_t hash,
+                        uint64_t seq, int *found, unsigned *kind, buf *val)
 {
     *found = 0;
     for (unsigned l = 0; l < LSM_LEVELS; l++) {
@@ -35,7 +36,7 @@ static int read_version(struct tree *t, const struct version *v, const uint8_t *
             table *tb;
             int rc = table_cache_get(t->env.tables, t->env.space, m, &tb);
             if (rc) return rc;
-            rc = table_get(tb, key, klen, seq, found, kind, val);
+            rc = table_get_hashed(tb, key, klen, hash, seq, found, kind, val);
             table_unref(tb);
             if (rc || *found) return rc;
         }
@@ -46,10 +47,13 @@ static int read_version(struct tree *t, const struct version *v, const uint8_t *
 int tree_get(struct tree *t, struct super_version *sv, uint64_t seq, const uint8_t *key, size_t klen, int *found,
              unsigned *kind, const uint8_t **val, size_t *vlen, buf *tv)
 {
-    *found = memtable_get(sv->mem, key, klen, seq, kind, val, vlen);
-    for (size_t i = 0; !*found && i < sv->nimm; i++) *found = memtable_get(sv->imm[i], key, klen, seq, kind, val, vlen);
+    /* One hash for every memtable filter and table bloom filter asked. */
+    const uint64_t hash = bloom_hash(key, klen);
+    *found = memtable_get_hashed(sv->mem, key, klen, hash, seq, kind, val, vlen);
+    for (size_t i = 0; !*found && i < sv->nimm; i++)
+        *found = memtable_get_hashed(sv->imm[i], key, klen, hash, seq, kind, val, vlen);
     if (*found) return TIND_OK;
-    int rc = read_version(t, sv->ver, key, klen, seq, found, kind, tv);
+    int rc = read_version(t, sv->ver, key, klen, hash, seq, found, kind, tv);
     *val = tv->p;
     *vlen = tv->len;
     return rc;
