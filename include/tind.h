@@ -148,8 +148,8 @@ typedef struct tind_keyspace_options {
                                    default 4096, 256 to 1 MiB */
     uint32_t restart_interval;  /* keys between full keys in a block; default 16, 1 to 1024 */
     uint32_t bloom_bits_per_key; /* bloom filter bits per key; default 10; 0: no filter; at most 32 */
-    int compression[TIND_LEVELS]; /* TIND_COMPRESSION_* per level; default LZ4 for levels
-                                   0-5 and ZSTD for level 6 */
+    int compression[TIND_LEVELS]; /* TIND_COMPRESSION_* per level; default LZ4 on every
+                                   level (ZSTD on the last saves space and costs reads) */
     int zstd_level;             /* level of ZSTD compression; default 3, 1 to 19 */
     int compaction;             /* TIND_COMPACTION_*; default LEVELED */
     uint32_t l0_trigger;        /* leveled: level-0 tables that start a compaction; default 4, 1 to 64;

@@ -43,11 +43,13 @@
 #include "src/util/coding.h"
 #include "tind.h"
 
-/* Level 6 (the last) holds most of the data and is read least: it gets zstd. */
+/* LZ4 on every level. The last level holds most of the data, so most reads
+ * that miss the block cache decode one of its blocks: ZSTD there saved 11%
+ * of the disk space at 2M keys and cost 43% of the random-read rate. */
 #define KSO_COMPRESSION_DEFAULTS                                                                              \
     {                                                                                                         \
         TIND_COMPRESSION_LZ4, TIND_COMPRESSION_LZ4, TIND_COMPRESSION_LZ4, TIND_COMPRESSION_LZ4,             \
-            TIND_COMPRESSION_LZ4, TIND_COMPRESSION_LZ4, TIND_COMPRESSION_ZSTD                                 \
+            TIND_COMPRESSION_LZ4, TIND_COMPRESSION_LZ4, TIND_COMPRESSION_LZ4                                  \
     }
 
 #define KS_OPTIONS(X)                                                                                         \
