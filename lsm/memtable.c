@@ -66,10 +66,23 @@ struct memtable {
     size_t filter_lines;
 };
 
+/* Backward steps: the list has no back links, so a step back searches for the
+ * node before. Instead of one search per step, a search stops at the last
+ * node before the current one among those at least MT_BACK_LEVEL + 1 tall
+ * (one in 4^MT_BACK_LEVEL), walks level 0 from there and keeps every node it
+ * passes (at most MT_BACK_MAX, the nearest): the next steps back take them
+ * in turn. A node linked meanwhile between two kept ones is not seen: it is
+ * newer than any reader's sequence number (see memtable.h), so the reader
+ * would skip it anyway. */
+#define MT_BACK_LEVEL 2
+#define MT_BACK_MAX 64
+
 typedef struct memtable_iter_s {
     iiter base;
     memtable *m;
     const mt_node *node;   /* NULL: not positioned */
+    int nback;             /* nodes kept for backward steps: back[nback - 1] is just before node */
+    const mt_node *back[MT_BACK_MAX];
 } memtable_iter_s;
 
 /* A search target: an internal key with its prefix computed once. */
@@ -347,6 +360,23 @@ static const mt_node *memtable_find_before(const memtable *m, const mt_target *t
     }
 }
 
+/* The last node < target among those linked at level `stop` or above (the
+ * head when none). */
+static const mt_node *memtable_find_before_at(const memtable *m, const mt_target *t, int stop)
+{
+    const mt_node *x = m->head;
+    int level = atomic_load_explicit(&m->height, memory_order_relaxed) - 1;
+    for (;;) {
+        const mt_node *next = node_next(x, level);
+        if (next && node_cmp(next, t) < 0) {
+            x = next;
+        } else {
+            if (level <= stop) return x;
+            level--;
+        }
+    }
+}
+
 /* The last node; the head when empty. */
 static const mt_node *memtable_find_last(const memtable *m)
 {
@@ -578,12 +608,14 @@ static void memtable_iter_set(memtable_iter_s *it, const mt_node *n)
 static void memtable_iter_seek_first(iiter *b)
 {
     memtable_iter_s *it = (memtable_iter_s *)b;
+    it->nback = 0;
     memtable_iter_set(it, node_next(it->m->head, 0));
 }
 
 static void memtable_iter_seek_last(iiter *b)
 {
     memtable_iter_s *it = (memtable_iter_s *)b;
+    it->nback = 0;
     memtable_iter_set(it, memtable_find_last(it->m));
 }
 
@@ -591,6 +623,7 @@ static void memtable_iter_seek(iiter *b, const uint8_t *key, size_t klen, uint64
 {
     memtable_iter_s *it = (memtable_iter_s *)b;
     mt_target t = target_of(key, klen, tag);
+    it->nback = 0;
     memtable_iter_set(it, memtable_find_ge(it->m, &t, NULL));
 }
 
@@ -598,6 +631,7 @@ static void memtable_iter_seek_for_prev(iiter *b, const uint8_t *key, size_t kle
 {
     memtable_iter_s *it = (memtable_iter_s *)b;
     mt_target t = target_of(key, klen, tag);
+    it->nback = 0;
     memtable_iter_set(it, memtable_find_before(it->m, &t, 0));
 }
 
@@ -605,17 +639,33 @@ static void memtable_iter_next(iiter *b)
 {
     memtable_iter_s *it = (memtable_iter_s *)b;
     if (!it->node) return;
+    it->nback = 0;
     memtable_iter_set(it, node_next(it->node, 0));
 }
 
-/* No back links: search from the head for the last node before this one. */
+/* Keeps the nodes before n (see MT_BACK_LEVEL): none when n is the first. */
+static void memtable_iter_fill_back(memtable_iter_s *it, const mt_node *n)
+{
+    const memtable *m = it->m;
+    mt_target t = {node_key(n), n->klen, n->prefix, n->tag};
+    const mt_node *x = memtable_find_before_at(m, &t, MT_BACK_LEVEL);
+    it->nback = 0;
+    for (const mt_node *y = x == m->head ? node_next(x, 0) : x; y && y != n; y = node_next(y, 0)) {
+        if (it->nback == MT_BACK_MAX) { /* keep the nearer half */
+            memmove(it->back, it->back + MT_BACK_MAX / 2, sizeof it->back[0] * (MT_BACK_MAX / 2));
+            it->nback = MT_BACK_MAX / 2;
+        }
+        it->back[it->nback++] = y;
+    }
+}
+
 static void memtable_iter_prev(iiter *b)
 {
     memtable_iter_s *it = (memtable_iter_s *)b;
     const mt_node *n = it->node;
     if (!n) return;
-    mt_target t = {node_key(n), n->klen, n->prefix, n->tag};
-    memtable_iter_set(it, memtable_find_before(it->m, &t, 1));
+    if (it->nback == 0) memtable_iter_fill_back(it, n);
+    memtable_iter_set(it, it->nback ? it->back[--it->nback] : NULL);
 }
 
 static int memtable_iter_status(const iiter *b)
@@ -648,6 +698,7 @@ iiter *memtable_iter(memtable *m)
     if (!it) return NULL;
     it->base.ops = &memtable_iter_ops;
     it->m = m;
+    it->nback = 0;
     memtable_ref(m);
     memtable_iter_set(it, NULL);
     return &it->base;
