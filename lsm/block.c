@@ -191,6 +191,10 @@ void block_iter_init(block_iter *it, const block *b)
     it->kcap = sizeof it->kinline;
     it->status = TIND_OK;
     it->bad_off = 0;
+    it->nback = 0;
+    it->bridx = 0;
+    it->bkeys = NULL;
+    it->bkn = it->bkcap = 0;
 }
 
 static void block_iter_clear(block_iter *it)
@@ -203,6 +207,7 @@ static void block_iter_clear(block_iter *it)
     it->base.vlen = 0;
     it->k = NULL;
     it->kn = 0;
+    it->nback = 0;
 }
 
 void block_iter_set(block_iter *it, const block *b)
@@ -220,6 +225,9 @@ void block_iter_release(block_iter *it)
     if (it->kbuf != it->kinline) free(it->kbuf);
     it->kbuf = it->kinline;
     it->kcap = sizeof it->kinline;
+    free(it->bkeys);
+    it->bkeys = NULL;
+    it->bkn = it->bkcap = 0;
     block_iter_clear(it);
 }
 
@@ -343,17 +351,54 @@ void block_iter_next(block_iter *it)
         block_iter_clear(it);
         return;
     }
+    it->nback = 0;
     if (block_iter_decode(it, it->next)) return;
     while (it->ridx + 1 < b->nrestarts && block_restart(b, it->ridx + 1) <= it->cur) it->ridx++;
 }
 
+/* Keeps the current entry for a later backward step (see BLOCK_ITER_BACK);
+ * out of memory keeps nothing more (the steps then re-decode). */
+static void block_iter_keep(block_iter *it)
+{
+    if (it->nback == BLOCK_ITER_BACK) { /* keep the nearest */
+        memmove(it->back, it->back + 1, sizeof it->back[0] * (BLOCK_ITER_BACK - 1));
+        it->nback--;
+    }
+    if (it->kn > it->bkcap - it->bkn) {
+        size_t cap = it->bkcap ? it->bkcap : 256;
+        while (cap - it->bkn < it->kn) cap *= 2;
+        uint8_t *nb = realloc(it->bkeys, cap);
+        if (!nb) return;
+        it->bkeys = nb;
+        it->bkcap = cap;
+    }
+    memcpy(it->bkeys + it->bkn, it->k, it->kn);
+    it->back[it->nback++] = (struct block_back){it->cur, it->next, it->bkn, it->kn, it->base.val, it->base.vlen};
+    it->bkn += it->kn;
+}
+
 /* LevelDB-style: back to the restart point before the current entry, then
- * forward to the entry that ends where the current one starts. */
+ * forward to the entry that ends where the current one starts, keeping the
+ * entries passed on the way for the next steps back. */
 void block_iter_prev(block_iter *it)
 {
     if (!it->base.valid) return;
     const block *b = it->b;
     size_t orig = it->cur;
+    if (it->nback > 0 && it->back[it->nback - 1].next == orig) {
+        const struct block_back *e = &it->back[--it->nback];
+        it->k = it->bkeys + e->koff;
+        it->kn = e->kn;
+        it->cur = e->cur;
+        it->next = e->next;
+        it->ridx = it->bridx;
+        it->base.key = it->k;
+        it->base.klen = e->kn - 8;
+        it->base.tag = get_u64(it->k + e->kn - 8);
+        it->base.val = e->val;
+        it->base.vlen = e->vlen;
+        return;
+    }
     uint32_t r = it->ridx;
     while (block_restart(b, r) >= orig) {
         if (r == 0) {
@@ -363,8 +408,13 @@ void block_iter_prev(block_iter *it)
         r--;
     }
     if (block_iter_to_restart(it, r)) return;
-    while (it->next < orig)
+    it->nback = 0;
+    it->bkn = 0;
+    it->bridx = r;
+    while (it->next < orig) {
+        block_iter_keep(it);
         if (block_iter_decode(it, it->next)) return;
+    }
     if (it->next != orig) block_iter_corrupt(it, it->cur);
 }
 

@@ -87,6 +87,18 @@ int block_check(const block *b);
  * in the block itself when stored whole, else in the iterator's key buffer
  * (inline up to BLOCK_ITER_INLINE bytes, so most seeks allocate nothing). */
 #define BLOCK_ITER_INLINE 64
+/* Entries a backward step keeps: stepping back re-decodes the restart
+ * interval before the current entry, and keeps the entries it passes (up to
+ * this many, the nearest) for the steps after, so that a backward scan
+ * decodes each entry about once instead of half an interval per step. */
+#define BLOCK_ITER_BACK 16
+struct block_back {
+    size_t cur, next;     /* the entry's offset and the offset past it */
+    size_t koff;          /* its whole key: bkeys[koff .. koff + kn) */
+    size_t kn;
+    const uint8_t *val;   /* its value, in the block */
+    uint32_t vlen;
+};
 typedef struct block_iter {
     iiter base;
     const block *b;
@@ -100,6 +112,11 @@ typedef struct block_iter {
     int status;
     size_t bad_off;   /* where a malformed entry was found */
     uint8_t kinline[BLOCK_ITER_INLINE];
+    int nback;        /* kept entries: back[nback - 1] ends where the current one starts */
+    uint32_t bridx;   /* their restart interval */
+    uint8_t *bkeys;   /* their keys (malloc'd, NULL until a step back needs it) */
+    size_t bkn, bkcap;
+    struct block_back back[BLOCK_ITER_BACK];
 } block_iter;
 
 /* Positions nowhere (invalid) on b (NULL: an empty block). */
