@@ -508,7 +508,7 @@ run-fuzz-corpus: check-pkgs $(BUILD)/tests/fuzz-gen-corpus
 
 $(BUILD)/tests/fuzz-gen-corpus: $(BUILD)/obj/tests/fuzz/gen_corpus.o $(TEST_SUPPORT_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(INTERNAL) $(LDLIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) $(WRAP_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(INTERNAL) $(LDLIBS)
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -149,13 +149,14 @@ static void gen_journals(const char *tmp)
 
 /* ---- tables -------------------------------------------------------------------------- */
 
-static void gen_table(const char *tmp, const char *name, size_t block_size, unsigned restart, unsigned bloom,
-                      unsigned compression, unsigned keys, unsigned versions)
+/* format: the table format version (0: the current one). */
+static void gen_table_format(const char *tmp, const char *name, size_t block_size, unsigned restart, unsigned bloom,
+                             unsigned compression, unsigned keys, unsigned versions, unsigned format)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.tbl", tmp, name);
     struct table_options o = {.block_size = block_size, .restart_interval = restart, .bloom_bits = bloom,
-                              .compression = compression, .zstd_level = 1};
+                              .compression = compression, .zstd_level = 1, .format_version = format};
     table_writer *w;
     check(table_writer_open(path, &o, &w), "table_writer_open");
     uint64_t seq = 1000;
@@ -175,8 +176,17 @@ static void gen_table(const char *tmp, const char *name, size_t block_size, unsi
     emit_file("table", name, path);
 }
 
+static void gen_table(const char *tmp, const char *name, size_t block_size, unsigned restart, unsigned bloom,
+                      unsigned compression, unsigned keys, unsigned versions)
+{
+    gen_table_format(tmp, name, block_size, restart, bloom, compression, keys, versions, 0);
+}
+
 static void gen_tables(const char *tmp)
 {
+    /* Format 1 (the plain filter layout), which readers still take. */
+    gen_table_format(tmp, "v1-bloom-versions", 256, 16, 10, COMPRESS_NONE, 30, 3, 1);
+    gen_table_format(tmp, "v1-lz4", 512, 8, 10, COMPRESS_LZ4, 60, 2, 1);
     gen_table(tmp, "plain", 256, 4, 0, COMPRESS_NONE, 40, 1);
     gen_table(tmp, "bloom-versions", 256, 16, 10, COMPRESS_NONE, 30, 3);
     gen_table(tmp, "lz4", 512, 8, 10, COMPRESS_LZ4, 60, 2);
