@@ -235,6 +235,27 @@ TIND_API int tind_delete(tind_keyspace *ks, const void *key, size_t klen);
  * its length. TIND_NOT_FOUND if absent or deleted. Thread-safe. */
 TIND_API int tind_get(tind_keyspace *ks, const void *key, size_t klen, void **val, size_t *vlen);
 
+/* A value read in place by tind_get_pinned(): data (never NULL after a
+ * successful read, even for an empty value) and len stay valid until
+ * tind_pinned_release(). The block or memtable the value lies in stays in
+ * memory meanwhile (a pinned block cannot be evicted from the cache), so
+ * release it soon; tind_close() is TIND_BUSY while one is held. The other
+ * fields are the library's. */
+typedef struct tind_pinned {
+    const void *data;
+    size_t len;
+    void *internal_[6];
+} tind_pinned;
+
+/* tind_get() without the copy: on TIND_OK, out->data and out->len are the
+ * value where it lies (a memtable or a cached block), valid until
+ * tind_pinned_release(out). On any other result out holds nothing (its
+ * release is a no-op). out may be reused after a release. Thread-safe. */
+TIND_API int tind_get_pinned(tind_keyspace *ks, const void *key, size_t klen, tind_pinned *out);
+/* Releases what a tind_get_pinned() read holds and clears it. NULL, or a
+ * cleared or failed one, is a no-op. */
+TIND_API void tind_pinned_release(tind_pinned *p);
+
 /* Frees memory returned by tind (values, keyspace lists). NULL is a no-op. */
 TIND_API void tind_free(void *p);
 

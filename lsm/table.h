@@ -101,6 +101,23 @@ int table_get(table *t, const uint8_t *key, size_t klen, uint64_t seq, int *foun
 int table_get_hashed(table *t, const uint8_t *key, size_t klen, uint64_t hash, uint64_t seq, int *found,
                      unsigned *kind, buf *val);
 
+/* A value left where it lies: its data block stays pinned, in the block
+ * cache (a handle) or owned (a table without a cache), until
+ * table_pin_release, even after the table is closed. The cache must
+ * outlive the pin. All zero: nothing pinned. */
+struct table_pin {
+    struct cache *cache;
+    struct cache_handle *handle;
+    struct tblock *block;
+};
+/* table_get_hashed without the copy: when found, *val / *vlen point into a
+ * block that *pin holds (release it with table_pin_release); otherwise *pin
+ * holds nothing. */
+int table_get_pinned(table *t, const uint8_t *key, size_t klen, uint64_t hash, uint64_t seq, int *found,
+                     unsigned *kind, const uint8_t **val, size_t *vlen, struct table_pin *pin);
+/* Releases what pin holds; a zeroed pin (or NULL) is a no-op. */
+void table_pin_release(struct table_pin *pin);
+
 /* 1 when the filter says key may be present (or there is no filter). */
 int table_may_contain(table *t, const uint8_t *key, size_t klen);
 

@@ -580,13 +580,16 @@ int table_get(table *t, const uint8_t *key, size_t klen, uint64_t seq, int *foun
     return table_get_hashed(t, key, klen, bloom_hash(key, klen), seq, found, kind, val);
 }
 
-int table_get_hashed(table *t, const uint8_t *key, size_t klen, uint64_t hash, uint64_t seq, int *found,
-                     unsigned *kind, buf *val)
+/* The lookup both gets share: on *found, *val and *vlen point into the data
+ * block dr holds, which the caller releases (or keeps pinned). */
+static int table_lookup(table *t, const uint8_t *key, size_t klen, uint64_t hash, uint64_t seq, int *found,
+                        unsigned *kind, const uint8_t **val, size_t *vlen, struct tref *dr)
 {
     *found = 0;
     if (seq > SEQ_MAX) seq = SEQ_MAX;
     uint64_t target = tag_pack(seq, KIND_MAX);
-    struct tref ir = {0}, dr = {0};
+    struct tref ir = {0};
+    *dr = (struct tref){0};
     block_iter ii, di;
     block_iter_init(&ii, NULL);
     block_iter_init(&di, NULL);
@@ -609,8 +612,8 @@ int table_get_hashed(table *t, const uint8_t *key, size_t klen, uint64_t hash, u
     }
     struct bhandle h;
     if ((rc = table_decode_handle(t, t->index_h.off, ii.base.val, ii.base.vlen, &h)) != TIND_OK) goto done;
-    if ((rc = table_fetch(t, h, TB_DATA, &dr)) != TIND_OK) goto done;
-    block_iter_set(&di, &dr.tb->b);
+    if ((rc = table_fetch(t, h, TB_DATA, dr)) != TIND_OK) goto done;
+    block_iter_set(&di, &dr->tb->b);
     block_iter_seek(&di, key, klen, target);
     /* When the block has no entry >= target, neither has the next one an
      * entry of this user key (see the separator rule in table_writer.c). */
@@ -619,17 +622,56 @@ int table_get_hashed(table *t, const uint8_t *key, size_t klen, uint64_t hash, u
         goto done;
     }
     if (ukey_cmp(di.base.key, di.base.klen, key, klen) == 0) {
-        buf_clear(val);
-        if ((rc = buf_append(val, di.base.val, di.base.vlen)) != TIND_OK) goto done;
+        *val = di.base.val;
+        *vlen = di.base.vlen;
         *kind = tag_kind(di.base.tag);
         *found = 1;
     }
 done:
     block_iter_release(&di);
     block_iter_release(&ii);
-    table_release(t, &dr);
+    if (!*found) table_release(t, dr);
     table_release(t, &ir);
     return rc;
+}
+
+int table_get_hashed(table *t, const uint8_t *key, size_t klen, uint64_t hash, uint64_t seq, int *found,
+                     unsigned *kind, buf *val)
+{
+    struct tref dr;
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    int rc = table_lookup(t, key, klen, hash, seq, found, kind, &v, &vl, &dr);
+    if (*found) {
+        buf_clear(val);
+        if ((rc = buf_append(val, v, vl)) != TIND_OK) *found = 0;
+        table_release(t, &dr);
+    }
+    return rc;
+}
+
+int table_get_pinned(table *t, const uint8_t *key, size_t klen, uint64_t hash, uint64_t seq, int *found,
+                     unsigned *kind, const uint8_t **val, size_t *vlen, struct table_pin *pin)
+{
+    struct tref dr;
+    *pin = (struct table_pin){0};
+    int rc = table_lookup(t, key, klen, hash, seq, found, kind, val, vlen, &dr);
+    if (*found) {
+        /* The handle or the owned block outlives the table: the cache
+         * keeps a value alive while a handle is out. */
+        pin->cache = dr.h ? t->bc : NULL;
+        pin->handle = dr.h;
+        pin->block = dr.owned ? dr.tb : NULL;
+    }
+    return rc;
+}
+
+void table_pin_release(struct table_pin *pin)
+{
+    if (!pin) return;
+    if (pin->handle) cache_release(pin->cache, pin->handle);
+    tblock_free(pin->block);
+    *pin = (struct table_pin){0};
 }
 
 /* ---- iterator ---------------------------------------------------------------- */

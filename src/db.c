@@ -410,8 +410,10 @@ int tind_close(tind_db *db)
 {
     err_clear();
     if (!db) return err_set(TIND_INVALID, "tind_close: NULL database");
-    long ns = atomic_load(&db->nsnaps), ni = atomic_load(&db->niters);
-    if (ns || ni) return err_set(TIND_BUSY, "tind_close: %ld snapshots and %ld iterators are still open", ns, ni);
+    long ns = atomic_load(&db->nsnaps), ni = atomic_load(&db->niters), np = atomic_load(&db->npins);
+    if (ns || ni || np)
+        return err_set(TIND_BUSY, "tind_close: %ld snapshots, %ld iterators and %ld pinned values are still open", ns,
+                       ni, np);
     /* Workers first: a running flush still uses the journal (to retire
      * files); running compactions stop at their next entry. */
     atomic_store(&db->closing, 1);

@@ -109,6 +109,7 @@ struct tind_db {
     struct tind_snapshot snaps GUARDED_BY(snap_mu); /* list head (sentinel) */
     atomic_long nsnaps;
     atomic_long niters;
+    atomic_long npins; /* tind_pinned values not yet released */
 };
 
 /* The newest published sequence number. */

@@ -67,6 +67,61 @@ int tind_get(tind_keyspace *ks, const void *key, size_t klen, void **val, size_t
 
 void tind_free(void *p) { free(p); }
 
+/* What a tind_pinned's internal_ holds. */
+struct read_pin {
+    struct tree_pin tp;
+    tind_db *db;
+};
+_Static_assert(sizeof(struct read_pin) <= sizeof(((tind_pinned *)0)->internal_), "tind_pinned is too small");
+
+static void pinned_clear(tind_pinned *p)
+{
+    p->data = NULL;
+    p->len = 0;
+    memset(p->internal_, 0, sizeof p->internal_);
+}
+
+int tind_get_pinned(tind_keyspace *ks, const void *key, size_t klen, tind_pinned *out)
+{
+    err_clear();
+    if (!out) return err_set(TIND_INVALID, "tind_get_pinned: out is NULL");
+    pinned_clear(out);
+    int rc;
+    if ((rc = check_keyspace(ks)) || (rc = check_key(key, klen))) return rc;
+    struct super_version *sv;
+    if ((rc = sv_acquire(ks->tree, &sv)) != TIND_OK) return rc;
+    uint64_t seq = db_last_seq(ks->db); /* after the super version: see read_at */
+    struct read_pin rp = {.db = ks->db};
+    unsigned kind = KIND_DELETE;
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    int found = 0;
+    rc = tree_get_pinned(ks->tree, sv, seq, key, klen, &found, &kind, &v, &vl, &rp.tp);
+    sv_unref(sv);
+    if (rc == TIND_OK && (!found || kind == KIND_DELETE)) rc = TIND_NOT_FOUND;
+    if (rc != TIND_OK) {
+        tree_pin_release(&rp.tp);
+        return rc;
+    }
+    atomic_fetch_add(&ks->db->npins, 1);
+    out->data = v;
+    out->len = vl;
+    memcpy(out->internal_, &rp, sizeof rp);
+    return TIND_OK;
+}
+
+void tind_pinned_release(tind_pinned *p)
+{
+    if (!p) return;
+    struct read_pin rp;
+    memcpy(&rp, p->internal_, sizeof rp);
+    if (rp.db) {
+        tree_pin_release(&rp.tp);
+        atomic_fetch_sub(&rp.db->npins, 1);
+    }
+    pinned_clear(p);
+}
+
 int tind_snapshot_open(tind_db *db, tind_snapshot **out)
 {
     err_clear();

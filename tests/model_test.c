@@ -244,6 +244,26 @@ static void check_get(run *r, int k, tind_snapshot *s, const model *m, const byt
     tind_free(v);
 }
 
+/* check_get of the latest value, read in place (tind_get_pinned). */
+static void check_get_pinned(run *r, int k, const model *m, const bytes *key, const char *what)
+{
+    tind_pinned p;
+    int rc = tind_get_pinned(r->ks[k], key->p, key->n, &p);
+    const ment *e = m_find(m, key->p, key->n);
+    if (!e) {
+        cr_assert_eq(rc, TIND_NOT_FOUND, FAILCTX "%s pinned get %s in %s: want not found, got %d (%s)", FAILARGS(r),
+                     what, tu_hex(key->p, key->n), ks_names[k], rc, tind_strerror(rc));
+        tind_pinned_release(&p);
+        return;
+    }
+    cr_assert_eq(rc, TIND_OK, FAILCTX "%s pinned get %s in %s: want %s, got %d (%s): %s", FAILARGS(r), what,
+                 tu_hex(key->p, key->n), ks_names[k], tu_hex(e->v, e->vl), rc, tind_strerror(rc), tind_last_error());
+    cr_assert(p.data && p.len == e->vl && memcmp(p.data, e->v, p.len) == 0,
+              FAILCTX "%s pinned get %s in %s: got %s, want %s", FAILARGS(r), what, tu_hex(key->p, key->n),
+              ks_names[k], tu_hex(p.data, p.len), tu_hex(e->v, e->vl));
+    tind_pinned_release(&p);
+}
+
 /* The iterator must be at view index pos (lo <= pos < hi), or invalid when pos is -1. */
 static void check_pos(run *r, tind_iter *it, const view *vw, long pos, const char *what, int stepno)
 {
@@ -439,6 +459,7 @@ static void op_get(run *r)
     int k = (int)rnd(r, NKS);
     bytes key = rand_key(r);
     check_get(r, k, NULL, &r->m[k], &key, "current");
+    check_get_pinned(r, k, &r->m[k], &key, "current");
     struct snap *s = some_snapshot(r);
     if (s) {
         char what[48];
@@ -686,10 +707,12 @@ static void run_model_with(run *r, const char *name, uint64_t steps, unsigned al
         for (unsigned a = 0; a < alphabet_size; a++) {
             bytes key = {{alphabet[a]}, 1};
             check_get(r, k, NULL, &r->m[k], &key, "final");
+            check_get_pinned(r, k, &r->m[k], &key, "final");
             for (unsigned b = 0; b < alphabet_size; b++) {
                 key.p[1] = alphabet[b];
                 key.n = 2;
                 check_get(r, k, NULL, &r->m[k], &key, "final");
+                check_get_pinned(r, k, &r->m[k], &key, "final");
             }
         }
     }

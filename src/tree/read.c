@@ -10,9 +10,11 @@
 
 /* Looks key up in the tables of v: level 0 newest first (ranges may
  * overlap), then at most one table per deeper level. Sets *found and, when
- * found, *kind and val. */
+ * found, *kind and the value: copied into val, or, with pin, left in its
+ * block (*vp, *vlen) that pin holds. */
 static int read_version(struct tree *t, const struct version *v, const uint8_t *key, size_t klen, uint64_t hash,
-                        uint64_t seq, int *found, unsigned *kind, buf *val)
+                        uint64_t seq, int *found, unsigned *kind, buf *val, struct table_pin *pin,
+                        const uint8_t **vp, size_t *vlen)
 {
     *found = 0;
     for (unsigned l = 0; l < LSM_LEVELS; l++) {
@@ -36,7 +38,8 @@ static int read_version(struct tree *t, const struct version *v, const uint8_t *
             table *tb;
             int rc = table_cache_get(t->env.tables, t->env.space, m, &tb);
             if (rc) return rc;
-            rc = table_get_hashed(tb, key, klen, hash, seq, found, kind, val);
+            rc = pin ? table_get_pinned(tb, key, klen, hash, seq, found, kind, vp, vlen, pin)
+                     : table_get_hashed(tb, key, klen, hash, seq, found, kind, val);
             table_unref(tb);
             if (rc || *found) return rc;
         }
@@ -44,19 +47,51 @@ static int read_version(struct tree *t, const struct version *v, const uint8_t *
     return TIND_OK;
 }
 
+/* The memtables of sv, newest first: the one holding key's newest version
+ * at or below seq, or NULL. */
+static memtable *read_memtables(struct super_version *sv, const uint8_t *key, size_t klen, uint64_t hash,
+                                uint64_t seq, unsigned *kind, const uint8_t **val, size_t *vlen)
+{
+    if (memtable_get_hashed(sv->mem, key, klen, hash, seq, kind, val, vlen)) return sv->mem;
+    for (size_t i = 0; i < sv->nimm; i++)
+        if (memtable_get_hashed(sv->imm[i], key, klen, hash, seq, kind, val, vlen)) return sv->imm[i];
+    return NULL;
+}
+
 int tree_get(struct tree *t, struct super_version *sv, uint64_t seq, const uint8_t *key, size_t klen, int *found,
              unsigned *kind, const uint8_t **val, size_t *vlen, buf *tv)
 {
     /* One hash for every memtable filter and table bloom filter asked. */
     const uint64_t hash = bloom_hash(key, klen);
-    *found = memtable_get_hashed(sv->mem, key, klen, hash, seq, kind, val, vlen);
-    for (size_t i = 0; !*found && i < sv->nimm; i++)
-        *found = memtable_get_hashed(sv->imm[i], key, klen, hash, seq, kind, val, vlen);
+    *found = read_memtables(sv, key, klen, hash, seq, kind, val, vlen) != NULL;
     if (*found) return TIND_OK;
-    int rc = read_version(t, sv->ver, key, klen, hash, seq, found, kind, tv);
+    int rc = read_version(t, sv->ver, key, klen, hash, seq, found, kind, tv, NULL, NULL, NULL);
     *val = tv->p;
     *vlen = tv->len;
     return rc;
+}
+
+int tree_get_pinned(struct tree *t, struct super_version *sv, uint64_t seq, const uint8_t *key, size_t klen,
+                    int *found, unsigned *kind, const uint8_t **val, size_t *vlen, struct tree_pin *pin)
+{
+    *pin = (struct tree_pin){0};
+    const uint64_t hash = bloom_hash(key, klen);
+    memtable *m = read_memtables(sv, key, klen, hash, seq, kind, val, vlen);
+    if (m) {
+        memtable_ref(m);
+        pin->mem = m;
+        *found = 1;
+        return TIND_OK;
+    }
+    return read_version(t, sv->ver, key, klen, hash, seq, found, kind, NULL, &pin->block, val, vlen);
+}
+
+void tree_pin_release(struct tree_pin *pin)
+{
+    if (!pin) return;
+    memtable_unref(pin->mem);
+    table_pin_release(&pin->block);
+    *pin = (struct tree_pin){0};
 }
 
 static int read_below(const buf *hi, const uint8_t *k, size_t kl) { return !hi || ukey_cmp(k, kl, hi->p, hi->len) < 0; }

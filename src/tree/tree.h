@@ -236,6 +236,17 @@ int tree_compact_all(struct tree *t);
  * it); in a memtable, *val points into it (valid while sv is held). */
 int tree_get(struct tree *t, struct super_version *sv, uint64_t seq, const uint8_t *key, size_t klen, int *found,
              unsigned *kind, const uint8_t **val, size_t *vlen, buf *tv);
+/* What a pinned read holds: the memtable the value lies in (referenced), or
+ * the table block (struct table_pin); all zero: nothing. */
+struct tree_pin {
+    memtable *mem;
+    struct table_pin block;
+};
+/* tree_get without the copy: when found, *val points into what *pin holds,
+ * valid after sv is released, until tree_pin_release. */
+int tree_get_pinned(struct tree *t, struct super_version *sv, uint64_t seq, const uint8_t *key, size_t klen,
+                    int *found, unsigned *kind, const uint8_t **val, size_t *vlen, struct tree_pin *pin);
+void tree_pin_release(struct tree_pin *pin);
 /* The merging iterator over every source of sv, newest first: the active
  * memtable, the sealed ones, then the tables level by level (level 0 newest
  * first) that overlap [lo, hi) (a NULL bound is open). */

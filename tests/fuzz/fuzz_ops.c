@@ -202,6 +202,13 @@ static void fzo_check_get(tind_keyspace *ks, tind_snapshot *snap, const struct f
     if (!want->live) {
         FZ_CHECK(rc == TIND_NOT_FOUND, "get %.*s (ks %u%s): %d %s, the model has no value", (int)k->len, k->b, s,
                  snap ? ", snapshot" : "", rc, rc == TIND_OK ? "found" : tind_last_error());
+        if (!snap) {
+            tind_pinned p;
+            rc = tind_get_pinned(ks, k->b, k->len, &p);
+            FZ_CHECK(rc == TIND_NOT_FOUND, "pinned get %.*s (ks %u): %d, the model has no value", (int)k->len, k->b, s,
+                     rc);
+            tind_pinned_release(&p);
+        }
         return;
     }
     FZ_CHECK(rc == TIND_OK, "get %.*s (ks %u%s): %d %s, the model has %zu bytes", (int)k->len, k->b, s,
@@ -210,6 +217,14 @@ static void fzo_check_get(tind_keyspace *ks, tind_snapshot *snap, const struct f
              "get %.*s (ks %u%s): %zu bytes differ from the model's %zu", (int)k->len, k->b, s,
              snap ? ", snapshot" : "", vl, want->len);
     tind_free(v);
+    if (snap) return;
+    /* The same read in place. */
+    tind_pinned p;
+    rc = tind_get_pinned(ks, k->b, k->len, &p);
+    FZ_CHECK(rc == TIND_OK && p.data && p.len == want->len && (p.len == 0 || memcmp(p.data, want->p, p.len) == 0),
+             "pinned get %.*s (ks %u): %d, %zu bytes against the model's %zu", (int)k->len, k->b, s, rc, p.len,
+             want->len);
+    tind_pinned_release(&p);
 }
 
 /* The model's live keys of keyspace s in [lo, hi) of key order (ranks). */
